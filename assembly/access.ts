@@ -1,0 +1,130 @@
+// CPU accesses at virtual addresses, a batch per call. Each access finds the PTE,
+// faults when it must (handle_mm_fault), then touches the frame and sets A/D bits.
+import { opsBase, dataBase, resultBase, NONE, contentMode, CONTENT_TAGS } from "./layout";
+import { walkPte } from "./pagetable";
+import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn } from "./pte";
+import { mmPgd } from "./mm";
+import { handleMmFault, FAULT_OK } from "./fault";
+import { frameAddr, readTag, writeTag } from "./content";
+
+export const OP_READ_U32: u32 = 1;
+export const OP_WRITE_U32: u32 = 2;
+export const OP_READ_TAG: u32 = 3;
+export const OP_WRITE_TAG: u32 = 4;
+export const OP_READ_BYTES: u32 = 5;
+export const OP_WRITE_BYTES: u32 = 6;
+export const OP_TOUCH_READ: u32 = 7;
+export const OP_TOUCH_WRITE: u32 = 8;
+
+// Op record (8 × u32): kind, addr lo, addr hi, len (bytes, or pages for TOUCH),
+// value lo, value hi, data offset, spare. Reads return their value in place.
+export const OP_RECORD: usize = 32;
+
+// Result block: failing op index, fault code, fault address lo/hi, write.
+const R_INDEX = 0;
+const R_CODE = 4;
+const R_ADDR_LO = 8;
+const R_ADDR_HI = 12;
+const R_WRITE = 16;
+
+let faultCode: u32 = 0;
+
+// The frame behind `vpn` for a read or a write, faulting as the CPU would; NONE on failure.
+export function pfnForAccess(mm: u32, vpn: u64, write: bool): u32 {
+  const pgd = mmPgd(mm);
+  for (let tries = 0; tries < 4; tries++) {
+    const ptep = walkPte(pgd, vpn, false);
+    if (ptep != 0) {
+      const pte = load<u64>(ptep);
+      if ((pte & _PAGE_PRESENT) != 0 && (!write || (pte & _PAGE_RW) != 0)) {
+        store<u64>(ptep, pte | (write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED));
+        return ptePfn(pte);
+      }
+    }
+    const r = handleMmFault(mm, vpn, write);
+    if (r != FAULT_OK) {
+      faultCode = r;
+      return NONE;
+    }
+  }
+  faultCode = 4;
+  return NONE;
+}
+
+function recordFault(index: u32, addr: u64, write: bool): void {
+  store<u32>(resultBase + R_INDEX, index);
+  store<u32>(resultBase + R_CODE, faultCode);
+  store<u32>(resultBase + R_ADDR_LO, <u32>addr);
+  store<u32>(resultBase + R_ADDR_HI, <u32>(addr >> 32));
+  store<u32>(resultBase + R_WRITE, write ? 1 : 0);
+}
+
+// Byte copy between a user range and `buf`, page by page. Returns the failing address + 1, or 0.
+function accessBytes(mm: u32, addr: u64, len: u32, write: bool, buf: usize): u64 {
+  let done: u32 = 0;
+  while (done < len) {
+    const a = addr + <u64>done;
+    const off = <u32>a & 4095;
+    const chunk = min<u32>(4096 - off, len - done);
+    const pfn = pfnForAccess(mm, a >> 12, write);
+    if (pfn == NONE) return a + 1;
+    const p = frameAddr(pfn) + <usize>off;
+    if (write) memory.copy(p, buf + <usize>done, chunk);
+    else memory.copy(buf + <usize>done, p, chunk);
+    done += chunk;
+  }
+  return 0;
+}
+
+// Runs `n` ops from the OPS region; returns how many completed (n when all did).
+export function accessBatch(mm: u32, n: u32): u32 {
+  for (let i: u32 = 0; i < n; i++) {
+    const op = opsBase + <usize>i * OP_RECORD;
+    const kind = load<u32>(op);
+    const addr = (<u64>load<u32>(op + 8) << 32) | <u64>load<u32>(op + 4);
+    const len = load<u32>(op + 12);
+    const write = kind == OP_WRITE_U32 || kind == OP_WRITE_TAG || kind == OP_WRITE_BYTES || kind == OP_TOUCH_WRITE;
+    if (kind == OP_TOUCH_READ || kind == OP_TOUCH_WRITE) {
+      const base = (<u64>load<u32>(op + 20) << 32) | <u64>load<u32>(op + 16);
+      const vpn = addr >> 12;
+      for (let k: u32 = 0; k < len; k++) {
+        const pfn = pfnForAccess(mm, vpn + <u64>k, write);
+        if (pfn == NONE) {
+          recordFault(i, (vpn + <u64>k) << 12, write);
+          return i;
+        }
+        if (write) writeTag(pfn, base + <u64>k);
+      }
+      continue;
+    }
+    if (kind == OP_READ_TAG || kind == OP_WRITE_TAG) {
+      const pfn = pfnForAccess(mm, addr >> 12, write);
+      if (pfn == NONE) {
+        recordFault(i, addr, write);
+        return i;
+      }
+      if (write) {
+        writeTag(pfn, (<u64>load<u32>(op + 20) << 32) | <u64>load<u32>(op + 16));
+      } else {
+        const t = readTag(pfn);
+        store<u32>(op + 16, <u32>t);
+        store<u32>(op + 20, <u32>(t >> 32));
+      }
+      continue;
+    }
+    // Byte-level ops exist only in bytes mode (TS rejects them earlier in tags mode).
+    if (contentMode == CONTENT_TAGS) {
+      faultCode = 4;
+      recordFault(i, addr, write);
+      return i;
+    }
+    const buf = (kind == OP_READ_U32 || kind == OP_WRITE_U32) ? op + 16 : dataBase + <usize>load<u32>(op + 24);
+    const size = (kind == OP_READ_U32 || kind == OP_WRITE_U32) ? 4 : len;
+    const failed = accessBytes(mm, addr, size, write, buf);
+    if (failed != 0) {
+      recordFault(i, failed - 1, write);
+      return i;
+    }
+  }
+  return n;
+}

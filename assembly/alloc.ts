@@ -1,0 +1,201 @@
+// Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
+// split on allocation (expand), merge with the buddy on free.
+import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
+import {
+  flagsOf, setFlagsOf, setRef, setMapcount, setMapping, setIndex, setPrivate, setPincount,
+  lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf,
+  PGTY_buddy, PG_reserved,
+} from "./memmap";
+import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
+
+export const ZONE_NORMAL: u32 = 2;
+export const ZONE_MOVABLE: u32 = 3;
+export const ZONE_DEVICE: u32 = 4;
+
+export const ZONE_RECORD: usize = 256;
+const Z_START = 0;
+const Z_END = 4;
+const Z_NODE = 8;
+const Z_TYPE = 12;
+const Z_MANAGED = 16;
+const Z_FREE = 20;
+const Z_WMARK_MIN = 24;
+const Z_WMARK_LOW = 28;
+const Z_WMARK_HIGH = 32;
+const Z_FREE_AREA = 64;
+const Z_NR_FREE = 112;
+
+@inline export function zoneBase(z: u32): usize {
+  return zonesBase + <usize>z * ZONE_RECORD;
+}
+@inline export function zoneStart(z: u32): u32 { return load<u32>(zoneBase(z) + Z_START); }
+@inline export function zoneEnd(z: u32): u32 { return load<u32>(zoneBase(z) + Z_END); }
+@inline export function zoneNode(z: u32): u32 { return load<u32>(zoneBase(z) + Z_NODE); }
+@inline export function zoneType(z: u32): u32 { return load<u32>(zoneBase(z) + Z_TYPE); }
+@inline export function zoneFree(z: u32): u32 { return load<u32>(zoneBase(z) + Z_FREE); }
+@inline function setZoneFree(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_FREE, v); }
+@inline export function zoneWmarkMin(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_MIN); }
+@inline export function freeAreaHead(z: u32, order: u32): u32 {
+  return load<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2));
+}
+@inline function setFreeAreaHead(z: u32, order: u32, pfn: u32): void {
+  store<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2), pfn);
+}
+@inline export function freeAreaCount(z: u32, order: u32): u32 {
+  return load<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2));
+}
+@inline function setFreeAreaCount(z: u32, order: u32, n: u32): void {
+  store<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2), n);
+}
+
+@inline export function pageIsBuddy(pfn: u32): bool {
+  return (flagsOf(pfn) & (1 << PGTY_buddy)) != 0;
+}
+
+function addToFreeList(z: u32, pfn: u32, order: u32): void {
+  const head = freeAreaHead(z, order);
+  setLruNext(pfn, head);
+  setLruPrev(pfn, NONE);
+  if (head != NONE) setLruPrev(head, pfn);
+  setFreeAreaHead(z, order, pfn);
+  setFreeAreaCount(z, order, freeAreaCount(z, order) + 1);
+  setOrder(pfn, order);
+  setFlagsOf(pfn, flagsOf(pfn) | (1 << PGTY_buddy));
+}
+
+function delFromFreeList(z: u32, pfn: u32, order: u32): void {
+  const next = lruNext(pfn);
+  const prev = lruPrev(pfn);
+  if (prev != NONE) setLruNext(prev, next);
+  else setFreeAreaHead(z, order, next);
+  if (next != NONE) setLruPrev(next, prev);
+  setLruNext(pfn, NONE);
+  setLruPrev(pfn, NONE);
+  setFreeAreaCount(z, order, freeAreaCount(z, order) - 1);
+  setFlagsOf(pfn, flagsOf(pfn) & ~(1 << PGTY_buddy));
+}
+
+// Sets up one zone: tags its pages with the zone id and frees every page not
+// reserved, in the largest aligned blocks that fit (like memblock_free_all).
+export function zoneInit(z: u32): void {
+  const start = zoneStart(z);
+  const end = zoneEnd(z);
+  memory.fill(pageZone + <usize>start, <u8>z, <usize>(end - start));
+  for (let o: u32 = 0; o <= MAX_ORDER; o++) {
+    setFreeAreaHead(z, o, NONE);
+    setFreeAreaCount(z, o, 0);
+  }
+  setZoneFree(z, 0);
+  let pfn = start;
+  let managed: u32 = 0;
+  while (pfn < end) {
+    if (flagsOf(pfn) & (1 << PG_reserved)) {
+      pfn++;
+      continue;
+    }
+    let order: u32 = MAX_ORDER;
+    while (order > 0 && ((pfn & ((1 << order) - 1)) != 0 || pfn + (1 << order) > end || !rangeFree(pfn, 1 << order))) order--;
+    addToFreeList(z, pfn, order);
+    setZoneFree(z, zoneFree(z) + (1 << order));
+    managed += 1 << order;
+    pfn += 1 << order;
+  }
+  store<u32>(zoneBase(z) + Z_MANAGED, managed);
+  statAdd(NR_FREE_PAGES, <i64>managed);
+}
+
+function rangeFree(pfn: u32, n: u32): bool {
+  for (let i: u32 = 0; i < n; i++) if (flagsOf(pfn + i) & (1 << PG_reserved)) return false;
+  return true;
+}
+
+// __rmqueue_smallest + expand: take the smallest block of at least `order`,
+// give the upper halves back to the lower-order lists.
+function rmqueue(z: u32, order: u32): u32 {
+  for (let cur = order; cur <= MAX_ORDER; cur++) {
+    const pfn = freeAreaHead(z, cur);
+    if (pfn == NONE) continue;
+    delFromFreeList(z, pfn, cur);
+    let high = cur;
+    while (high > order) {
+      high--;
+      addToFreeList(z, pfn + (1 << high), high);
+    }
+    setZoneFree(z, zoneFree(z) - (1 << order));
+    return pfn;
+  }
+  return NONE;
+}
+
+function prepNewPage(pfn: u32, order: u32): void {
+  setFlagsOf(pfn, 0);
+  setRef(pfn, 1);
+  setMapcount(pfn, 0);
+  setPincount(pfn, 0);
+  setMapping(pfn, 0);
+  setIndex(pfn, 0);
+  setPrivate(pfn, 0);
+  setOrder(pfn, order);
+  statAdd(NR_FREE_PAGES, -(<i64>1 << order));
+}
+
+// Allocation from one zone, honouring the min watermark (ALLOC_WMARK_MIN).
+export function allocFromZone(z: u32, order: u32): u32 {
+  const free = zoneFree(z);
+  if (free < (<u32>1 << order) || free - (<u32>1 << order) < zoneWmarkMin(z)) return NONE;
+  const pfn = rmqueue(z, order);
+  if (pfn == NONE) return NONE;
+  prepNewPage(pfn, order);
+  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>1 << order);
+  return pfn;
+}
+
+// The zonelist of `node` for a movable (GFP_HIGHUSER_MOVABLE) or a kernel
+// allocation: the local node first, highest usable zone first, then the other nodes.
+export function allocPages(node: u32, order: u32, movable: bool): u32 {
+  for (let i: u32 = 0; i < nnodes; i++) {
+    const n = (node + i) % nnodes;
+    for (let pass = 0; pass < 2; pass++) {
+      const want = pass == 0 ? ZONE_MOVABLE : ZONE_NORMAL;
+      if (want == ZONE_MOVABLE && !movable) continue;
+      for (let z: u32 = 0; z < nzones; z++) {
+        if (zoneNode(z) != n || zoneType(z) != want) continue;
+        const pfn = allocFromZone(z, order);
+        if (pfn != NONE) return pfn;
+      }
+    }
+  }
+  statAdd(PGALLOC_FAIL, 1);
+  return NONE;
+}
+
+// __free_one_page: merge with free buddies of equal order inside the zone.
+export function freePages(pfn: u32, order: u32): void {
+  const z = zoneOf(pfn);
+  const start = zoneStart(z);
+  const end = zoneEnd(z);
+  const n: u32 = 1 << order;
+  setRef(pfn, 0);
+  setMapcount(pfn, 0);
+  setMapping(pfn, 0);
+  setFlagsOf(pfn, 0);
+  while (order < MAX_ORDER) {
+    const buddy = pfn ^ (1 << order);
+    if (buddy < start || buddy >= end || !pageIsBuddy(buddy) || orderOf(buddy) != order) break;
+    delFromFreeList(z, buddy, order);
+    pfn = pfn < buddy ? pfn : buddy;
+    order++;
+  }
+  addToFreeList(z, pfn, order);
+  setZoneFree(z, zoneFree(z) + n);
+  statAdd(NR_FREE_PAGES, <i64>n);
+  statAdd(PGFREE, <i64>n);
+}
+
+// put_page for an order-0 page: frees it when the last reference goes.
+export function putPage(pfn: u32): void {
+  const r = refOf(pfn) - 1;
+  assert(r >= 0, "put_page on a free page");
+  if (r == 0) freePages(pfn, orderOf(pfn));
+  else setRef(pfn, r);
+}

@@ -1,0 +1,216 @@
+// machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
+// whole machine. Returns 0, or a CHECK_* code with its values in the result block.
+import { nframes, nzones, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
+import {
+  flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon,
+  PG_reserved, PG_locked, PGTY_buddy,
+} from "./memmap";
+import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount } from "./alloc";
+import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
+import { ptepresent, pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType } from "./pte";
+import {
+  mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE,
+} from "./mm";
+import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
+import { ZERO_PFN, fileMappingValue } from "./rmap";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";
+
+export const CHECK_OK: u32 = 0;
+export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
+export const CHECK_FREE_PAGE_IN_USE: u32 = 2;
+export const CHECK_FREE_COUNT: u32 = 3;
+export const CHECK_PTE_BAD_PFN: u32 = 4;
+export const CHECK_PTE_MAPS_FREE_PAGE: u32 = 5;
+export const CHECK_PTE_OUTSIDE_VMA: u32 = 6;
+export const CHECK_PTE_WRITE_NOT_VM_WRITE: u32 = 7;
+export const CHECK_MAPCOUNT: u32 = 8;
+export const CHECK_REFCOUNT: u32 = 9;
+export const CHECK_PAGE_LOCKED: u32 = 10;
+export const CHECK_PAGE_LEAKED: u32 = 11;
+export const CHECK_CACHE: u32 = 12;
+export const CHECK_STAT: u32 = 13;
+export const CHECK_TABLES: u32 = 14;
+export const CHECK_RSS: u32 = 15;
+export const CHECK_SPECIAL_PTE: u32 = 16;
+export const CHECK_SWAP_ENTRY: u32 = 17;
+
+const SCRATCH_FREE: u32 = 1 << 31;
+const SCRATCH_CACHED: u32 = 1 << 30;
+const SCRATCH_COUNT: u32 = SCRATCH_CACHED - 1;
+
+const R_CODE = 32;
+const R_A = 40;
+const R_B = 48;
+const R_C = 56;
+
+function fail(code: u32, a: f64, b: f64, c: f64): u32 {
+  store<u32>(resultBase + R_CODE, code);
+  store<f64>(resultBase + R_A, a);
+  store<f64>(resultBase + R_B, b);
+  store<f64>(resultBase + R_C, c);
+  return code;
+}
+
+@inline function scratch(pfn: u32): usize {
+  return scratchBase + (<usize>pfn << 2);
+}
+
+function checkFreeLists(): u32 {
+  let total: i64 = 0;
+  for (let z: u32 = 0; z < nzones; z++) {
+    let zoneTotal: u32 = 0;
+    for (let o: u32 = 0; o <= MAX_ORDER; o++) {
+      let n: u32 = 0;
+      let pfn = freeAreaHead(z, o);
+      while (pfn != NONE) {
+        if (pfn < zoneStart(z) || pfn + (1 << o) > zoneEnd(z) || (pfn & ((1 << o) - 1)) != 0)
+          return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+        if ((flagsOf(pfn) & (1 << PGTY_buddy)) == 0 || orderOf(pfn) != o)
+          return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+        for (let i: u32 = 0; i < (<u32>1 << o); i++) {
+          const p = pfn + i;
+          if (load<u32>(scratch(p)) & SCRATCH_FREE) return fail(CHECK_FREE_LIST_CORRUPT, p, o, z);
+          if (refOf(p) != 0 || mapcountOf(p) != 0) return fail(CHECK_FREE_PAGE_IN_USE, p, refOf(p), mapcountOf(p));
+          store<u32>(scratch(p), SCRATCH_FREE);
+        }
+        n++;
+        if (n > nframes) return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+        pfn = lruNext(pfn);
+      }
+      if (n != freeAreaCount(z, o)) return fail(CHECK_FREE_COUNT, z, n, freeAreaCount(z, o));
+      zoneTotal += n << o;
+    }
+    if (zoneTotal != zoneFree(z)) return fail(CHECK_FREE_COUNT, z, zoneTotal, zoneFree(z));
+    total += <i64>zoneTotal;
+  }
+  if (total != statGet(NR_FREE_PAGES)) return fail(CHECK_STAT, NR_FREE_PAGES, <f64>total, <f64>statGet(NR_FREE_PAGES));
+  return CHECK_OK;
+}
+
+let tablesSeen: u32 = 0;
+let rssAnon: u32 = 0;
+let rssShmem: u32 = 0;
+
+function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
+  if (vmaIdx == NONE) return fail(CHECK_PTE_OUTSIDE_VMA, mm, <f64>vpn, 0);
+  const flags = vmaFlags(vmaAddr(mm, vmaIdx));
+  if ((pte & _PAGE_RW) != 0 && (pte & _PAGE_PRESENT) != 0 && (flags & VM_WRITE) == 0)
+    return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
+  if (isSwapPte(pte)) return fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, swpType(pte));
+  const pfn = ptePfn(pte);
+  if (pteSpecial(pte)) {
+    if (pfn != ZERO_PFN || (pte & _PAGE_RW) != 0) return fail(CHECK_SPECIAL_PTE, mm, <f64>vpn, pfn);
+    return CHECK_OK;
+  }
+  if (pfn >= nframes) return fail(CHECK_PTE_BAD_PFN, mm, <f64>vpn, pfn);
+  const s = load<u32>(scratch(pfn));
+  if ((s & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_PTE_MAPS_FREE_PAGE, mm, <f64>vpn, pfn);
+  store<u32>(scratch(pfn), s + 1);
+  if (pageIsAnon(pfn)) rssAnon++;
+  else rssShmem++;
+  return CHECK_OK;
+}
+
+// Walks the whole tree of one mm in address order with a cursor over its sorted VMAs.
+function checkMm(mm: u32): u32 {
+  const pgd = mmPgd(mm);
+  tablesSeen++;
+  const nv = mmNvmas(mm);
+  let cur: u32 = 0;
+  rssAnon = 0;
+  rssShmem = 0;
+  for (let a: u32 = 0; a < 512; a++) {
+    const ae = load<u64>(tableAddr(pgd) + (<usize>a << 3));
+    if (!entryPresent(ae)) continue;
+    const pud = entryTable(ae);
+    tablesSeen++;
+    for (let b: u32 = 0; b < 512; b++) {
+      const be = load<u64>(tableAddr(pud) + (<usize>b << 3));
+      if (!entryPresent(be)) continue;
+      const pmd = entryTable(be);
+      tablesSeen++;
+      for (let c: u32 = 0; c < 512; c++) {
+        const ce = load<u64>(tableAddr(pmd) + (<usize>c << 3));
+        if (!entryPresent(ce)) continue;
+        const pt = tableAddr(entryTable(ce));
+        tablesSeen++;
+        const base = (<u64>a << 27) | (<u64>b << 18) | (<u64>c << 9);
+        for (let d: u32 = 0; d < 512; d++) {
+          const pte = load<u64>(pt + (<usize>d << 3));
+          if (pte == 0) continue;
+          const vpn = base | <u64>d;
+          while (cur < nv && vmaEnd(vmaAddr(mm, cur)) <= vpn) cur++;
+          const inVma = cur < nv && vmaStart(vmaAddr(mm, cur)) <= vpn;
+          const r = checkPte(mm, vpn, pte, inVma ? cur : NONE);
+          if (r != CHECK_OK) return r;
+        }
+      }
+    }
+  }
+  if (rssAnon != mmRssAnon(mm)) return fail(CHECK_RSS, mm, rssAnon, mmRssAnon(mm));
+  if (rssShmem != mmRssShmem(mm)) return fail(CHECK_RSS, mm, rssShmem, mmRssShmem(mm));
+  return CHECK_OK;
+}
+
+let cacheId: u32 = 0;
+let cacheBad: bool = false;
+let cacheBadIndex: u64 = 0;
+let cachePages: u32 = 0;
+
+function visitCached(slot: usize, pfn: u32, index: u64): void {
+  cachePages++;
+  if (cacheBad) return;
+  if (pfn >= nframes || mappingOf(pfn) != fileMappingValue(cacheId) || <u64>indexOf(pfn) != index ||
+      (load<u32>(scratch(pfn)) & (SCRATCH_FREE | SCRATCH_CACHED)) != 0) {
+    cacheBad = true;
+    cacheBadIndex = index;
+    return;
+  }
+  store<u32>(scratch(pfn), load<u32>(scratch(pfn)) | SCRATCH_CACHED);
+}
+
+export function checkMachine(): u32 {
+  memory.fill(scratchBase, 0, <usize>nframes << 2);
+  let r = checkFreeLists();
+  if (r != CHECK_OK) return r;
+
+  tablesSeen = 0;
+  for (let mm: u32 = 0; mm < maxMms; mm++) {
+    if (!mmAlive(mm)) continue;
+    r = checkMm(mm);
+    if (r != CHECK_OK) return r;
+  }
+  if (<i64>tablesSeen != statGet(NR_PAGE_TABLE_PAGES)) return fail(CHECK_TABLES, tablesSeen, <f64>statGet(NR_PAGE_TABLE_PAGES), 0);
+  if (<i64>tablesInUse != statGet(NR_PAGE_TABLE_PAGES) + statGet(NR_RADIX_NODES))
+    return fail(CHECK_TABLES, tablesInUse, <f64>statGet(NR_PAGE_TABLE_PAGES), <f64>statGet(NR_RADIX_NODES));
+
+  let shmem: u32 = 0;
+  for (let id: u32 = 0; id < maxMappings; id++) {
+    if (!mappingAlive(id)) continue;
+    cacheId = id;
+    cacheBad = false;
+    cachePages = 0;
+    mappingForEach(id, 0, visitCached, false);
+    if (cacheBad) return fail(CHECK_CACHE, id, <f64>cacheBadIndex, 0);
+    if (cachePages != mappingNrpages(id)) return fail(CHECK_CACHE, id, cachePages, mappingNrpages(id));
+    shmem += cachePages;
+  }
+  if (<i64>shmem != statGet(NR_SHMEM)) return fail(CHECK_STAT, NR_SHMEM, shmem, <f64>statGet(NR_SHMEM));
+
+  let anon: u32 = 0;
+  for (let pfn: u32 = 0; pfn < nframes; pfn++) {
+    const s = load<u32>(scratch(pfn));
+    if (s & SCRATCH_FREE) continue;
+    const f = flagsOf(pfn);
+    if (f & (1 << PG_reserved)) continue;
+    const maps = <i32>(s & SCRATCH_COUNT);
+    const cached: i32 = (s & SCRATCH_CACHED) != 0 ? 1 : 0;
+    if (maps != mapcountOf(pfn)) return fail(CHECK_MAPCOUNT, pfn, maps, mapcountOf(pfn));
+    if (refOf(pfn) < maps + cached) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), maps + cached);
+    if (f & (1 << PG_locked)) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
+    if (maps == 0 && cached == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
+    if (maps > 0 && pageIsAnon(pfn)) anon++;
+  }
+  if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));
+  return CHECK_OK;
+}

@@ -1,0 +1,28 @@
+// Frame contents: 4096 real bytes per frame (bytes mode) or a 64-bit tag per frame
+// (tags mode). Every path goes through these; only the copy primitive differs.
+import { contentMode, CONTENT_TAGS, tagsBase, framesBase, PAGE_SIZE } from "./layout";
+
+@inline export function frameAddr(pfn: u32): usize {
+  return framesBase + (<usize>pfn << 12);
+}
+
+@inline export function clearFrame(pfn: u32): void {
+  if (contentMode == CONTENT_TAGS) store<u64>(tagsBase + (<usize>pfn << 3), 0);
+  else memory.fill(frameAddr(pfn), 0, PAGE_SIZE);
+}
+
+@inline export function copyFrame(dst: u32, src: u32): void {
+  if (contentMode == CONTENT_TAGS) store<u64>(tagsBase + (<usize>dst << 3), load<u64>(tagsBase + (<usize>src << 3)));
+  else memory.copy(frameAddr(dst), frameAddr(src), PAGE_SIZE);
+}
+
+// The tag of a frame: the tag itself, or the first 8 bytes in bytes mode.
+@inline export function readTag(pfn: u32): u64 {
+  if (contentMode == CONTENT_TAGS) return load<u64>(tagsBase + (<usize>pfn << 3));
+  return load<u64>(frameAddr(pfn));
+}
+
+@inline export function writeTag(pfn: u32, tag: u64): void {
+  if (contentMode == CONTENT_TAGS) store<u64>(tagsBase + (<usize>pfn << 3), tag);
+  else store<u64>(frameAddr(pfn), tag);
+}

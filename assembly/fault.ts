@@ -1,0 +1,147 @@
+// The CPU fault path (handle_mm_fault): demand-zero and zero-page faults, shmem
+// faults, write-protect faults with COW or reuse. Returns a VM_FAULT-like code.
+import { NONE } from "./layout";
+import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
+import { allocPages, freePages, putPage } from "./alloc";
+import { walkPte } from "./pagetable";
+import {
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL,
+  pfnPte, ptePfn, pteWrite, pteSpecial, isSwapPte, pteProtnone,
+} from "./pte";
+import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
+import { clearFrame, copyFrame } from "./content";
+import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue } from "./rmap";
+import { mappingSlot, mappingStore } from "./mapping";
+import { reclaimLazyfree } from "./reclaim";
+import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
+import { addMmRss } from "./mm";
+
+export const FAULT_OK: u32 = 0;
+export const FAULT_SIGSEGV_MAPERR: u32 = 1;
+export const FAULT_SIGSEGV_ACCERR: u32 = 2;
+export const FAULT_OOM: u32 = 3;
+export const FAULT_SIGBUS: u32 = 4;
+
+const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+
+// A movable user page for `mm`; under pressure, lazily-freed pages are reclaimed first.
+export function allocUserPage(mm: u32): u32 {
+  let pfn = allocPages(mmNode(mm), 0, true);
+  if (pfn == NONE && reclaimLazyfree(32) > 0) pfn = allocPages(mmNode(mm), 0, true);
+  return pfn;
+}
+
+export function handleMmFault(mm: u32, vpn: u64, write: bool): u32 {
+  const v = findVma(mm, vpn);
+  if (v == 0) return FAULT_SIGSEGV_MAPERR;
+  const flags = vmaFlags(v);
+  // x86: any of read/write/exec makes a page readable.
+  if (write ? (flags & VM_WRITE) == 0 : (flags & VM_ACCESS_FLAGS) == 0) return FAULT_SIGSEGV_ACCERR;
+  const ptep = walkPte(mmPgd(mm), vpn, true);
+  if (ptep == 0) return FAULT_OOM;
+  statAdd(PGFAULT, 1);
+  const pte = load<u64>(ptep);
+  if (pte == 0) {
+    if (flags & VM_SHARED) return doSharedFault(mm, v, vpn, ptep, write);
+    return doAnonymousPage(mm, v, vpn, ptep, write);
+  }
+  if (isSwapPte(pte)) return FAULT_SIGBUS;
+  if (pteProtnone(pte)) return FAULT_SIGSEGV_ACCERR;
+  if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte);
+  store<u64>(ptep, pte | _PAGE_ACCESSED);
+  return FAULT_OK;
+}
+
+function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
+  if (!write) {
+    store<u64>(ptep, pfnPte(ZERO_PFN, PTE_USER_BITS | _PAGE_SPECIAL));
+    statAdd(ZERO_PAGE_FAULT, 1);
+    return FAULT_OK;
+  }
+  const pfn = allocUserPage(mm);
+  if (pfn == NONE) return FAULT_OOM;
+  clearFrame(pfn);
+  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+  store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+  return FAULT_OK;
+}
+
+// shmem_fault + finish_fault: find or create the page in the object's cache, map it.
+function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
+  const id = vmaBacking(v);
+  const index = linearIndex(v, vpn);
+  const slot = mappingSlot(id, index, true);
+  if (slot == 0) return FAULT_OOM;
+  let pfn: u32;
+  const e = load<u64>(slot);
+  if (e == 0) {
+    pfn = allocUserPage(mm);
+    if (pfn == NONE) return FAULT_OOM;
+    clearFrame(pfn);
+    setFlag(pfn, PG_uptodate);
+    setFlag(pfn, PG_swapbacked);
+    setFlag(pfn, PG_lru);
+    setMapping(pfn, fileMappingValue(id));
+    setIndex(pfn, <u32>index);
+    mappingStore(slot, id, pfn);
+    statAdd(NR_SHMEM, 1);
+  } else {
+    pfn = ptePfn(e);
+  }
+  getPage(pfn);
+  pageDupRmap(pfn, mm);
+  let bits = PTE_USER_BITS;
+  if (write) {
+    bits |= _PAGE_RW | _PAGE_DIRTY;
+    setFlag(pfn, PG_dirty);
+  }
+  store<u64>(ptep, pfnPte(pfn, bits));
+  return FAULT_OK;
+}
+
+// do_wp_page: a write to a present, write-protected PTE in a VM_WRITE VMA.
+function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
+  const old = ptePfn(pte);
+  if (vmaFlags(v) & VM_SHARED) {
+    setFlag(old, PG_dirty);
+    store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+    return FAULT_OK;
+  }
+  if (pteSpecial(pte)) {
+    // Breaking a zero-page mapping: a fresh zeroed page, nothing to copy.
+    const pfn = allocUserPage(mm);
+    if (pfn == NONE) return FAULT_OOM;
+    clearFrame(pfn);
+    pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+    store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+    return FAULT_OK;
+  }
+  // wp_can_reuse_anon_folio: exclusive, or nobody else holds a reference.
+  if (testFlag(old, PG_anon_exclusive) || (refOf(old) == 1 && mapcountOf(old) == 1)) {
+    setFlag(old, PG_anon_exclusive);
+    store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+    statAdd(REUSE_FAULT, 1);
+    return FAULT_OK;
+  }
+  // wp_page_copy. The extra reference keeps reclaim away from `old` while we allocate.
+  getPage(old);
+  const pfn = allocUserPage(mm);
+  if (pfn == NONE) {
+    putPage(old);
+    return FAULT_OOM;
+  }
+  if (load<u64>(ptep) != pte) {
+    // The PTE changed under us (pte_same failed): let the access retry.
+    freePages(pfn, 0);
+    putPage(old);
+    return FAULT_OK;
+  }
+  copyFrame(pfn, old);
+  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+  store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+  pageRemoveRmap(old, mm);
+  putPage(old);
+  putPage(old);
+  statAdd(COW_FAULT, 1);
+  return FAULT_OK;
+}

@@ -1,0 +1,83 @@
+// mm_struct slots and their VMA tables. TypeScript owns the VMA list (split,
+// merge, placement) and publishes it here sorted by start; the fault path looks it up.
+import { mmsBase, maxMms, vmasBase, maxVmas, NONE } from "./layout";
+
+export const MM_RECORD: usize = 64;
+const MM_PGD = 0;
+const MM_ALIVE = 4;
+const MM_NVMAS = 8;
+const MM_NODE = 12;
+const MM_RSS_ANON = 16;
+const MM_RSS_SHMEM = 20;
+
+export const VMA_RECORD: usize = 32;
+const VMA_START = 0;
+const VMA_END = 8;
+const VMA_PGOFF = 16;
+const VMA_FLAGS = 24;
+const VMA_BACKING = 28;
+
+// vm_flags, with the kernel's values.
+export const VM_READ: u32 = 0x1;
+export const VM_WRITE: u32 = 0x2;
+export const VM_EXEC: u32 = 0x4;
+export const VM_SHARED: u32 = 0x8;
+export const VM_MAYREAD: u32 = 0x10;
+export const VM_MAYWRITE: u32 = 0x20;
+export const VM_MAYEXEC: u32 = 0x40;
+export const VM_MAYSHARE: u32 = 0x80;
+export const VM_PFNMAP: u32 = 0x400;
+export const VM_LOCKED: u32 = 0x2000;
+export const VM_IO: u32 = 0x4000;
+export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
+
+@inline export function mmBase(mm: u32): usize {
+  assert(mm < maxMms, "mm out of range");
+  return mmsBase + <usize>mm * MM_RECORD;
+}
+@inline export function mmPgd(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_PGD); }
+@inline export function setMmPgd(mm: u32, t: u32): void { store<u32>(mmBase(mm) + MM_PGD, t); }
+@inline export function mmAlive(mm: u32): bool { return mm < maxMms && load<u32>(mmBase(mm) + MM_ALIVE) != 0; }
+@inline export function setMmAlive(mm: u32, v: bool): void { store<u32>(mmBase(mm) + MM_ALIVE, v ? 1 : 0); }
+@inline export function mmNvmas(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NVMAS); }
+@inline export function mmNode(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NODE); }
+@inline export function mmRssAnon(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_ANON); }
+@inline export function mmRssShmem(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_SHMEM); }
+@inline export function addMmRss(mm: u32, anon: bool, n: i32): void {
+  const p = mmBase(mm) + (anon ? MM_RSS_ANON : MM_RSS_SHMEM);
+  store<u32>(p, <u32>(<i32>load<u32>(p) + n));
+}
+
+export function mmReset(mm: u32): void {
+  memory.fill(mmBase(mm), 0, MM_RECORD);
+  setMmPgd(mm, NONE);
+}
+
+@inline export function vmaAddr(mm: u32, i: u32): usize {
+  assert(i < maxVmas, "vma index out of range");
+  return vmasBase + (<usize>mm * <usize>maxVmas + <usize>i) * VMA_RECORD;
+}
+@inline export function vmaStart(v: usize): u64 { return load<u64>(v + VMA_START); }
+@inline export function vmaEnd(v: usize): u64 { return load<u64>(v + VMA_END); }
+@inline export function vmaPgoff(v: usize): u64 { return load<u64>(v + VMA_PGOFF); }
+@inline export function vmaFlags(v: usize): u32 { return load<u32>(v + VMA_FLAGS); }
+@inline export function vmaBacking(v: usize): u32 { return load<u32>(v + VMA_BACKING); }
+
+// find_vma for exactly-containing lookups: binary search over the sorted table.
+export function findVma(mm: u32, vpn: u64): usize {
+  let lo: u32 = 0;
+  let hi: u32 = mmNvmas(mm);
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const v = vmaAddr(mm, mid);
+    if (vpn < vmaStart(v)) hi = mid;
+    else if (vpn >= vmaEnd(v)) lo = mid + 1;
+    else return v;
+  }
+  return 0;
+}
+
+// linear_page_index: the page's index in its anon_vma or shmem object.
+@inline export function linearIndex(v: usize, vpn: u64): u64 {
+  return vpn - vmaStart(v) + vmaPgoff(v);
+}

@@ -1,0 +1,146 @@
+// 4-level page tables of 512 u64 entries, taken from a fixed pool of table pages.
+// Tables are not emulated frames: an upper-level entry holds the pool index.
+import { tablesBase, ntables, NONE } from "./layout";
+import { _PAGE_TABLE, _PAGE_PRESENT, PTE_PFN_SHIFT, PTE_PFN_MASK } from "./pte";
+import { statAdd, NR_PAGE_TABLE_PAGES } from "./stat";
+
+export const PTRS_PER_TABLE: u32 = 512;
+export const TABLE_BYTES: usize = 4096;
+
+let freeTableHead: u32 = NONE;
+export let tablesInUse: u32 = 0;
+
+// Free tables are all-zero except word 0, which links to the next free table.
+export function tablesInit(): void {
+  freeTableHead = NONE;
+  for (let t = ntables; t > 0; t--) {
+    const idx = t - 1;
+    store<u64>(tableAddr(idx), <u64>freeTableHead);
+    freeTableHead = idx;
+  }
+  tablesInUse = 0;
+}
+
+@inline export function tableAddr(t: u32): usize {
+  assert(t < ntables, "table index out of range");
+  return tablesBase + (<usize>t << 12);
+}
+
+export function allocTable(): u32 {
+  const t = freeTableHead;
+  if (t == NONE) return NONE;
+  freeTableHead = <u32>load<u64>(tableAddr(t));
+  store<u64>(tableAddr(t), 0);
+  tablesInUse++;
+  return t;
+}
+
+// A table for a page-table level: accounted in nr_page_table_pages.
+export function allocPageTable(): u32 {
+  const t = allocTable();
+  if (t != NONE) statAdd(NR_PAGE_TABLE_PAGES, 1);
+  return t;
+}
+
+export function freePageTable(t: u32): void {
+  freeTable(t);
+  statAdd(NR_PAGE_TABLE_PAGES, -1);
+}
+
+export function freeTable(t: u32): void {
+  store<u64>(tableAddr(t), <u64>freeTableHead);
+  freeTableHead = t;
+  tablesInUse--;
+}
+
+export function tablesFree(): u32 {
+  return ntables - tablesInUse;
+}
+
+@inline export function entryTable(e: u64): u32 {
+  return <u32>((e & PTE_PFN_MASK) >> PTE_PFN_SHIFT);
+}
+@inline export function tableEntry(t: u32): u64 {
+  return (<u64>t << PTE_PFN_SHIFT) | _PAGE_TABLE;
+}
+@inline export function entryPresent(e: u64): bool {
+  return (e & _PAGE_PRESENT) != 0;
+}
+
+@inline export function pgdIndex(vpn: u64): u32 { return <u32>(vpn >> 27) & 511; }
+@inline export function pudIndex(vpn: u64): u32 { return <u32>(vpn >> 18) & 511; }
+@inline export function pmdIndex(vpn: u64): u32 { return <u32>(vpn >> 9) & 511; }
+@inline export function pteIndex(vpn: u64): u32 { return <u32>vpn & 511; }
+
+// Address of the entry for `vpn` one level down from table `t`, allocating the
+// next-level table when `alloc` is set. Returns 0 when absent (or the pool is empty).
+@inline function descend(t: u32, idx: u32, alloc: bool): u32 {
+  const slot = tableAddr(t) + (<usize>idx << 3);
+  const e = load<u64>(slot);
+  if (entryPresent(e)) return entryTable(e);
+  if (!alloc) return NONE;
+  const n = allocPageTable();
+  if (n == NONE) return NONE;
+  store<u64>(slot, tableEntry(n));
+  return n;
+}
+
+// Address of the PTE slot for `vpn` under pgd table `pgd`, or 0.
+export function walkPte(pgd: u32, vpn: u64, alloc: bool): usize {
+  const pud = descend(pgd, pgdIndex(vpn), alloc);
+  if (pud == NONE) return 0;
+  const pmd = descend(pud, pudIndex(vpn), alloc);
+  if (pmd == NONE) return 0;
+  const pt = descend(pmd, pmdIndex(vpn), alloc);
+  if (pt == NONE) return 0;
+  return tableAddr(pt) + (<usize>pteIndex(vpn) << 3);
+}
+
+// The PTE table covering `vpn`, or NONE.
+export function pteTableOf(pgd: u32, vpn: u64): u32 {
+  const pud = descend(pgd, pgdIndex(vpn), false);
+  if (pud == NONE) return NONE;
+  const pmd = descend(pud, pudIndex(vpn), false);
+  if (pmd == NONE) return NONE;
+  return descend(pmd, pmdIndex(vpn), false);
+}
+
+export function tableEmpty(t: u32): bool {
+  const base = tableAddr(t);
+  for (let i: usize = 0; i < 512; i++) if (load<u64>(base + (i << 3)) != 0) return false;
+  return true;
+}
+
+// free_pgtables for the tables that cover [vpn, vpn+n): every table left empty
+// is freed and unlinked from its parent. The pgd itself stays.
+export function freeEmptyTables(pgd: u32, vpn: u64, end: u64): void {
+  let v = vpn & ~(<u64>511);
+  while (v < end) {
+    const pudSlot = tableAddr(pgd) + (<usize>pgdIndex(v) << 3);
+    const pudE = load<u64>(pudSlot);
+    if (!entryPresent(pudE)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
+    const pud = entryTable(pudE);
+    const pmdSlot = tableAddr(pud) + (<usize>pudIndex(v) << 3);
+    const pmdE = load<u64>(pmdSlot);
+    if (!entryPresent(pmdE)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
+    const pmd = entryTable(pmdE);
+    const ptSlot = tableAddr(pmd) + (<usize>pmdIndex(v) << 3);
+    const ptE = load<u64>(ptSlot);
+    if (entryPresent(ptE)) {
+      const pt = entryTable(ptE);
+      if (tableEmpty(pt)) {
+        freePageTable(pt);
+        store<u64>(ptSlot, 0);
+      }
+    }
+    if (tableEmpty(pmd)) {
+      freePageTable(pmd);
+      store<u64>(pmdSlot, 0);
+      if (tableEmpty(pud)) {
+        freePageTable(pud);
+        store<u64>(pudSlot, 0);
+      }
+    }
+    v = (v | 511) + 1;
+  }
+}

@@ -1,0 +1,168 @@
+// Operations over a range of PTEs (zap_page_range, change_protection, copy_page_range,
+// move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
+// missing tables are skipped a whole level at a time.
+import { NONE } from "./layout";
+import {
+  testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon,
+  PG_anon_exclusive, PG_dirty, PG_swapbacked,
+} from "./memmap";
+import {
+  tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex,
+} from "./pagetable";
+import {
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE,
+  ptePfn, ptepresent, pteSpecial,
+} from "./pte";
+import { mmPgd, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
+import { zapPage, pageDupRmap } from "./rmap";
+import { statAdd, PGLAZYFREE, PGLAZYFREED } from "./stat";
+
+export const RANGE_ZAP: u32 = 0;
+export const RANGE_CHANGE_PROT: u32 = 1;
+export const RANGE_COPY: u32 = 2;
+export const RANGE_MOVE: u32 = 3;
+export const RANGE_MADV_FREE: u32 = 4;
+export const RANGE_RECLAIM_LAZYFREE: u32 = 5;
+export const RANGE_COUNT: u32 = 6;
+
+// Results of the last range operation.
+export let rangeCount: u32 = 0;
+export let rangeWritable: u32 = 0;
+export let rangePfnSum: u64 = 0;
+export let rangeFailed: bool = false;
+export let lazyfreePending: u32 = 0;
+let reclaimTarget: u32 = 0;
+
+// Runs `op` over every PTE table that covers [start, end) in `mm`.
+export function rangeOp(mm: u32, start: u64, end: u64, op: u32, arg: u32, delta: i64): void {
+  rangeCount = 0;
+  rangeWritable = 0;
+  rangePfnSum = 0;
+  rangeFailed = false;
+  const pgd = mmPgd(mm);
+  let v = start;
+  while (v < end) {
+    const pudE = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
+    if (!entryPresent(pudE)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
+    const pmdE = load<u64>(tableAddr(entryTable(pudE)) + (<usize>pudIndex(v) << 3));
+    if (!entryPresent(pmdE)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
+    const ptE = load<u64>(tableAddr(entryTable(pmdE)) + (<usize>pmdIndex(v) << 3));
+    const tableEnd = (v | 511) + 1;
+    const stop = tableEnd < end ? tableEnd : end;
+    if (entryPresent(ptE)) {
+      pteTableOp(op, mm, tableAddr(entryTable(ptE)), v, stop, arg, delta);
+      if (rangeFailed || (op == RANGE_RECLAIM_LAZYFREE && rangeCount >= reclaimTarget)) return;
+    }
+    v = stop;
+  }
+}
+
+function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32, delta: i64): void {
+  let dst: usize = 0;
+  if (op == RANGE_COPY) {
+    dst = walkPte(mmPgd(arg), v, true);
+    if (dst == 0) { rangeFailed = true; return; }
+  }
+  for (; v < stop; v++) {
+    const ptep = table + (<usize>pteIndex(v) << 3);
+    const pte = load<u64>(ptep);
+    if (pte == 0) { dst += 8; continue; }
+    const mapped = ptepresent(pte) && !pteSpecial(pte);
+    const pfn = ptePfn(pte);
+    switch (op) {
+      case RANGE_ZAP: {
+        if (mapped) zapPage(pfn, mm);
+        store<u64>(ptep, 0);
+        break;
+      }
+      case RANGE_CHANGE_PROT: {
+        if (!ptepresent(pte)) break;
+        let n: u64;
+        if ((arg & VM_ACCESS_FLAGS) == 0) {
+          n = (pte & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
+        } else {
+          n = (pte & ~_PAGE_PROTNONE) | _PAGE_PRESENT;
+          if ((arg & VM_WRITE) == 0) n &= ~_PAGE_RW;
+          else if ((arg & VM_SHARED) != 0 && !pteSpecial(pte)) n |= _PAGE_RW;
+        }
+        store<u64>(ptep, n);
+        break;
+      }
+      case RANGE_COPY: {
+        // copy_present_pte for a private mapping: write-protect both sides.
+        let child = pte & ~_PAGE_ACCESSED;
+        if (mapped) {
+          if (pte & _PAGE_RW) {
+            store<u64>(ptep, pte & ~_PAGE_RW);
+            child &= ~_PAGE_RW;
+          }
+          clearFlag(pfn, PG_anon_exclusive);
+          getPage(pfn);
+          pageDupRmap(pfn, arg);
+        }
+        store<u64>(dst, child);
+        break;
+      }
+      case RANGE_MOVE: {
+        const to = walkPte(mmPgd(mm), <u64>(<i64>v + delta), true);
+        if (to == 0) { rangeFailed = true; return; }
+        store<u64>(to, pte);
+        store<u64>(ptep, 0);
+        break;
+      }
+      case RANGE_MADV_FREE: {
+        if (!mapped || !pageIsAnon(pfn) || mapcountOf(pfn) != 1 || refOf(pfn) != 1) break;
+        store<u64>(ptep, pte & ~(_PAGE_DIRTY | _PAGE_ACCESSED));
+        clearFlag(pfn, PG_dirty);
+        if (testFlag(pfn, PG_swapbacked)) {
+          clearFlag(pfn, PG_swapbacked);
+          statAdd(PGLAZYFREE, 1);
+          lazyfreePending++;
+        }
+        break;
+      }
+      case RANGE_RECLAIM_LAZYFREE: {
+        if (!mapped || !pageIsAnon(pfn) || testFlag(pfn, PG_swapbacked)) break;
+        if ((pte & _PAGE_DIRTY) != 0 || testFlag(pfn, PG_dirty)) {
+          // Written again since MADV_FREE: the contents matter once more.
+          setFlag(pfn, PG_swapbacked);
+          if (lazyfreePending > 0) lazyfreePending--;
+          break;
+        }
+        if (mapcountOf(pfn) != 1 || refOf(pfn) != 1) break;
+        store<u64>(ptep, 0);
+        zapPage(pfn, mm);
+        if (lazyfreePending > 0) lazyfreePending--;
+        statAdd(PGLAZYFREED, 1);
+        rangeCount++;
+        if (rangeCount >= reclaimTarget) return;
+        break;
+      }
+      case RANGE_COUNT: {
+        if (pte & _PAGE_PRESENT) {
+          rangeCount++;
+          if (pte & _PAGE_RW) rangeWritable++;
+          rangePfnSum += <u64>pfn;
+        }
+        break;
+      }
+    }
+    dst += 8;
+  }
+}
+
+export function setReclaimTarget(n: u32): void {
+  reclaimTarget = n;
+}
+
+export function zapRange(mm: u32, start: u64, end: u64): void {
+  rangeOp(mm, start, end, RANGE_ZAP, 0, 0);
+  freeEmptyTables(mmPgd(mm), start, end);
+}
+
+export function moveRange(mm: u32, start: u64, end: u64, delta: i64): bool {
+  rangeOp(mm, start, end, RANGE_MOVE, 0, delta);
+  if (rangeFailed) return false;
+  freeEmptyTables(mmPgd(mm), start, end);
+  return true;
+}

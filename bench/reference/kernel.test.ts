@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_ORDER,
+  PG_anon_exclusive,
+  RefMachine,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  _PAGE_SPECIAL,
+  ptePfn,
+} from './kernel.js';
+
+const PAGES = 4096;
+
+describe('reference kernel', () => {
+  it('computes the watermark and initial free lists', () => {
+    const m = new RefMachine({ pages: PAGES });
+    // sqrt(4096*64) = 512 KiB -> 128 pages
+    expect(m.minFreeKbytes).toBe(512);
+    expect(m.wmarkMin).toBe(128);
+    const c = m.counters();
+    expect(c.nr_free_pages).toBe(PAGES - 1);
+    // 1 + 2 + ... + 512 below 1024, then two order-10 blocks.
+    expect(Array.from(m.nrFree)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3]);
+  });
+
+  it('write fault-in of 1000 pages allocates 1000 pages', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const start = m.counters();
+    const mm = m.spawn();
+    mm.mmapAnon(0x10000, 1000);
+    mm.touch(0x10000, 1000, true, 100n);
+    const c = m.counters();
+    expect(c.pgfault - start.pgfault).toBe(1000);
+    expect(c.pgalloc_normal - start.pgalloc_normal).toBe(1000);
+    expect(c.nr_anon_pages).toBe(1000);
+    expect(c.nr_free_pages).toBe(start.nr_free_pages - 1000);
+    // pgd + pud + pmd + two PTE tables (0x10000 is 512-aligned, 1000 pages span two)
+    expect(c.nr_page_table_pages).toBe(5);
+    expect(mm.readTag(0x10000)).toBe(100n);
+    expect(mm.readTag(0x10000 + 999)).toBe(1099n);
+    const w = mm.walk(0x10000, 1000);
+    expect(w.present).toBe(1000);
+    expect(w.writable).toBe(1000);
+    // Touching again faults nothing.
+    mm.touch(0x10000, 1000, true, 0n);
+    expect(m.counters().pgfault).toBe(c.pgfault);
+  });
+
+  it('read faults map the zero page', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const mm = m.spawn();
+    mm.mmapAnon(0, 64);
+    mm.touch(0, 64, false, 0n);
+    const c = m.counters();
+    expect(c.pgfault).toBe(64);
+    expect(c.pgalloc_normal).toBe(0);
+    expect(c.nr_anon_pages).toBe(0);
+    const pte = mm.pteAt(5);
+    expect(pte & _PAGE_PRESENT).toBe(_PAGE_PRESENT);
+    expect(pte & _PAGE_SPECIAL).toBe(_PAGE_SPECIAL);
+    expect(pte & _PAGE_RW).toBe(0n);
+    expect(ptePfn(pte)).toBe(0);
+    expect(mm.readTag(5)).toBe(0n);
+    expect(m.refcount[0]).toBe(1);
+    expect(m.mapcount[0]).toBe(0);
+    expect(mm.walk(0, 64)).toEqual({ present: 64, writable: 0, pfnSum: 0 });
+    // Writing over the zero page allocates.
+    mm.touch(5, 1, true, 7n);
+    expect(m.counters().pgalloc_normal).toBe(1);
+    expect(m.counters().pgfault).toBe(65);
+    expect(mm.readTag(5)).toBe(7n);
+  });
+
+  it('touching outside a VMA raises SIGSEGV', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const mm = m.spawn();
+    mm.mmapAnon(100, 10);
+    expect(() => mm.touch(105, 10, true, 0n)).toThrow('SIGSEGV');
+    // The pages before the bad one were touched.
+    expect(m.counters().pgalloc_normal).toBe(5);
+  });
+
+  it('fork then write in the child copies; parent reuses after child exit', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const parent = m.spawn();
+    parent.mmapAnon(0, 16);
+    parent.touch(0, 16, true, 1000n);
+    const pfn3 = ptePfn(parent.pteAt(3));
+    const child = parent.fork();
+    expect(m.refcount[pfn3]).toBe(2);
+    expect(m.mapcount[pfn3]).toBe(2);
+    expect(m.flags[pfn3] & PG_anon_exclusive).toBe(0);
+    expect(parent.walk(0, 16).writable).toBe(0);
+    expect(child.walk(0, 16)).toEqual(parent.walk(0, 16));
+
+    const before = m.counters();
+    child.touch(3, 1, true, 42n);
+    const after = m.counters();
+    expect(after.cow_fault - before.cow_fault).toBe(1);
+    expect(after.pgalloc_normal - before.pgalloc_normal).toBe(1);
+    expect(child.readTag(3)).toBe(42n);
+    expect(parent.readTag(3)).toBe(1003n);
+    expect(ptePfn(child.pteAt(3))).not.toBe(pfn3);
+    expect(m.refcount[pfn3]).toBe(1);
+    expect(m.mapcount[pfn3]).toBe(1);
+
+    child.exit();
+    const c = m.counters();
+    parent.touch(0, 16, true, 5n);
+    const d = m.counters();
+    expect(d.cow_fault).toBe(c.cow_fault);
+    expect(d.pgalloc_normal).toBe(c.pgalloc_normal);
+    expect(d.pgfault - c.pgfault).toBe(16); // write-protect faults, all reused
+    expect(ptePfn(parent.pteAt(3))).toBe(pfn3);
+    expect(parent.readTag(3)).toBe(8n);
+    expect(parent.walk(0, 16).writable).toBe(16);
+  });
+
+  it('exit frees everything', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const start = m.counters();
+    const a = m.spawn();
+    a.mmapAnon(0, 700);
+    a.mmapAnon(2 ** 35, 300); // far away: its own pgd slot
+    a.touch(0, 700, true, 1n);
+    a.touch(2 ** 35, 300, false, 0n);
+    a.touch(2 ** 35 + 10, 20, true, 9n);
+    const b = a.fork();
+    b.touch(0, 100, true, 2n);
+    a.exit();
+    b.exit();
+    const c = m.counters();
+    expect(c.nr_free_pages).toBe(start.nr_free_pages);
+    expect(c.nr_anon_pages).toBe(0);
+    expect(c.nr_page_table_pages).toBe(0);
+    expect(c.pgfree).toBe(c.pgalloc_normal);
+    expect(Array.from(m.nrFree)).toEqual(Array.from(new RefMachine({ pages: PAGES }).nrFree));
+  });
+
+  it('buddy merging restores the initial free-list shape', () => {
+    for (const pages of [PAGES, 5000, 3000]) {
+      const m = new RefMachine({ pages });
+      const shape = Array.from(m.nrFree);
+      const held: number[] = [];
+      for (let order = 0; order <= 2; order++) {
+        for (;;) {
+          const pfn = m.allocPages(order);
+          if (pfn < 0) break;
+          held.push(pfn, order);
+        }
+      }
+      expect(m.counters().nr_free_pages).toBeLessThan(m.wmarkMin + 4);
+      // Free in an interleaved order so merges happen out of sequence.
+      for (let i = 0; i < held.length; i += 4) m.freePages(held[i]!, held[i + 1]!);
+      for (let i = 2; i < held.length; i += 4) m.freePages(held[i]!, held[i + 1]!);
+      expect(m.nrFree[MAX_ORDER]).toBe(shape[MAX_ORDER]);
+      expect(Array.from(m.nrFree)).toEqual(shape);
+      expect(m.counters().nr_free_pages).toBe(pages - 1);
+    }
+  });
+
+  it('fails allocation at the min watermark and on table exhaustion', () => {
+    const m = new RefMachine({ pages: 1024, tablePages: 6 });
+    const mm = m.spawn();
+    mm.mmapAnon(0, 1024);
+    expect(() => mm.touch(0, 1024, true, 0n)).toThrow('ENOMEM');
+    expect(m.counters().nr_free_pages).toBe(m.wmarkMin);
+    expect(m.counters().nr_page_table_pages).toBe(5);
+    const mm2 = m.spawn(); // last table
+    mm2.mmapAnon(0, 1);
+    expect(() => mm2.touch(0, 1, false, 0n)).toThrow('ENOMEM');
+  });
+});

@@ -1,0 +1,559 @@
+/**
+ * Plain-TypeScript reference implementation of a tiny slice of the Linux mm:
+ * one zone with a buddy allocator, 4-level x86-64 page tables, anonymous
+ * faults with copy-on-write, fork and exit.
+ *
+ * It is the baseline "a JS user would write" over typed arrays (for the
+ * benchmarks) and the oracle for differential tests, so it favours clarity
+ * over speed while avoiding per-page object allocation. Page contents are
+ * modelled as one 64-bit tag per frame.
+ */
+
+/** Highest buddy order (the kernel's MAX_PAGE_ORDER). */
+export const MAX_ORDER = 10;
+/** End-of-list marker for the free-list links. */
+export const NONE = 0xffffffff;
+
+// struct page flag bits (numbers as in include/linux/page-flags.h).
+/** PG_owner_2 alias: the anon page is mapped exclusively by one mm. */
+export const PG_anon_exclusive = 1 << 11;
+export const PG_reserved = 1 << 13;
+export const PG_swapbacked = 1 << 17;
+/** Private marker for free block heads (the kernel uses the PageBuddy page type). */
+export const PG_buddy = 0x80000000;
+
+// x86-64 PTE bits.
+export const _PAGE_PRESENT = 1n << 0n;
+export const _PAGE_RW = 1n << 1n;
+export const _PAGE_USER = 1n << 2n;
+export const _PAGE_ACCESSED = 1n << 5n;
+export const _PAGE_DIRTY = 1n << 6n;
+export const _PAGE_SPECIAL = 1n << 9n;
+/** Mask of the pfn field (bits 12..51) after shifting the entry right by 12. */
+export const PTE_PFN_MASK = (1n << 40n) - 1n;
+/** Flags of a non-leaf entry pointing at a table: present|rw|user. */
+export const _PAGE_TABLE = 0x7n;
+
+export const PTRS_PER_TABLE = 512;
+const PMD_SPAN = 512; // vpns covered by one PTE table
+const PUD_SPAN = 512 * 512; // ... by one PMD table
+const PGD_SPAN = 512 * 512 * 512; // ... by one PUD table
+/** vpns are 36 bits wide with 4 levels of 9 bits. */
+export const VPN_LIMIT = 2 ** 36;
+
+const pgdIndex = (vpn: number): number => Math.floor(vpn / PGD_SPAN) & 511;
+// >>> reduces modulo 2^32 first, which keeps bits 9..26 intact for vpn < 2^36.
+const pudIndex = (vpn: number): number => (vpn >>> 18) & 511;
+const pmdIndex = (vpn: number): number => (vpn >>> 9) & 511;
+const pteIndex = (vpn: number): number => vpn & 511;
+/** First vpn of the next `span`-aligned region after vpn. */
+const nextBoundary = (vpn: number, span: number): number => vpn - (vpn % span) + span;
+
+export const ptePfn = (pte: bigint): number => Number((pte >> 12n) & PTE_PFN_MASK);
+const mkPte = (pfn: number, prot: bigint): bigint => (BigInt(pfn) << 12n) | prot;
+
+export interface RefMachineOptions {
+  /** Number of page frames; pfn 0 is the shared zero page. */
+  pages: number;
+  /** Size of the page-table pool in tables (default max(64, ceil(pages/128))). */
+  tablePages?: number;
+}
+
+export interface RefCounters {
+  pgfault: number;
+  pgalloc_normal: number;
+  pgfree: number;
+  cow_fault: number;
+  nr_free_pages: number;
+  nr_anon_pages: number;
+  nr_page_table_pages: number;
+}
+
+export interface RefWalk {
+  present: number;
+  writable: number;
+  pfnSum: number;
+}
+
+/** A VMA: [start, end) in vpns. Only private anonymous writable ones exist. */
+export interface RefVma {
+  start: number;
+  end: number;
+}
+
+export class RefMachine {
+  readonly pages: number;
+
+  // struct page, as a structure of arrays indexed by pfn.
+  readonly flags: Uint32Array;
+  readonly refcount: Int32Array;
+  readonly mapcount: Int32Array;
+  readonly order: Uint8Array;
+  readonly lruNext: Uint32Array;
+  readonly lruPrev: Uint32Array;
+  readonly tags: BigUint64Array;
+
+  // zone->free_area[order]: list head and nr_free.
+  readonly freeHead: Uint32Array;
+  readonly nrFree: Uint32Array;
+  readonly minFreeKbytes: number;
+  /** WMARK_MIN in pages. */
+  readonly wmarkMin: number;
+
+  // Page-table pool: table t occupies pool[t*512 .. t*512+511].
+  readonly tablePages: number;
+  readonly pool: BigUint64Array;
+  private readonly tableStack: Uint32Array;
+  private tableTop: number;
+
+  // vmstat counters (kernel names).
+  pgfault = 0;
+  pgalloc_normal = 0;
+  pgfree = 0;
+  cow_fault = 0;
+  nr_free_pages = 0;
+  nr_anon_pages = 0;
+  nr_page_table_pages = 0;
+
+  constructor(opts: RefMachineOptions) {
+    const pages = opts.pages;
+    if (!Number.isInteger(pages) || pages < 2 || pages > 0x7fffffff) {
+      throw new RangeError(`pages must be an integer in [2, 2^31): ${pages}`);
+    }
+    const tablePages = opts.tablePages ?? Math.max(64, Math.ceil(pages / 128));
+    if (!Number.isInteger(tablePages) || tablePages < 1) {
+      throw new RangeError(`tablePages must be a positive integer: ${tablePages}`);
+    }
+    this.pages = pages;
+    this.flags = new Uint32Array(pages);
+    this.refcount = new Int32Array(pages);
+    this.mapcount = new Int32Array(pages);
+    this.order = new Uint8Array(pages);
+    this.lruNext = new Uint32Array(pages).fill(NONE);
+    this.lruPrev = new Uint32Array(pages).fill(NONE);
+    this.tags = new BigUint64Array(pages);
+    this.freeHead = new Uint32Array(MAX_ORDER + 1).fill(NONE);
+    this.nrFree = new Uint32Array(MAX_ORDER + 1);
+
+    // init_per_zone_wmark_min(): min_free_kbytes = int_sqrt(lowmem_kbytes * 16),
+    // with 4 KiB pages, clamped; never reserve more than a quarter of the zone.
+    const kb = Math.floor(Math.sqrt(pages * 4 * 16));
+    this.minFreeKbytes = Math.min(262144, Math.max(128, kb));
+    this.wmarkMin = Math.min(Math.floor(this.minFreeKbytes / 4), Math.floor(pages / 4));
+
+    // The zero page is reserved and pinned forever.
+    this.flags[0] = PG_reserved;
+    this.refcount[0] = 1;
+
+    // memblock_free_all(): hand out the largest aligned blocks that fit.
+    for (let pfn = 1; pfn < pages; ) {
+      let o = 0;
+      while (o < MAX_ORDER && pfn % (2 << o) === 0 && pfn + (2 << o) <= pages) o++;
+      this.freeListAdd(pfn, o);
+      this.nr_free_pages += 1 << o;
+      pfn += 1 << o;
+    }
+
+    this.tablePages = tablePages;
+    this.pool = new BigUint64Array(tablePages * PTRS_PER_TABLE);
+    // Stack of free table indices; pushed in reverse so table 0 is handed out first.
+    this.tableStack = new Uint32Array(tablePages);
+    for (let i = 0; i < tablePages; i++) this.tableStack[i] = tablePages - 1 - i;
+    this.tableTop = tablePages;
+  }
+
+  /** A new process with an empty address space. */
+  spawn(): RefMm {
+    return new RefMm(this);
+  }
+
+  counters(): RefCounters {
+    return {
+      pgfault: this.pgfault,
+      pgalloc_normal: this.pgalloc_normal,
+      pgfree: this.pgfree,
+      cow_fault: this.cow_fault,
+      nr_free_pages: this.nr_free_pages,
+      nr_anon_pages: this.nr_anon_pages,
+      nr_page_table_pages: this.nr_page_table_pages,
+    };
+  }
+
+  // ---- buddy allocator ----
+
+  private freeListAdd(pfn: number, order: number): void {
+    const head = this.freeHead[order];
+    this.lruNext[pfn] = head;
+    this.lruPrev[pfn] = NONE;
+    if (head !== NONE) this.lruPrev[head] = pfn;
+    this.freeHead[order] = pfn;
+    this.flags[pfn] = PG_buddy;
+    this.order[pfn] = order;
+    this.nrFree[order]++;
+  }
+
+  private freeListDel(pfn: number, order: number): void {
+    const next = this.lruNext[pfn];
+    const prev = this.lruPrev[pfn];
+    if (prev === NONE) this.freeHead[order] = next;
+    else this.lruNext[prev] = next;
+    if (next !== NONE) this.lruPrev[next] = prev;
+    this.lruNext[pfn] = NONE;
+    this.lruPrev[pfn] = NONE;
+    this.flags[pfn] = 0;
+    this.nrFree[order]--;
+  }
+
+  /**
+   * __alloc_pages() for one zone: returns the head pfn with refcount 1, or -1
+   * when the allocation would dip below WMARK_MIN or no block is free.
+   */
+  allocPages(order: number): number {
+    if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
+      throw new RangeError(`bad order ${order}`);
+    }
+    // __zone_watermark_ok(): free - (2^order - 1) must stay above min.
+    if (this.nr_free_pages - (1 << order) < this.wmarkMin) return -1;
+    for (let o = order; o <= MAX_ORDER; o++) {
+      const pfn = this.freeHead[o];
+      if (pfn === NONE) continue;
+      this.freeListDel(pfn, o);
+      // expand(): give the upper halves back to the lower orders.
+      while (o > order) {
+        o--;
+        this.freeListAdd(pfn + (1 << o), o);
+      }
+      this.refcount[pfn] = 1;
+      this.order[pfn] = order;
+      this.nr_free_pages -= 1 << order;
+      this.pgalloc_normal += 1 << order;
+      return pfn;
+    }
+    return -1;
+  }
+
+  /** __free_pages_ok(): return a block to the zone, merging with free buddies. */
+  freePages(pfn: number, order: number): void {
+    const size = 1 << order;
+    if (
+      !Number.isInteger(pfn) || pfn < 1 || pfn + size > this.pages ||
+      !Number.isInteger(order) || order < 0 || order > MAX_ORDER ||
+      (pfn & (size - 1)) !== 0 || (this.flags[pfn] & PG_buddy) !== 0
+    ) {
+      throw new Error(`bad page: freePages(${pfn}, ${order})`);
+    }
+    this.flags[pfn] = 0;
+    this.refcount[pfn] = 0;
+    this.mapcount[pfn] = 0;
+    this.nr_free_pages += size;
+    this.pgfree += size;
+    while (order < MAX_ORDER) {
+      const buddy = pfn ^ (1 << order);
+      if (buddy >= this.pages || (this.flags[buddy] & PG_buddy) === 0 || this.order[buddy] !== order) break;
+      this.freeListDel(buddy, order);
+      pfn &= buddy;
+      order++;
+    }
+    this.freeListAdd(pfn, order);
+  }
+
+  /** A fresh exclusive anonymous page with mapcount 1, or throws ENOMEM. */
+  allocAnonPage(): number {
+    const pfn = this.allocPages(0);
+    if (pfn < 0) throw new Error('ENOMEM');
+    this.tags[pfn] = 0n;
+    this.mapcount[pfn] = 1;
+    this.flags[pfn] = PG_anon_exclusive | PG_swapbacked;
+    this.nr_anon_pages++;
+    return pfn;
+  }
+
+  /** Drop one mapping of an anon page: folio_remove_rmap_pte() + folio_put(). */
+  unmapAnonPage(pfn: number): void {
+    if (--this.mapcount[pfn] === 0) this.nr_anon_pages--;
+    if (--this.refcount[pfn] === 0) this.freePages(pfn, 0);
+  }
+
+  // ---- page-table pool ----
+
+  /** Returns the index of a zeroed table. */
+  allocTable(): number {
+    if (this.tableTop === 0) throw new Error('ENOMEM');
+    const t = this.tableStack[--this.tableTop];
+    this.pool.fill(0n, t * PTRS_PER_TABLE, (t + 1) * PTRS_PER_TABLE);
+    this.nr_page_table_pages++;
+    return t;
+  }
+
+  freeTable(t: number): void {
+    this.tableStack[this.tableTop++] = t;
+    this.nr_page_table_pages--;
+  }
+}
+
+/** Pool offset of the table an upper-level entry points to. */
+const tableBase = (entry: bigint): number => Number(entry >> 12n) * PTRS_PER_TABLE;
+
+export class RefMm {
+  readonly machine: RefMachine;
+  /** Pool offset of the pgd, or -1 once the mm has exited. */
+  private pgd: number;
+  private vmas: RefVma[] = [];
+
+  constructor(machine: RefMachine) {
+    this.machine = machine;
+    this.pgd = machine.allocTable() * PTRS_PER_TABLE;
+  }
+
+  private live(): number {
+    if (this.pgd < 0) throw new Error('mm has exited');
+    return this.pgd;
+  }
+
+  /** Record a private anonymous writable mapping of [startVpn, startVpn+npages). */
+  mmapAnon(startVpn: number, npages: number): void {
+    this.live();
+    if (!Number.isInteger(startVpn) || !Number.isInteger(npages) || startVpn < 0 || npages < 1 ||
+        startVpn + npages > VPN_LIMIT) {
+      throw new Error('EINVAL');
+    }
+    this.vmas.push({ start: startVpn, end: startVpn + npages });
+  }
+
+  private findVma(vpn: number): RefVma | undefined {
+    for (const vma of this.vmas) if (vpn >= vma.start && vpn < vma.end) return vma;
+    return undefined;
+  }
+
+  /** Pool offset of the PTE table covering vpn, or -1 if a level is missing. */
+  private pteTable(vpn: number): number {
+    const pool = this.machine.pool;
+    const e0 = pool[this.pgd + pgdIndex(vpn)];
+    if ((e0 & _PAGE_PRESENT) === 0n) return -1;
+    const e1 = pool[tableBase(e0) + pudIndex(vpn)];
+    if ((e1 & _PAGE_PRESENT) === 0n) return -1;
+    const e2 = pool[tableBase(e1) + pmdIndex(vpn)];
+    if ((e2 & _PAGE_PRESENT) === 0n) return -1;
+    return tableBase(e2);
+  }
+
+  /** Entry slot -> table it points to, allocating the table if missing (__p*d_alloc). */
+  private descendAlloc(slot: number): number {
+    const m = this.machine;
+    const e = m.pool[slot];
+    if ((e & _PAGE_PRESENT) !== 0n) return tableBase(e);
+    const t = m.allocTable();
+    m.pool[slot] = (BigInt(t) << 12n) | _PAGE_TABLE;
+    return t * PTRS_PER_TABLE;
+  }
+
+  /** Pool offset of the PTE table covering vpn, allocating missing levels. */
+  private pteTableAlloc(vpn: number): number {
+    const pud = this.descendAlloc(this.pgd + pgdIndex(vpn));
+    const pmd = this.descendAlloc(pud + pudIndex(vpn));
+    return this.descendAlloc(pmd + pmdIndex(vpn));
+  }
+
+  /**
+   * CPU access to each page of [startVpn, startVpn+npages) in order, faulting
+   * as needed. A write stores tagBase+i into the i-th page.
+   */
+  touch(startVpn: number, npages: number, write: boolean, tagBase: bigint): void {
+    this.live();
+    const end = startVpn + npages;
+    let vpn = startVpn;
+    while (vpn < end) {
+      const vma = this.findVma(vpn);
+      if (vma === undefined) throw new Error('SIGSEGV');
+      const vmaStop = Math.min(end, vma.end);
+      while (vpn < vmaStop) {
+        // One page-table walk per PTE table, then straight down its entries.
+        const table = this.pteTableAlloc(vpn);
+        const stop = Math.min(vmaStop, nextBoundary(vpn, PMD_SPAN));
+        for (; vpn < stop; vpn++) {
+          this.access(table + pteIndex(vpn), write, write ? tagBase + BigInt(vpn - startVpn) : 0n);
+        }
+      }
+    }
+  }
+
+  /** handle_mm_fault() if needed, then the access itself. */
+  private access(slot: number, write: boolean, tag: bigint): void {
+    const m = this.machine;
+    const pool = m.pool;
+    let pte = pool[slot];
+    if ((pte & _PAGE_PRESENT) === 0n) {
+      m.pgfault++;
+      // do_anonymous_page(): reads map the shared zero page, writes get a fresh page.
+      pte = write
+        ? mkPte(m.allocAnonPage(), _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY)
+        : _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_SPECIAL;
+    } else if (write && (pte & _PAGE_RW) === 0n) {
+      m.pgfault++;
+      pte = this.doWpPage(pte);
+    }
+    if (write) {
+      m.tags[ptePfn(pte)] = tag;
+      pte |= _PAGE_ACCESSED | _PAGE_DIRTY;
+    } else {
+      pte |= _PAGE_ACCESSED;
+    }
+    pool[slot] = pte;
+  }
+
+  /** do_wp_page(): returns the new, writable PTE. */
+  private doWpPage(pte: bigint): bigint {
+    const m = this.machine;
+    const pfn = ptePfn(pte);
+    const prot = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
+    if (pfn === 0) return mkPte(m.allocAnonPage(), prot);
+    // wp_can_reuse_anon_folio(): nobody else can see the page, write in place.
+    if ((m.flags[pfn] & PG_anon_exclusive) !== 0 || m.refcount[pfn] === 1) {
+      m.flags[pfn] |= PG_anon_exclusive;
+      return pte | _PAGE_RW | _PAGE_DIRTY;
+    }
+    // wp_page_copy(): private copy for this mm, drop our share of the old page.
+    const copy = m.allocAnonPage();
+    m.tags[copy] = m.tags[pfn];
+    m.unmapAnonPage(pfn);
+    m.cow_fault++;
+    return mkPte(copy, prot);
+  }
+
+  /** dup_mm(): a child sharing every page copy-on-write. */
+  fork(): RefMm {
+    const pgd = this.live();
+    const m = this.machine;
+    const pool = m.pool;
+    const { flags, mapcount, refcount } = m;
+    const child = new RefMm(m);
+    child.vmas = this.vmas.map((v) => ({ start: v.start, end: v.end }));
+    try {
+      for (let i0 = 0; i0 < PTRS_PER_TABLE; i0++) {
+        const e0 = pool[pgd + i0];
+        if ((e0 & _PAGE_PRESENT) === 0n) continue;
+        const pud = tableBase(e0);
+        for (let i1 = 0; i1 < PTRS_PER_TABLE; i1++) {
+          const e1 = pool[pud + i1];
+          if ((e1 & _PAGE_PRESENT) === 0n) continue;
+          const pmd = tableBase(e1);
+          for (let i2 = 0; i2 < PTRS_PER_TABLE; i2++) {
+            const e2 = pool[pmd + i2];
+            if ((e2 & _PAGE_PRESENT) === 0n) continue;
+            const pt = tableBase(e2);
+            let childPt = -1; // child tables are made on the first present PTE
+            for (let i3 = 0; i3 < PTRS_PER_TABLE; i3++) {
+              let pte = pool[pt + i3];
+              if ((pte & _PAGE_PRESENT) === 0n) continue;
+              if (childPt < 0) childPt = child.pteTableAlloc(i0 * PGD_SPAN + i1 * PUD_SPAN + i2 * PMD_SPAN);
+              const pfn = ptePfn(pte);
+              if (pfn !== 0) {
+                // copy_present_pte(): write-protect both sides, page no longer exclusive.
+                if ((pte & _PAGE_RW) !== 0n) {
+                  pte &= ~_PAGE_RW;
+                  pool[pt + i3] = pte;
+                }
+                flags[pfn] &= ~PG_anon_exclusive;
+                mapcount[pfn]++;
+                refcount[pfn]++;
+              }
+              pool[childPt + i3] = pte;
+            }
+          }
+        }
+      }
+    } catch (err) {
+      // Out of tables: undo the child like the kernel's failed dup_mmap().
+      child.exit();
+      throw err;
+    }
+    return child;
+  }
+
+  /** Count present and writable PTEs in the range and sum their pfns. */
+  walk(startVpn: number, npages: number): RefWalk {
+    const pgd = this.live();
+    const pool = this.machine.pool;
+    const end = startVpn + npages;
+    let present = 0;
+    let writable = 0;
+    let pfnSum = 0;
+    let vpn = startVpn;
+    while (vpn < end) {
+      const e0 = pool[pgd + pgdIndex(vpn)];
+      if ((e0 & _PAGE_PRESENT) === 0n) {
+        vpn = nextBoundary(vpn, PGD_SPAN);
+        continue;
+      }
+      const e1 = pool[tableBase(e0) + pudIndex(vpn)];
+      if ((e1 & _PAGE_PRESENT) === 0n) {
+        vpn = nextBoundary(vpn, PUD_SPAN);
+        continue;
+      }
+      const e2 = pool[tableBase(e1) + pmdIndex(vpn)];
+      const stop = Math.min(end, nextBoundary(vpn, PMD_SPAN));
+      if ((e2 & _PAGE_PRESENT) !== 0n) {
+        const pt = tableBase(e2);
+        for (; vpn < stop; vpn++) {
+          const pte = pool[pt + pteIndex(vpn)];
+          if ((pte & _PAGE_PRESENT) === 0n) continue;
+          present++;
+          if ((pte & _PAGE_RW) !== 0n) writable++;
+          pfnSum += ptePfn(pte);
+        }
+      }
+      vpn = stop;
+    }
+    return { present, writable, pfnSum };
+  }
+
+  /** The leaf PTE for vpn, 0n if no PTE table covers it. */
+  pteAt(vpn: number): bigint {
+    this.live();
+    const pt = this.pteTable(vpn);
+    return pt < 0 ? 0n : this.machine.pool[pt + pteIndex(vpn)];
+  }
+
+  /** Content tag of the page mapped at vpn (0n for unmapped or the zero page). */
+  readTag(vpn: number): bigint {
+    const pte = this.pteAt(vpn);
+    if ((pte & _PAGE_PRESENT) === 0n) return 0n;
+    const pfn = ptePfn(pte);
+    return pfn === 0 ? 0n : this.machine.tags[pfn];
+  }
+
+  /** exit_mmap(): zap every PTE and free all page tables. Idempotent. */
+  exit(): void {
+    const pgd = this.pgd;
+    if (pgd < 0) return;
+    const m = this.machine;
+    const pool = m.pool;
+    for (let i0 = 0; i0 < PTRS_PER_TABLE; i0++) {
+      const e0 = pool[pgd + i0];
+      if ((e0 & _PAGE_PRESENT) === 0n) continue;
+      const pud = tableBase(e0);
+      for (let i1 = 0; i1 < PTRS_PER_TABLE; i1++) {
+        const e1 = pool[pud + i1];
+        if ((e1 & _PAGE_PRESENT) === 0n) continue;
+        const pmd = tableBase(e1);
+        for (let i2 = 0; i2 < PTRS_PER_TABLE; i2++) {
+          const e2 = pool[pmd + i2];
+          if ((e2 & _PAGE_PRESENT) === 0n) continue;
+          const pt = tableBase(e2);
+          for (let i3 = 0; i3 < PTRS_PER_TABLE; i3++) {
+            const pte = pool[pt + i3];
+            if ((pte & _PAGE_PRESENT) === 0n) continue;
+            const pfn = ptePfn(pte);
+            if (pfn !== 0) m.unmapAnonPage(pfn);
+          }
+          m.freeTable(pt / PTRS_PER_TABLE);
+        }
+        m.freeTable(pmd / PTRS_PER_TABLE);
+      }
+      m.freeTable(pud / PTRS_PER_TABLE);
+    }
+    m.freeTable(pgd / PTRS_PER_TABLE);
+    this.pgd = -1;
+    this.vmas = [];
+  }
+}

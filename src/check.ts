@@ -1,0 +1,24 @@
+// Sentences for the invariant codes of assembly/check.ts.
+const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
+  1: (a, b, c) => `free list of zone ${c} order ${b} is corrupt at pfn ${a}`,
+  2: (a, b, c) => `free pfn ${a} has refcount ${b} / mapcount ${c}`,
+  3: (a, b, c) => `zone ${a} counts ${b} free pages but records ${c}`,
+  4: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c}, which does not exist`,
+  5: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c}, which is free`,
+  6: (a, b) => `mm ${a} has a PTE at vpn 0x${b.toString(16)} outside every VMA`,
+  7: (a, b) => `mm ${a} has a writable PTE at vpn 0x${b.toString(16)} in a VMA without VM_WRITE`,
+  8: (a, b, c) => `pfn ${a} is mapped by ${b} PTEs but its mapcount is ${c}`,
+  9: (a, b, c) => `pfn ${a} has refcount ${b}, less than the ${c} its holders need`,
+  10: (a) => `pfn ${a} is left locked`,
+  11: (a, b) => `pfn ${a} is allocated (refcount ${b}) but nothing maps or caches it`,
+  12: (a, b, c) => `shmem object ${a}: page cache entry ${b} is inconsistent (${c})`,
+  13: (a, b, c) => `counter #${a} should be ${b} but is ${c}`,
+  14: (a, b, c) => `page-table pool: ${a} tables reachable, ${b} page tables and ${c} radix nodes accounted`,
+  15: (a, b, c) => `mm ${a} RSS counts ${b} pages but records ${c}`,
+  16: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} that is not the read-only zero page`,
+  17: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a swap entry of type ${c} nothing created`,
+};
+
+export function describeCheckFailure(code: number, a: number, b: number, c: number): string {
+  return (MESSAGES[code] ?? (() => `check code ${code}`))(a, b, c);
+}

@@ -1,0 +1,135 @@
+// The fixed memory map of one machine (assembly/layout.ts reads it): every region's
+// offset, computed once from the configuration. Nothing moves or grows afterwards.
+import type { ResolvedConfig } from "./config.js";
+import { fail } from "./errors.js";
+
+export const ZONE_NORMAL = 2;
+export const ZONE_MOVABLE = 3;
+export const ZONE_DEVICE = 4;
+
+export const ZONE_RECORD = 256;
+export const MAX_ZONES = 64;
+export const MM_RECORD = 64;
+export const VMA_RECORD = 32;
+export const MAPPING_RECORD = 16;
+export const OP_RECORD = 32;
+export const MAX_OPS = 4096;
+export const DATA_SIZE = 1 << 20;
+export const NR_STAT_SLOTS = 32;
+export const RESULT_SIZE = 256;
+/** Bytes of struct page per frame: nine u32 fields and two u8 (zone, order). */
+export const STRUCT_PAGE_BYTES = 9 * 4 + 2;
+/** Per-frame scratch for machine.check(). */
+export const SCRATCH_BYTES = 4;
+const WASM_PAGE = 65536;
+const WASM32_MAX_PAGES = 65536;
+
+// Slot numbers of the LAYOUT block, as in assembly/layout.ts.
+export const L = {
+  NFRAMES: 0, NZONES: 1, NNODES: 2, CONTENT: 3, PAGE_FLAGS: 4, PAGE_REF: 5, PAGE_MAPCOUNT: 6,
+  PAGE_PINCOUNT: 7, PAGE_MAPPING: 8, PAGE_INDEX: 9, PAGE_PRIVATE: 10, PAGE_LRU_NEXT: 11,
+  PAGE_LRU_PREV: 12, PAGE_ZONE: 13, PAGE_ORDER: 14, TAGS: 15, FRAMES: 16, SCRATCH: 17, ZONES: 18,
+  TABLES: 19, NTABLES: 20, MMS: 21, MAX_MMS: 22, VMAS: 23, MAX_VMAS: 24, MAPPINGS: 25,
+  MAX_MAPPINGS: 26, OPS: 27, MAX_OPS: 28, DATA: 29, DATA_SIZE: 30, STATS: 31, RESULT: 32,
+} as const;
+
+export interface ZoneLayout {
+  id: number;
+  node: number;
+  type: number;
+  start: number;
+  end: number;
+  wmarkMin: number;
+  wmarkLow: number;
+  wmarkHigh: number;
+}
+
+export interface Layout {
+  slots: Uint32Array;
+  zones: ZoneLayout[];
+  bytes: number;
+  wasmPages: number;
+  /** Metadata bytes per emulated frame: struct page, plus the check scratch. */
+  metadataPerPage: number;
+}
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
+  const slots = new Uint32Array(33);
+  const n = cfg.frames;
+  let at = align(heapBase, 64);
+  const region = (slot: number, size: number, alignment = 64): void => {
+    at = align(at, alignment);
+    slots[slot] = at;
+    at += size;
+  };
+  slots[L.NFRAMES] = n;
+  slots[L.NNODES] = cfg.nodes.length;
+  slots[L.CONTENT] = cfg.content === "tags" ? 1 : 0;
+  region(L.PAGE_FLAGS, 4 * n);
+  region(L.PAGE_REF, 4 * n);
+  region(L.PAGE_MAPCOUNT, 4 * n);
+  region(L.PAGE_PINCOUNT, 4 * n);
+  region(L.PAGE_MAPPING, 4 * n);
+  region(L.PAGE_INDEX, 4 * n);
+  region(L.PAGE_PRIVATE, 4 * n);
+  region(L.PAGE_LRU_NEXT, 4 * n);
+  region(L.PAGE_LRU_PREV, 4 * n);
+  region(L.PAGE_ZONE, n);
+  region(L.PAGE_ORDER, n);
+  region(L.SCRATCH, SCRATCH_BYTES * n);
+  if (cfg.content === "tags") region(L.TAGS, 8 * n, 8);
+  region(L.ZONES, ZONE_RECORD * MAX_ZONES);
+  region(L.MMS, MM_RECORD * cfg.maxProcesses);
+  slots[L.MAX_MMS] = cfg.maxProcesses;
+  region(L.VMAS, VMA_RECORD * cfg.maxVmas * cfg.maxProcesses);
+  slots[L.MAX_VMAS] = cfg.maxVmas;
+  region(L.MAPPINGS, MAPPING_RECORD * cfg.maxShmem);
+  slots[L.MAX_MAPPINGS] = cfg.maxShmem;
+  region(L.OPS, OP_RECORD * MAX_OPS);
+  slots[L.MAX_OPS] = MAX_OPS;
+  region(L.DATA, DATA_SIZE);
+  slots[L.DATA_SIZE] = DATA_SIZE;
+  region(L.STATS, 8 * NR_STAT_SLOTS);
+  region(L.RESULT, RESULT_SIZE);
+  region(L.TABLES, 4096 * cfg.tablePages, 4096);
+  slots[L.NTABLES] = cfg.tablePages;
+  if (cfg.content === "bytes") region(L.FRAMES, 4096 * n, 4096);
+
+  const zones = layoutZones(cfg);
+  slots[L.NZONES] = zones.length;
+  const bytes = at;
+  const wasmPages = Math.ceil(bytes / WASM_PAGE);
+  if (wasmPages > WASM32_MAX_PAGES) {
+    fail("ENOMEM", "Machine.create",
+      `this configuration needs ${(bytes / 2 ** 30).toFixed(2)} GiB of Wasm memory; 32-bit Wasm memory holds at most 4 GiB ` +
+      `(use content "tags" or fewer frames)`, bytes);
+  }
+  return { slots, zones, bytes, wasmPages, metadataPerPage: STRUCT_PAGE_BYTES + SCRATCH_BYTES };
+}
+
+// Zones lie in pfn order node by node: ZONE_NORMAL then ZONE_MOVABLE. pfn 0 is the zero page.
+function layoutZones(cfg: ResolvedConfig): ZoneLayout[] {
+  const zones: ZoneLayout[] = [];
+  let pfn = 0;
+  const lowmem = cfg.nodes.reduce((s, n) => s + n.normal, 0);
+  const minPages = Math.floor(cfg.minFreeKbytes / 4);
+  for (let node = 0; node < cfg.nodes.length; node++) {
+    const spec = cfg.nodes[node]!;
+    for (const [type, size] of [[ZONE_NORMAL, spec.normal], [ZONE_MOVABLE, spec.movable]] as const) {
+      if (size === 0) continue;
+      if (zones.length >= MAX_ZONES) fail("EINVAL", "Machine.create", `more than ${MAX_ZONES} zones`, zones.length);
+      // __setup_per_zone_wmarks: lowmem zones share min_free_kbytes by size; movable zones keep a small floor.
+      const min = type === ZONE_NORMAL
+        ? Math.min(Math.floor(size / 4), Math.floor((minPages * size) / Math.max(1, lowmem)))
+        : Math.min(128, Math.max(32, Math.floor(size / 1024)), Math.floor(size / 4));
+      const step = Math.max(Math.floor(min / 4), Math.floor(size / 1000));
+      zones.push({ id: zones.length, node, type, start: pfn, end: pfn + size, wmarkMin: min, wmarkLow: min + step, wmarkHigh: min + 2 * step });
+      pfn += size;
+    }
+  }
+  return zones;
+}

@@ -1,0 +1,469 @@
+// A process (mm_struct): its VMAs and the system calls that change them. Every call
+// validates all of its input and plans the new VMA list before touching the core,
+// so a refused call leaves the machine exactly as it was.
+import type { Machine } from "./machine.js";
+import { MmError, fail, hex, type FaultInfo } from "./errors.js";
+import {
+  PAGE_SIZE, PAGE_SHIFT, TASK_SIZE, MMAP_MIN_ADDR, PROT_MASK, PROT_READ, PROT_WRITE, PROT_EXEC,
+  MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE,
+  MAP_FIXED_NOREPLACE, MAP_KNOWN, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, MADV_DONTNEED, MADV_FREE,
+  VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE,
+} from "./constants.js";
+import {
+  type Vma, type ShmemObject, findVma, findVmaIndex, rangeMapped, rangeFree, cutRange, insertVmas, canMerge,
+} from "./vma.js";
+import type { AccessBatch } from "./batch.js";
+import { VMA_RECORD } from "./layout.js";
+
+export interface SpawnOptions {
+  /** NUMA node whose memory the process prefers (default 0). */
+  node?: number;
+}
+
+export interface RunResult {
+  /** Ops that completed; equals the batch length when none faulted. */
+  completed: number;
+  /** The fault that stopped the batch. */
+  fault?: MmError;
+}
+
+const TWO32 = 2 ** 32;
+const TASK_PAGES = TASK_SIZE / PAGE_SIZE;
+/** Where top-down placement starts: below the stack gap, as mmap_base. */
+const MMAP_BASE_VPN = TASK_PAGES - (128 << 20) / PAGE_SIZE;
+
+function protToVmFlags(prot: number): number {
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0) | (prot & PROT_EXEC ? VM_EXEC : 0);
+}
+
+export class Process {
+  readonly pid: number;
+  readonly node: number;
+  /** @internal */ readonly mm: number;
+  private vmas: Vma[] = [];
+  private alive = true;
+
+  /** @internal */
+  constructor(private readonly machine: Machine, mm: number, pid: number, node: number) {
+    this.mm = mm;
+    this.pid = pid;
+    this.node = node;
+  }
+
+  get exited(): boolean {
+    return !this.alive;
+  }
+
+  /** A copy of the VMA list, with byte addresses. */
+  maps(): { start: number; end: number; flags: number; shared: boolean; pgoff: number }[] {
+    return this.vmas.map((v) => ({
+      start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, flags: v.flags, shared: (v.flags & VM_SHARED) !== 0, pgoff: v.pgoff,
+    }));
+  }
+
+  /** Resident pages: anonymous and shared. */
+  rss(): { anon: number; shmem: number } {
+    this.live("rss");
+    return { anon: this.machine.core.rssAnon(this.mm), shmem: this.machine.core.rssShmem(this.mm) };
+  }
+
+  // ---- validation -------------------------------------------------------------
+
+  private live(fn: string): void {
+    if (!this.alive) fail("ESRCH", fn, `process ${this.pid} has exited`, this.pid);
+  }
+
+  private alignedAddr(fn: string, addr: number): number {
+    if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0)
+      fail("EINVAL", fn, `address ${String(addr)} is not a non-negative integer`, addr);
+    if (addr % PAGE_SIZE !== 0) fail("EINVAL", fn, `address ${hex(addr)} is not page-aligned`, addr);
+    if (addr > TASK_SIZE) fail("EINVAL", fn, `address ${hex(addr)} lies beyond the user address space`, addr);
+    return addr / PAGE_SIZE;
+  }
+
+  /** PAGE_ALIGN(len) in pages; zero or overflowing lengths are refused. */
+  private lengthPages(fn: string, len: number, zeroErrno: "EINVAL" | null = "EINVAL"): number {
+    if (typeof len !== "number" || !Number.isInteger(len) || len < 0)
+      fail("EINVAL", fn, `length ${String(len)} is not a non-negative integer`, len);
+    if (len === 0 && zeroErrno) fail(zeroErrno, fn, `length is zero`, len);
+    const pages = Math.ceil(len / PAGE_SIZE);
+    if (pages > TASK_PAGES) fail("ENOMEM", fn, `length ${len} is larger than the user address space`, len);
+    return pages;
+  }
+
+  private inBounds(fn: string, start: number, pages: number, errno: "EINVAL" | "ENOMEM" = "EINVAL"): void {
+    if (start + pages > TASK_PAGES)
+      fail(errno, fn, `range ${hex(start * PAGE_SIZE)}+${hex(pages * PAGE_SIZE)} overflows the user address space`, start * PAGE_SIZE);
+  }
+
+  private fitsMapCount(fn: string, list: Vma[]): void {
+    if (list.length > this.machine.config.maxVmas)
+      fail("ENOMEM", fn, `the process would have ${list.length} VMAs, more than max_map_count ${this.machine.config.maxVmas}`, list.length);
+  }
+
+  // ---- committing a new VMA list ----------------------------------------------
+
+  /** Publishes `list` to the core and settles shmem references against the old list. */
+  private commit(list: Vma[]): void {
+    const delta = new Map<ShmemObject, number>();
+    for (const v of this.vmas) if (v.shmem) delta.set(v.shmem, (delta.get(v.shmem) ?? 0) - 1);
+    for (const v of list) if (v.shmem) delta.set(v.shmem, (delta.get(v.shmem) ?? 0) + 1);
+    this.vmas = list;
+    this.publish();
+    this.machine.shmemRefs(delta);
+  }
+
+  private publish(): void {
+    const core = this.machine.core;
+    const w0 = core.mmVmaTable(this.mm) / 4;
+    const u32 = this.machine.u32;
+    this.vmas.forEach((v, i) => {
+      const w = w0 + (i * VMA_RECORD) / 4;
+      u32[w] = v.start % TWO32;
+      u32[w + 1] = Math.floor(v.start / TWO32);
+      u32[w + 2] = v.end % TWO32;
+      u32[w + 3] = Math.floor(v.end / TWO32);
+      u32[w + 4] = v.pgoff % TWO32;
+      u32[w + 5] = Math.floor(v.pgoff / TWO32);
+      u32[w + 6] = v.flags;
+      u32[w + 7] = v.shmem ? v.shmem.id : v.anonVma;
+    });
+    core.mmSetNvmas(this.mm, this.vmas.length);
+  }
+
+  /** get_unmapped_area, top-down from mmap_base. Returns a vpn or -1. */
+  private unmappedArea(pages: number, list: readonly Vma[] = this.vmas): number {
+    const floor = MMAP_MIN_ADDR / PAGE_SIZE;
+    for (let i = list.length - 1; i >= -1; i--) {
+      const below = i >= 0 ? list[i]!.end : floor;
+      const above = Math.min(i + 1 < list.length ? list[i + 1]!.start : MMAP_BASE_VPN, MMAP_BASE_VPN);
+      if (above - Math.max(below, floor) >= pages) return above - pages;
+    }
+    return -1;
+  }
+
+  // ---- system calls -----------------------------------------------------------
+
+  /** mmap(2) of anonymous memory. Returns the address. */
+  mmap(addr: number, length: number, prot: number, flags: number): number {
+    const fn = "mmap";
+    this.live(fn);
+    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
+    if (!Number.isInteger(flags) || (flags & ~MAP_KNOWN) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~MAP_KNOWN)}`, flags);
+    const type = flags & MAP_TYPE;
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE)
+      fail("EINVAL", fn, `flags must have exactly one of MAP_SHARED or MAP_PRIVATE`, flags);
+    if (!(flags & MAP_ANONYMOUS)) fail("EBADF", fn, `no file descriptor: only MAP_ANONYMOUS mappings exist on this machine`, flags);
+    const pages = this.lengthPages(fn, length);
+    const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
+    let start: number;
+    if (fixed) {
+      start = this.alignedAddr(fn, addr);
+      if (addr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(addr)} is below mmap_min_addr ${hex(MMAP_MIN_ADDR)}`, addr);
+      this.inBounds(fn, start, pages, "ENOMEM");
+      if ((flags & MAP_FIXED_NOREPLACE) && !(flags & MAP_FIXED) && !rangeFree(this.vmas, start, start + pages))
+        fail("EEXIST", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} overlaps an existing mapping`, addr);
+    } else {
+      if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative integer`, addr);
+      const hint = Math.floor(addr / PAGE_SIZE);
+      start = addr >= MMAP_MIN_ADDR && hint + pages <= TASK_PAGES && rangeFree(this.vmas, hint, hint + pages) ? hint : this.unmappedArea(pages);
+      if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
+    }
+    const shared = type !== MAP_PRIVATE;
+    let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    if (shared) vmFlags |= VM_SHARED | VM_MAYSHARE;
+
+    const removed: Vma[] = [];
+    const rest = cutRange(this.vmas, start, start + pages, removed);
+    const vma: Vma = { start, end: start + pages, pgoff: start, flags: vmFlags, anonVma: 0, shmem: null };
+    if (shared) {
+      vma.pgoff = 0;
+    } else {
+      // An adjacent compatible anon VMA lends its anon_vma so the two can merge, as vma_merge does.
+      const i = findVmaIndex(rest, start);
+      const prev = rest[i - 1];
+      const next = rest[i];
+      const probe = { ...vma, anonVma: -1 };
+      if (prev && canMerge({ ...prev, anonVma: -1 }, probe)) vma.anonVma = prev.anonVma;
+      else if (next && canMerge(probe, { ...next, anonVma: -1 })) vma.anonVma = next.anonVma;
+      else vma.anonVma = this.machine.newAnonVma();
+    }
+    const { list } = insertVmas(rest, [vma]);
+    this.fitsMapCount(fn, list);
+    if (shared) vma.shmem = this.machine.openShmem(fn);
+
+    for (const r of removed) this.machine.core.zap(this.mm, r.start, r.end - r.start);
+    this.commit(list);
+    if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
+    return start * PAGE_SIZE;
+  }
+
+  /** munmap(2). */
+  munmap(addr: number, length: number): void {
+    const fn = "munmap";
+    this.live(fn);
+    const start = this.alignedAddr(fn, addr);
+    const pages = this.lengthPages(fn, length);
+    this.inBounds(fn, start, pages);
+    const removed: Vma[] = [];
+    const list = cutRange(this.vmas, start, start + pages, removed);
+    this.fitsMapCount(fn, list);
+    for (const r of removed) this.machine.core.zap(this.mm, r.start, r.end - r.start);
+    this.commit(list);
+  }
+
+  /** mprotect(2). */
+  mprotect(addr: number, length: number, prot: number): void {
+    const fn = "mprotect";
+    this.live(fn);
+    const start = this.alignedAddr(fn, addr);
+    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
+    const pages = this.lengthPages(fn, length, null);
+    if (pages === 0) return;
+    this.inBounds(fn, start, pages, "ENOMEM");
+    const end = start + pages;
+    if (!rangeMapped(this.vmas, start, end))
+      fail("ENOMEM", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} is not fully mapped`, addr);
+    const want = protToVmFlags(prot);
+    const removed: Vma[] = [];
+    const rest = cutRange(this.vmas, start, end, removed);
+    for (const r of removed) {
+      if ((want & VM_WRITE) && (r.flags & VM_SHARED) && !(r.flags & VM_MAYWRITE))
+        fail("EACCES", fn, `the shared mapping at ${hex(r.start * PAGE_SIZE)} may not be made writable`, addr);
+    }
+    const changed = removed.map((r) => ({ ...r, flags: (r.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | want }));
+    const { list } = insertVmas(rest, changed);
+    this.fitsMapCount(fn, list);
+    this.commit(list);
+    for (const c of changed) this.machine.core.changeProt(this.mm, c.start, c.end - c.start, c.flags);
+  }
+
+  /** madvise(2) with MADV_DONTNEED or MADV_FREE. */
+  madvise(addr: number, length: number, advice: number): void {
+    const fn = "madvise";
+    this.live(fn);
+    const start = this.alignedAddr(fn, addr);
+    if (advice !== MADV_DONTNEED && advice !== MADV_FREE) fail("EINVAL", fn, `advice ${String(advice)} is not MADV_DONTNEED or MADV_FREE`, advice);
+    const pages = this.lengthPages(fn, length, null);
+    if (pages === 0) return;
+    this.inBounds(fn, start, pages);
+    const end = start + pages;
+    if (!rangeMapped(this.vmas, start, end))
+      fail("ENOMEM", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} is not fully mapped`, addr);
+    const parts: Vma[] = [];
+    cutRange(this.vmas, start, end, parts);
+    if (advice === MADV_FREE && parts.some((p) => p.flags & VM_SHARED))
+      fail("EINVAL", fn, `MADV_FREE applies to private anonymous memory only`, addr);
+    for (const p of parts) {
+      if (advice === MADV_DONTNEED) this.machine.core.zap(this.mm, p.start, p.end - p.start);
+      else this.machine.core.madvFree(this.mm, p.start, p.end - p.start);
+    }
+  }
+
+  /** mremap(2). Returns the (possibly new) address. */
+  mremap(oldAddr: number, oldLength: number, newLength: number, flags = 0, newAddr = 0): number {
+    const fn = "mremap";
+    this.live(fn);
+    if (!Number.isInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0)
+      fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~7)}`, flags);
+    if (flags & MREMAP_DONTUNMAP) fail("EINVAL", fn, `MREMAP_DONTUNMAP is not modelled`, flags);
+    if ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) fail("EINVAL", fn, `MREMAP_FIXED needs MREMAP_MAYMOVE`, flags);
+    const old = this.alignedAddr(fn, oldAddr);
+    const oldPages = this.lengthPages(fn, oldLength);
+    const newPages = this.lengthPages(fn, newLength);
+    this.inBounds(fn, old, oldPages);
+    const vma = findVma(this.vmas, old);
+    if (!vma || vma.end < old + oldPages)
+      fail("EFAULT", fn, `range ${hex(oldAddr)}+${hex(oldPages * PAGE_SIZE)} is not inside one mapping`, oldAddr);
+
+    if (flags & MREMAP_FIXED) {
+      const dest = this.alignedAddr(fn, newAddr);
+      this.inBounds(fn, dest, newPages);
+      if (dest < old + oldPages && old < dest + newPages) fail("EINVAL", fn, `the new range overlaps the old one`, newAddr);
+      if (newAddr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(newAddr)} is below mmap_min_addr`, newAddr);
+      return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
+    }
+    if (newPages <= oldPages) {
+      if (newPages < oldPages) this.munmap((old + newPages) * PAGE_SIZE, (oldPages - newPages) * PAGE_SIZE);
+      return oldAddr;
+    }
+    // Grow in place when the range ends at the VMA's end and the pages after it are free.
+    if (vma.end === old + oldPages && old + newPages <= TASK_PAGES && rangeFree(this.vmas, vma.end, old + newPages)) {
+      const grown = { ...vma, end: old + newPages };
+      const { list } = insertVmas(this.vmas.filter((v) => v !== vma), [grown]);
+      this.commit(list);
+      return oldAddr;
+    }
+    if (!(flags & MREMAP_MAYMOVE)) fail("ENOMEM", fn, `cannot grow in place and MREMAP_MAYMOVE is not set`, oldAddr);
+    const without = cutRange(this.vmas, old, old + oldPages);
+    const dest = this.unmappedArea(newPages, without);
+    if (dest < 0) fail("ENOMEM", fn, `no free range of ${newPages} pages to move to`, newLength);
+    return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
+  }
+
+  /** move_vma: the pages of [old, old+oldPages) to dest, keeping pgoff; the rest of dest is new. */
+  private moveVma(fn: string, vma: Vma, old: number, oldPages: number, newPages: number, dest: number): number {
+    const movePages = Math.min(oldPages, newPages);
+    const need = 3 * (Math.ceil(movePages / 512) + 2);
+    if (this.machine.core.freeTables() < need) fail("ENOMEM", fn, `the page-table pool cannot hold the moved range`, oldPages);
+    const clobbered: Vma[] = [];
+    let list = cutRange(this.vmas, dest, dest + newPages, clobbered);
+    list = cutRange(list, old, old + oldPages);
+    const moved: Vma = { ...vma, start: dest, end: dest + newPages, pgoff: vma.pgoff + (old - vma.start) };
+    const merged = insertVmas(list, [moved]).list;
+    this.fitsMapCount(fn, merged);
+    const core = this.machine.core;
+    for (const c of clobbered) core.zap(this.mm, c.start, c.end - c.start);
+    if (oldPages > movePages) core.zap(this.mm, old + movePages, oldPages - movePages);
+    core.move(this.mm, old, movePages, dest);
+    this.commit(merged);
+    return dest;
+  }
+
+  /** fork(2): a child with a copy-on-write copy of this address space. */
+  fork(): Process {
+    const fn = "fork";
+    this.live(fn);
+    const core = this.machine.core;
+    if (core.countTables(this.mm) > core.freeTables())
+      fail("ENOMEM", fn, `the page-table pool cannot hold a copy of process ${this.pid}'s tables`, this.pid);
+    const child = this.machine.spawn({ node: this.node });
+    const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
+    for (const v of this.vmas) {
+      if (v.flags & VM_SHARED) continue; // shared pages refault from the object, as the kernel skips them
+      if (!core.copyRange(child.mm, this.mm, v.start, v.end - v.start)) {
+        child.exit();
+        fail("ENOMEM", fn, `out of page tables while copying`, this.pid);
+      }
+    }
+    child.commit(list);
+    return child;
+  }
+
+  /** exit(2): tears down the address space. */
+  exit(): void {
+    this.live("exit");
+    this.machine.core.mmDestroy(this.mm);
+    this.alive = false;
+    const delta = new Map<ShmemObject, number>();
+    for (const v of this.vmas) if (v.shmem) delta.set(v.shmem, (delta.get(v.shmem) ?? 0) - 1);
+    this.vmas = [];
+    this.machine.shmemRefs(delta);
+    this.machine.forget(this);
+  }
+
+  // ---- CPU access -------------------------------------------------------------
+
+  /** A fresh batch of accesses for run(). */
+  batch(): AccessBatch {
+    this.live("batch");
+    return this.machine.batch();
+  }
+
+  /** Runs a batch; stops at the first fault, reporting it instead of throwing. */
+  run(batch: AccessBatch): RunResult {
+    this.live("run");
+    const n = batch.length;
+    const done = this.machine.core.access(this.mm, n);
+    if (done === n) return { completed: n };
+    const r = this.machine.result;
+    const code = r.getUint32(4, true);
+    const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
+    const access = r.getUint32(16, true) ? "write" : "read";
+    return { completed: done, fault: faultError(code, addr, access) };
+  }
+
+  private runOne(batch: AccessBatch): void {
+    const r = this.run(batch);
+    if (r.fault) throw r.fault;
+  }
+
+  read(addr: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let off = 0; off < length; off += 1 << 20) {
+      const b = this.batch();
+      const n = Math.min(1 << 20, length - off);
+      b.read(addr + off, n);
+      this.runOne(b);
+      out.set(b.value(0) as Uint8Array, off);
+    }
+    return out;
+  }
+
+  write(addr: number, data: Uint8Array): void {
+    for (let off = 0; off < data.length; off += 1 << 20) {
+      const b = this.batch();
+      b.write(addr + off, data.subarray(off, Math.min(data.length, off + (1 << 20))));
+      this.runOne(b);
+    }
+  }
+
+  readU32(addr: number): number {
+    const b = this.batch();
+    b.readU32(addr);
+    this.runOne(b);
+    return b.value(0) as number;
+  }
+
+  writeU32(addr: number, value: number): void {
+    const b = this.batch();
+    b.writeU32(addr, value);
+    this.runOne(b);
+  }
+
+  readTag(addr: number): bigint {
+    const b = this.batch();
+    b.readTag(addr);
+    this.runOne(b);
+    return b.value(0) as bigint;
+  }
+
+  writeTag(addr: number, tag: bigint): void {
+    const b = this.batch();
+    b.writeTag(addr, tag);
+    this.runOne(b);
+  }
+
+  /** Touches `npages` pages from `addr`: reads, or writes of tags tagBase+i. */
+  touch(addr: number, npages: number, write: boolean, tagBase = 0n): void {
+    const b = this.batch();
+    b.touch(addr, npages, write, tagBase);
+    this.runOne(b);
+  }
+
+  /** The raw PTE at `addr` (0n when none), for inspection. */
+  pte(addr: number): bigint {
+    this.live("pte");
+    if (!Number.isInteger(addr) || addr < 0 || addr >= TASK_SIZE) fail("EFAULT", "pte", `address ${String(addr)} is outside the user address space`, addr);
+    this.machine.core.readPte(this.mm, Math.floor(addr / PAGE_SIZE));
+    const r = this.machine.result;
+    return (BigInt(r.getUint32(84, true)) << 32n) | BigInt(r.getUint32(80, true));
+  }
+
+  /** The PTE walk: present and writable PTEs over [addr, addr+length), and the sum of their pfns. */
+  walk(addr: number, length: number): { present: number; writable: number; pfnSum: number } {
+    this.live("walk");
+    const start = this.alignedAddr("walk", addr);
+    const pages = this.lengthPages("walk", length);
+    this.inBounds("walk", start, pages);
+    const present = this.machine.core.walk(this.mm, start, pages);
+    const r = this.machine.result;
+    return { present, writable: r.getUint32(64, true), pfnSum: r.getFloat64(72, true) };
+  }
+}
+
+function faultError(code: number, addr: number, access: "read" | "write"): MmError {
+  const info = (si: FaultInfo["si_code"]): FaultInfo => ({ addr, access, si_code: si });
+  switch (code) {
+    case 1:
+      return new MmError("SIGSEGV", "access", `${access} at ${hex(addr)}: no mapping (SEGV_MAPERR)`, addr, info("SEGV_MAPERR"));
+    case 2:
+      return new MmError("SIGSEGV", "access", `${access} at ${hex(addr)}: the mapping does not allow it (SEGV_ACCERR)`, addr, info("SEGV_ACCERR"));
+    case 3:
+      return new MmError("ENOMEM", "access", `${access} at ${hex(addr)}: out of memory (VM_FAULT_OOM)`, addr);
+    default:
+      return new MmError("SIGBUS", "access", `${access} at ${hex(addr)}: the page cannot be brought in (VM_FAULT_SIGBUS)`, addr, info("BUS_ADRERR"));
+  }
+}
+
+export { PAGE_SHIFT };

@@ -1,0 +1,106 @@
+// vm_area_struct and the sorted VMA list of one mm: find, split at a boundary, merge
+// compatible neighbours. Pure bookkeeping; page tables are the Wasm core's business.
+import { VM_SHARED } from "./constants.js";
+
+/** A shared anonymous object (shmem): its pages live in an address_space in the core. */
+export interface ShmemObject {
+  id: number;
+  /** VMAs (in any process) that map it. */
+  refs: number;
+}
+
+export interface Vma {
+  /** First virtual page number. */
+  start: number;
+  /** One past the last virtual page number. */
+  end: number;
+  /** Page offset into the backing object (for anon: the linear page index base). */
+  pgoff: number;
+  flags: number;
+  /** anon_vma id for private anon, or the shmem object for shared. */
+  anonVma: number;
+  shmem: ShmemObject | null;
+}
+
+export function vmaPages(v: Vma): number {
+  return v.end - v.start;
+}
+
+/** Index of the first VMA that ends after `vpn`. */
+export function findVmaIndex(vmas: readonly Vma[], vpn: number): number {
+  let lo = 0;
+  let hi = vmas.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (vmas[mid]!.end <= vpn) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export function findVma(vmas: readonly Vma[], vpn: number): Vma | undefined {
+  const v = vmas[findVmaIndex(vmas, vpn)];
+  return v && v.start <= vpn ? v : undefined;
+}
+
+/** True when [start, end) is covered by VMAs with no hole. */
+export function rangeMapped(vmas: readonly Vma[], start: number, end: number): boolean {
+  let at = start;
+  for (let i = findVmaIndex(vmas, start); i < vmas.length && at < end; i++) {
+    const v = vmas[i]!;
+    if (v.start > at) return false;
+    at = v.end;
+  }
+  return at >= end;
+}
+
+export function rangeFree(vmas: readonly Vma[], start: number, end: number): boolean {
+  const v = vmas[findVmaIndex(vmas, start)];
+  return !v || v.start >= end;
+}
+
+function piece(v: Vma, start: number, end: number): Vma {
+  return { ...v, start, end, pgoff: v.pgoff + (start - v.start) };
+}
+
+/**
+ * The list with [start, end) cut out. `removed` receives the cut pieces.
+ */
+export function cutRange(vmas: readonly Vma[], start: number, end: number, removed: Vma[] = []): Vma[] {
+  const out: Vma[] = [];
+  for (const v of vmas) {
+    if (v.end <= start || v.start >= end) {
+      out.push(v);
+      continue;
+    }
+    if (v.start < start) out.push(piece(v, v.start, start));
+    removed.push(piece(v, Math.max(v.start, start), Math.min(v.end, end)));
+    if (v.end > end) out.push(piece(v, end, v.end));
+  }
+  return out;
+}
+
+/** vma_merge's test: same flags and backing, contiguous offsets. */
+export function canMerge(a: Vma, b: Vma): boolean {
+  if (a.end !== b.start || a.flags !== b.flags) return false;
+  if (a.pgoff + (a.end - a.start) !== b.pgoff) return false;
+  if (a.flags & VM_SHARED) return a.shmem === b.shmem;
+  return a.anonVma === b.anonVma;
+}
+
+/** Inserts `add` (which overlaps nothing) and merges neighbours; returns the list and merged-away shmem refs. */
+export function insertVmas(vmas: readonly Vma[], add: readonly Vma[]): { list: Vma[]; dropped: Vma[] } {
+  const all = [...vmas, ...add].sort((a, b) => a.start - b.start);
+  const list: Vma[] = [];
+  const dropped: Vma[] = [];
+  for (const v of all) {
+    const last = list[list.length - 1];
+    if (last && canMerge(last, v)) {
+      list[list.length - 1] = { ...last, end: v.end };
+      dropped.push(v);
+    } else {
+      list.push(v);
+    }
+  }
+  return { list, dropped };
+}

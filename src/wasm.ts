@@ -1,0 +1,65 @@
+// Loading the Wasm core: one compiled module per build, one instance per machine.
+import { instantiateSync } from "@assemblyscript/loader";
+import type { WasmBuild } from "./config.js";
+
+/** The Wasm surface (assembly/index.ts). Page numbers cross as f64, never i64. */
+export interface CoreExports {
+  memory: WebAssembly.Memory;
+  layoutPtr(): number;
+  heapBase(): number;
+  init(): void;
+  mmCreate(node: number): number;
+  mmDestroy(mm: number): void;
+  mmVmaTable(mm: number): number;
+  mmSetNvmas(mm: number, n: number): void;
+  rssAnon(mm: number): number;
+  rssShmem(mm: number): number;
+  access(mm: number, n: number): number;
+  populate(mm: number, vpn: number, n: number, write: number): number;
+  zap(mm: number, vpn: number, n: number): void;
+  changeProt(mm: number, vpn: number, n: number, vmFlags: number): void;
+  madvFree(mm: number, vpn: number, n: number): void;
+  move(mm: number, vpn: number, n: number, newVpn: number): number;
+  copyRange(dst: number, src: number, vpn: number, n: number): number;
+  countTables(mm: number): number;
+  freeTables(): number;
+  walk(mm: number, vpn: number, n: number): number;
+  readPte(mm: number, vpn: number): number;
+  shmemOpen(id: number): void;
+  shmemClose(id: number): void;
+  check(): number;
+  reclaim(n: number): number;
+}
+
+const modules = new Map<WasmBuild, WebAssembly.Module>();
+const sources = new Map<WasmBuild, Uint8Array<ArrayBuffer>>();
+
+/** Supplies the Wasm bytes for a build (the browser bundle embeds them this way). */
+export function setWasmBinary(build: WasmBuild, bytes: Uint8Array<ArrayBuffer>): void {
+  sources.set(build, bytes);
+  modules.delete(build);
+}
+
+function readBinary(build: WasmBuild): Uint8Array<ArrayBuffer> {
+  const given = sources.get(build);
+  if (given) return given;
+  const g = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
+  const fs = g.process?.getBuiltinModule?.("node:fs") as typeof import("node:fs") | undefined;
+  if (!fs) throw new Error(`mmemu: no Wasm binary for the ${build} build; call setWasmBinary() first`);
+  const url = new URL(`../build/${build}.wasm`, import.meta.url);
+  try {
+    return new Uint8Array(fs.readFileSync(url));
+  } catch {
+    throw new Error(`mmemu: ${url.pathname} is missing; run "npm run build:wasm"`);
+  }
+}
+
+export function instantiateCore(build: WasmBuild): CoreExports {
+  let mod = modules.get(build);
+  if (!mod) {
+    mod = new WebAssembly.Module(readBinary(build) as Uint8Array<ArrayBuffer>);
+    modules.set(build, mod);
+  }
+  const { exports } = instantiateSync<Record<string, unknown>>(mod, {});
+  return exports as unknown as CoreExports;
+}
