@@ -132,7 +132,8 @@ export class Process {
   }
 
   /** get_unmapped_area, top-down from mmap_base. Returns a vpn or -1. */
-  private unmappedArea(pages: number, list: readonly Vma[] = this.vmas): number {
+  private unmappedArea(pages: number): number {
+    const list = this.vmas;
     const floor = MMAP_MIN_ADDR / PAGE_SIZE;
     for (let i = list.length - 1; i >= -1; i--) {
       const below = i >= 0 ? list[i]!.end : floor;
@@ -295,8 +296,8 @@ export class Process {
       return oldAddr;
     }
     if (!(flags & MREMAP_MAYMOVE)) fail("ENOMEM", fn, `cannot grow in place and MREMAP_MAYMOVE is not set`, oldAddr);
-    const without = cutRange(this.vmas, old, old + oldPages);
-    const dest = this.unmappedArea(newPages, without);
+    // The old range is still mapped while the new one is chosen, so the two never overlap.
+    const dest = this.unmappedArea(newPages);
     if (dest < 0) fail("ENOMEM", fn, `no free range of ${newPages} pages to move to`, newLength);
     return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
   }

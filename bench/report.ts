@@ -1,0 +1,81 @@
+// Result rows and their rendering: an aligned text table for the terminal and a markdown table
+// for BENCHMARKS.md. A row's ratios are computed from figures measured in the same run.
+import type { Timing } from "./harness.js";
+
+export interface Row {
+  /** What ran: "Wasm release", "reference (TS)", "limit: …". */
+  variant: string;
+  timing: Timing;
+  /** Work units per call (pages, or 1 for whole operations). */
+  units: number;
+  unit: "pages/s" | "ops/s";
+  /** Throughput ratio against the reference row of the group (higher is faster). */
+  vsRef?: number;
+  /** Throughput ratio against the limit row of the group (1.0 = as fast as the limit). */
+  vsLimit?: number;
+  /** The bar this row is held to, and whether it met it. */
+  bar?: string;
+  met?: boolean;
+}
+
+export interface Group {
+  title: string;
+  /** One sentence: what is measured. */
+  what: string;
+  rows: Row[];
+  /** Extra figures reported below the table (memory sizes, ...). */
+  notes?: string[];
+}
+
+export const rate = (r: Row): number => r.units / (r.timing.ms / 1000);
+
+/** Fills vsRef and vsLimit of every row from the group's rows named `ref` and `limit`. */
+export function relate(rows: Row[], ref: Row | undefined, limit: Row | undefined): Row[] {
+  for (const r of rows) {
+    if (ref && r !== ref) r.vsRef = rate(r) / rate(ref);
+    if (limit && r !== limit) r.vsLimit = rate(r) / rate(limit);
+  }
+  return rows;
+}
+
+function fmtRate(v: number, unit: string): string {
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)} G ${unit}`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M ${unit}`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(2)} k ${unit}`;
+  return `${v.toFixed(2)} ${unit}`;
+}
+
+function fmtMs(ms: number): string {
+  if (ms >= 100) return `${ms.toFixed(0)} ms`;
+  if (ms >= 1) return `${ms.toFixed(2)} ms`;
+  return `${(ms * 1000).toFixed(1)} µs`;
+}
+
+const fmtRatio = (v: number | undefined): string => (v === undefined ? "—" : `${v.toFixed(2)}×`);
+
+const HEAD = ["Benchmark", "Variant", "Median time", "Throughput", "vs reference", "vs limit", "Bar", "Met"];
+
+function cells(groups: Group[]): string[][] {
+  const out: string[][] = [];
+  for (const g of groups) {
+    for (const r of g.rows) {
+      out.push([
+        g.title, r.variant, `${fmtMs(r.timing.ms)} ±${r.timing.rme.toFixed(1)}%`, fmtRate(rate(r), r.unit),
+        fmtRatio(r.vsRef), fmtRatio(r.vsLimit), r.bar ?? "—", r.met === undefined ? "—" : r.met ? "yes" : "**no**",
+      ]);
+    }
+  }
+  return out;
+}
+
+export function textTable(groups: Group[]): string {
+  const rows = [HEAD, ...cells(groups).map((c) => c.map((s) => s.replaceAll("**", "")))];
+  const w = HEAD.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => r.map((s, i) => s.padEnd(w[i]!)).join("  ").trimEnd();
+  return [line(rows[0]!), w.map((n) => "-".repeat(n)).join("  "), ...rows.slice(1).map(line)].join("\n");
+}
+
+export function markdownTable(groups: Group[]): string {
+  const line = (r: string[]): string => `| ${r.join(" | ")} |`;
+  return [line(HEAD), line(HEAD.map(() => "---")), ...cells(groups).map(line)].join("\n");
+}
