@@ -51,7 +51,8 @@ function fmtMs(ms: number): string {
   return `${(ms * 1000).toFixed(1)} µs`;
 }
 
-const fmtRatio = (v: number | undefined): string => (v === undefined ? "—" : `${v.toFixed(2)}×`);
+const fmtRatio = (v: number | undefined): string =>
+  v === undefined ? "—" : v >= 0.1 ? `${v.toFixed(2)}×` : `${v.toPrecision(2)}×`;
 
 const HEAD = ["Benchmark", "Variant", "Median time", "Throughput", "vs reference", "vs limit", "Bar", "Met"];
 

@@ -457,7 +457,7 @@ export class RefMm {
                 mapcount[pfn]++;
                 refcount[pfn]++;
               }
-              pool[childPt + i3] = pte;
+              pool[childPt + i3] = pte & ~_PAGE_ACCESSED; // the child's copy starts old (pte_mkold)
             }
           }
         }

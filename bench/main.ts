@@ -1,0 +1,62 @@
+// The benchmark suite (`npm run bench`): each group times the release Wasm core through the
+// TypeScript API against the plain-TypeScript reference kernel and a raw limit, in the same run.
+// Prints a text table and a markdown table; `--write` also rewrites BENCHMARKS.md at the repo root.
+// `--no-debug` skips the debug-build rows.
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { create } from "./create.js";
+import { faultIn } from "./faultin.js";
+import { fork } from "./fork.js";
+import { walk, walkSink } from "./walk.js";
+import { markdownTable, textTable, type Group } from "./report.js";
+
+const args = new Set(process.argv.slice(2));
+const debug = !args.has("--no-debug");
+const t0 = performance.now();
+
+const steps: [string, () => Group][] = [
+  ["anon fault-in", () => faultIn(debug)],
+  ["fork", () => fork(debug, false)],
+  ["fork + COW break", () => fork(debug, true)],
+  ["PTE walk", () => walk(debug)],
+  ["machine creation", () => create()],
+];
+const groups: Group[] = [];
+for (const [name, run] of steps) {
+  process.stderr.write(`bench: ${name}...\n`);
+  groups.push(run());
+}
+if (walkSink() < 0) console.log("unreachable");
+
+const seconds = (performance.now() - t0) / 1000;
+const cpu = cpus();
+const machine = `${cpu[0]?.model.trim() ?? "unknown CPU"}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`;
+const date = new Date().toISOString().slice(0, 10);
+
+console.log(`\n${textTable(groups)}\n`);
+for (const g of groups) for (const n of g.notes ?? []) console.log(n);
+console.log(`\nnode ${process.version}, ${machine}; suite took ${seconds.toFixed(0)} s\n`);
+
+const md = [
+  "# Benchmarks",
+  "",
+  "Produced by `npm run bench -- --write` (plain `npm run bench` prints the same table without writing this file).",
+  `Date ${date}; node ${process.version}; ${machine}; the suite took ${seconds.toFixed(0)} s.`,
+  "",
+  "Each figure is the median of tinybench samples; ratios compare throughputs measured in the same run.",
+  "\"vs reference\" is the speed-up over the plain-TypeScript reference kernel (`bench/reference/kernel.ts`);",
+  "\"vs limit\" is the fraction of the raw limit's throughput (1.00× = as fast as the limit).",
+  "The Wasm rows run the release build unless they say debug.",
+  "",
+  markdownTable(groups),
+  "",
+  "## What is measured",
+  "",
+  ...groups.flatMap((g) => [`- **${g.title}**: ${g.what}`, ...(g.notes ?? []).map((n) => `  ${n}`)]),
+  "",
+].join("\n");
+console.log(md);
+if (args.has("--write")) {
+  writeFileSync(new URL("../BENCHMARKS.md", import.meta.url), md);
+  process.stderr.write("bench: wrote BENCHMARKS.md\n");
+}

@@ -1,0 +1,86 @@
+// The Wasm core against the plain-TypeScript reference kernel (bench/reference/):
+// the same random programs of faults, forks and exits must give the same page
+// tables, contents and counters.
+import { describe, it, expect } from "vitest";
+import fc from "fast-check";
+import { Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, PAGE_SIZE, type Process } from "../src/index.js";
+import { RefMachine, type RefMm } from "../bench/reference/kernel.js";
+
+const BASE_VPN = 0x10000;
+const PAGES = 96;
+const FRAMES = 1024;
+
+type Op =
+  | { kind: "touch"; proc: number; first: number; n: number; write: boolean }
+  | { kind: "fork"; proc: number }
+  | { kind: "exit"; proc: number };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant("touch" as const), proc: fc.nat(7), first: fc.nat(PAGES - 1), n: fc.integer({ min: 1, max: 40 }), write: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("fork" as const), proc: fc.nat(7) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("exit" as const), proc: fc.nat(7) }) },
+);
+
+const COMPARED = ["pgfault", "cow_fault", "nr_anon_pages", "nr_free_pages", "pgalloc_normal", "pgfree", "nr_page_table_pages"] as const;
+
+describe("differential: Wasm core vs the plain-TS reference kernel", () => {
+  it("same PTEs, tags and counters after random fault/fork/exit programs", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
+        const m = Machine.create({ nodes: [{ normal: FRAMES }], content: "tags" });
+        const ref = new RefMachine({ pages: FRAMES });
+        const first = m.spawn();
+        first.mmap(BASE_VPN * PAGE_SIZE, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+        const refFirst = ref.spawn();
+        refFirst.mmapAnon(BASE_VPN, PAGES);
+        const pairs: [Process, RefMm][] = [[first, refFirst]];
+        let tag = 1n;
+        for (const op of ops) {
+          const pair = pairs[op.proc % pairs.length]!;
+          if (op.kind === "touch") {
+            const n = Math.min(op.n, PAGES - op.first);
+            const addr = (BASE_VPN + op.first) * PAGE_SIZE;
+            let ours = "ok";
+            let theirs = "ok";
+            const b = pair[0].batch();
+            b.touch(addr, n, op.write, tag);
+            const r = pair[0].run(b);
+            if (r.fault) ours = r.fault.code;
+            try {
+              pair[1].touch(BASE_VPN + op.first, n, op.write, tag);
+            } catch (e) {
+              theirs = (e as Error).message;
+            }
+            expect(ours).toBe(theirs);
+            tag += BigInt(n);
+          } else if (op.kind === "fork") {
+            if (pairs.length >= 6) continue;
+            pairs.push([pair[0].fork(), pair[1].fork()]);
+          } else if (pairs.length > 1) {
+            pair[0].exit();
+            pair[1].exit();
+            pairs.splice(pairs.indexOf(pair), 1);
+          }
+          const c = m.counters();
+          const rc = ref.counters();
+          for (const k of COMPARED) expect([k, c[k]]).toEqual([k, rc[k]]);
+        }
+        m.check();
+        for (const [p, rp] of pairs) {
+          for (let i = 0; i < PAGES; i++) {
+            const vpn = BASE_VPN + i;
+            const pte = p.pte(vpn * PAGE_SIZE);
+            const rpte = rp.pteAt(vpn);
+            // Same state bits (present, rw, accessed, dirty, special); pfns may differ.
+            expect([vpn, pte & 0xfffn]).toEqual([vpn, rpte & 0xfffn]);
+            if (pte & 1n) expect([vpn, p.readTag(vpn * PAGE_SIZE)]).toEqual([vpn, rp.readTag(vpn)]);
+          }
+          const w = p.walk(BASE_VPN * PAGE_SIZE, PAGES * PAGE_SIZE);
+          const rw = rp.walk(BASE_VPN, PAGES);
+          expect([w.present, w.writable]).toEqual([rw.present, rw.writable]);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
