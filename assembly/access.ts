@@ -4,7 +4,7 @@ import { opsBase, dataBase, resultBase, NONE, contentMode, CONTENT_TAGS } from "
 import { walkPte } from "./pagetable";
 import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn } from "./pte";
 import { mmPgd } from "./mm";
-import { handleMmFault, FAULT_OK } from "./fault";
+import { handleMmFault, faultPtep, FAULT_OK, FAULT_SIGBUS } from "./fault";
 import { frameAddr, readTag, writeTag } from "./content";
 
 export const OP_READ_U32: u32 = 1;
@@ -29,26 +29,65 @@ const R_WRITE = 16;
 
 let faultCode: u32 = 0;
 
-// The frame behind `vpn` for a read or a write, faulting as the CPU would; NONE on failure.
-export function pfnForAccess(mm: u32, vpn: u64, write: bool): u32 {
-  const pgd = mmPgd(mm);
+const ACCESS_BITS_READ: u64 = _PAGE_ACCESSED;
+const ACCESS_BITS_WRITE: u64 = _PAGE_ACCESSED | _PAGE_DIRTY;
+
+// The frame behind the PTE at `ptep` if it allows the access (marking it young, and
+// dirty for a write), else NONE.
+@inline function pteAllows(ptep: usize, write: bool): u32 {
+  const pte = load<u64>(ptep);
+  if ((pte & _PAGE_PRESENT) == 0 || (write && (pte & _PAGE_RW) == 0)) return NONE;
+  store<u64>(ptep, pte | (write ? ACCESS_BITS_WRITE : ACCESS_BITS_READ));
+  return ptePfn(pte);
+}
+
+// Faults `vpn` in as the CPU would, retrying while the fault path makes progress.
+// Returns the frame, or NONE with faultCode set.
+function faultIn(mm: u32, vpn: u64, write: bool): u32 {
   for (let tries = 0; tries < 4; tries++) {
-    const ptep = walkPte(pgd, vpn, false);
-    if (ptep != 0) {
-      const pte = load<u64>(ptep);
-      if ((pte & _PAGE_PRESENT) != 0 && (!write || (pte & _PAGE_RW) != 0)) {
-        store<u64>(ptep, pte | (write ? _PAGE_ACCESSED | _PAGE_DIRTY : _PAGE_ACCESSED));
-        return ptePfn(pte);
-      }
-    }
     const r = handleMmFault(mm, vpn, write);
     if (r != FAULT_OK) {
       faultCode = r;
       return NONE;
     }
+    const pfn = pteAllows(faultPtep, write);
+    if (pfn != NONE) return pfn;
   }
-  faultCode = 4;
+  faultCode = FAULT_SIGBUS;
   return NONE;
+}
+
+// The frame behind `vpn` for a read or a write; NONE on failure.
+export function pfnForAccess(mm: u32, vpn: u64, write: bool): u32 {
+  const ptep = walkPte(mmPgd(mm), vpn, false);
+  if (ptep != 0) {
+    const pfn = pteAllows(ptep, write);
+    if (pfn != NONE) return pfn;
+  }
+  return faultIn(mm, vpn, write);
+}
+
+// Touches [vpn, vpn+n) in order, keeping the PTE table between pages of one table.
+// Returns the index of the page that failed, or n.
+function touchRange(mm: u32, vpn: u64, n: u32, write: bool, tagBase: u64): u32 {
+  const pgd = mmPgd(mm);
+  let table: usize = 0;
+  for (let k: u32 = 0; k < n; k++) {
+    const v = vpn + <u64>k;
+    const slot = <usize>(<u32>v & 511) << 3;
+    if (table == 0 || slot == 0) {
+      const ptep = walkPte(pgd, v, false);
+      table = ptep == 0 ? 0 : ptep - slot;
+    }
+    let pfn = table != 0 ? pteAllows(table + slot, write) : NONE;
+    if (pfn == NONE) {
+      pfn = faultIn(mm, v, write);
+      if (pfn == NONE) return k;
+      table = faultPtep - slot;
+    }
+    if (write) writeTag(pfn, tagBase + <u64>k);
+  }
+  return n;
 }
 
 function recordFault(index: u32, addr: u64, write: bool): void {
@@ -87,13 +126,10 @@ export function accessBatch(mm: u32, n: u32): u32 {
     if (kind == OP_TOUCH_READ || kind == OP_TOUCH_WRITE) {
       const base = (<u64>load<u32>(op + 20) << 32) | <u64>load<u32>(op + 16);
       const vpn = addr >> 12;
-      for (let k: u32 = 0; k < len; k++) {
-        const pfn = pfnForAccess(mm, vpn + <u64>k, write);
-        if (pfn == NONE) {
-          recordFault(i, (vpn + <u64>k) << 12, write);
-          return i;
-        }
-        if (write) writeTag(pfn, base + <u64>k);
+      const k = touchRange(mm, vpn, len, write, base);
+      if (k != len) {
+        recordFault(i, (vpn + <u64>k) << 12, write);
+        return i;
       }
       continue;
     }
@@ -114,7 +150,7 @@ export function accessBatch(mm: u32, n: u32): u32 {
     }
     // Byte-level ops exist only in bytes mode (TS rejects them earlier in tags mode).
     if (contentMode == CONTENT_TAGS) {
-      faultCode = 4;
+      faultCode = FAULT_SIGBUS;
       recordFault(i, addr, write);
       return i;
     }

@@ -150,20 +150,49 @@ export function allocFromZone(z: u32, order: u32): u32 {
   return pfn;
 }
 
-// The zonelist of `node` for a movable (GFP_HIGHUSER_MOVABLE) or a kernel
-// allocation: the local node first, highest usable zone first, then the other nodes.
-export function allocPages(node: u32, order: u32, movable: bool): u32 {
-  for (let i: u32 = 0; i < nnodes; i++) {
-    const n = (node + i) % nnodes;
-    for (let pass = 0; pass < 2; pass++) {
-      const want = pass == 0 ? ZONE_MOVABLE : ZONE_NORMAL;
-      if (want == ZONE_MOVABLE && !movable) continue;
-      for (let z: u32 = 0; z < nzones; z++) {
-        if (zoneNode(z) != n || zoneType(z) != want) continue;
-        const pfn = allocFromZone(z, order);
-        if (pfn != NONE) return pfn;
+// Zonelists (build_zonelists), built once at init: for each node and each kind of
+// allocation, the zones to try in order — the local node first, highest usable zone
+// first, then the other nodes. Entries end with NONE.
+const MAX_NODES: u32 = 16;
+const MAX_ZONES: u32 = 64;
+const ZONELIST_LEN: u32 = MAX_ZONES + 1;
+const zonelists: usize = memory.data(<i32>(MAX_NODES * 2 * ZONELIST_LEN * 4), 16);
+
+@inline function zonelist(node: u32, movable: bool): usize {
+  return zonelists + <usize>((node * 2 + (movable ? 1 : 0)) * ZONELIST_LEN) * 4;
+}
+
+export function buildZonelists(): void {
+  for (let node: u32 = 0; node < nnodes; node++) {
+    for (let kind = 0; kind < 2; kind++) {
+      const movable = kind == 1;
+      const list = zonelist(node, movable);
+      let len: u32 = 0;
+      for (let i: u32 = 0; i < nnodes; i++) {
+        const n = (node + i) % nnodes;
+        for (let pass = 0; pass < 2; pass++) {
+          const want = pass == 0 ? ZONE_MOVABLE : ZONE_NORMAL;
+          if (want == ZONE_MOVABLE && !movable) continue;
+          for (let z: u32 = 0; z < nzones; z++) {
+            if (zoneNode(z) == n && zoneType(z) == want) {
+              store<u32>(list + (<usize>len << 2), z);
+              len++;
+            }
+          }
+        }
       }
+      store<u32>(list + (<usize>len << 2), NONE);
     }
+  }
+}
+
+// Allocation for a movable (GFP_HIGHUSER_MOVABLE) or a kernel request from `node`'s zonelist.
+export function allocPages(node: u32, order: u32, movable: bool): u32 {
+  let p = zonelist(node, movable);
+  for (let z = load<u32>(p); z != NONE; z = load<u32>(p)) {
+    const pfn = allocFromZone(z, order);
+    if (pfn != NONE) return pfn;
+    p += 4;
   }
   statAdd(PGALLOC_FAIL, 1);
   return NONE;

@@ -22,6 +22,9 @@ export const FAULT_SIGSEGV_ACCERR: u32 = 2;
 export const FAULT_OOM: u32 = 3;
 export const FAULT_SIGBUS: u32 = 4;
 
+// The PTE slot the last successful fault filled, so the access need not walk again.
+export let faultPtep: usize = 0;
+
 const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
 
 // A movable user page for `mm`; under pressure, lazily-freed pages are reclaimed first.
@@ -39,6 +42,7 @@ export function handleMmFault(mm: u32, vpn: u64, write: bool): u32 {
   if (write ? (flags & VM_WRITE) == 0 : (flags & VM_ACCESS_FLAGS) == 0) return FAULT_SIGSEGV_ACCERR;
   const ptep = walkPte(mmPgd(mm), vpn, true);
   if (ptep == 0) return FAULT_OOM;
+  faultPtep = ptep;
   statAdd(PGFAULT, 1);
   const pte = load<u64>(ptep);
   if (pte == 0) {

@@ -4,9 +4,9 @@ import {
   LAYOUT, readLayout, nzones, maxMms, maxMappings, nframes, resultBase, NONE,
 } from "./layout";
 import { setFlag, setRef, PG_reserved } from "./memmap";
-import { zoneInit, allocPages, freePages } from "./alloc";
+import { zoneInit, buildZonelists } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entryTable, entryPresent, walkPte } from "./pagetable";
-import { mmReset, mmAlive, setMmAlive, mmPgd, mmBase, mmNvmas, vmaAddr, vmaStart, vmaEnd } from "./mm";
+import { vmacacheInvalidate, mmReset, mmAlive, setMmAlive, mmPgd, mmBase, mmNvmas, vmaAddr, vmaStart, vmaEnd } from "./mm";
 import {
   rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed,
   RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT,
@@ -35,6 +35,7 @@ export function init(): void {
   setFlag(ZERO_PFN, PG_reserved);
   setRef(ZERO_PFN, 1);
   for (let z: u32 = 0; z < nzones; z++) zoneInit(z);
+  buildZonelists();
   for (let mm: u32 = 0; mm < maxMms; mm++) mmReset(mm);
 }
 
@@ -62,6 +63,7 @@ export function mmVmaTable(mm: u32): usize {
 }
 
 export function mmSetNvmas(mm: u32, n: u32): void {
+  vmacacheInvalidate();
   store<u32>(mmBase(mm) + 8, n);
 }
 

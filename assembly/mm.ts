@@ -49,6 +49,7 @@ export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 }
 
 export function mmReset(mm: u32): void {
+  vmacacheInvalidate();
   memory.fill(mmBase(mm), 0, MM_RECORD);
   setMmPgd(mm, NONE);
 }
@@ -63,8 +64,18 @@ export function mmReset(mm: u32): void {
 @inline export function vmaFlags(v: usize): u32 { return load<u32>(v + VMA_FLAGS); }
 @inline export function vmaBacking(v: usize): u32 { return load<u32>(v + VMA_BACKING); }
 
+// The last VMA found (like the old per-thread vmacache); reset whenever a table changes.
+let cachedMm: u32 = NONE;
+let cachedVma: usize = 0;
+
+export function vmacacheInvalidate(): void {
+  cachedMm = NONE;
+  cachedVma = 0;
+}
+
 // find_vma for exactly-containing lookups: binary search over the sorted table.
 export function findVma(mm: u32, vpn: u64): usize {
+  if (cachedMm == mm && vpn >= vmaStart(cachedVma) && vpn < vmaEnd(cachedVma)) return cachedVma;
   let lo: u32 = 0;
   let hi: u32 = mmNvmas(mm);
   while (lo < hi) {
@@ -72,7 +83,11 @@ export function findVma(mm: u32, vpn: u64): usize {
     const v = vmaAddr(mm, mid);
     if (vpn < vmaStart(v)) hi = mid;
     else if (vpn >= vmaEnd(v)) lo = mid + 1;
-    else return v;
+    else {
+      cachedMm = mm;
+      cachedVma = v;
+      return v;
+    }
   }
   return 0;
 }

@@ -111,36 +111,45 @@ export function tableEmpty(t: u32): bool {
   return true;
 }
 
-// free_pgtables for the tables that cover [vpn, vpn+n): every table left empty
-// is freed and unlinked from its parent. The pgd itself stays.
-export function freeEmptyTables(pgd: u32, vpn: u64, end: u64): void {
-  let v = vpn & ~(<u64>511);
-  while (v < end) {
-    const pudSlot = tableAddr(pgd) + (<usize>pgdIndex(v) << 3);
-    const pudE = load<u64>(pudSlot);
-    if (!entryPresent(pudE)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
-    const pud = entryTable(pudE);
-    const pmdSlot = tableAddr(pud) + (<usize>pudIndex(v) << 3);
-    const pmdE = load<u64>(pmdSlot);
-    if (!entryPresent(pmdE)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
-    const pmd = entryTable(pmdE);
-    const ptSlot = tableAddr(pmd) + (<usize>pmdIndex(v) << 3);
-    const ptE = load<u64>(ptSlot);
-    if (entryPresent(ptE)) {
-      const pt = entryTable(ptE);
-      if (tableEmpty(pt)) {
-        freePageTable(pt);
-        store<u64>(ptSlot, 0);
+// free_pgtables for the tables that cover [start, end): every table left empty is
+// freed and unlinked from its parent, level by level. The pgd itself stays.
+export function freeEmptyTables(pgd: u32, start: u64, end: u64): void {
+  if (start >= end) return;
+  const last = end - 1;
+  const g0 = <u32>(start >> 27);
+  const g1 = <u32>min<u64>(last >> 27, 511);
+  for (let g = g0; g <= g1; g++) {
+    const gSlot = tableAddr(pgd) + (<usize>g << 3);
+    const ge = load<u64>(gSlot);
+    if (!entryPresent(ge)) continue;
+    const pud = entryTable(ge);
+    const gBase = <u64>g << 27;
+    const u0 = start > gBase ? pudIndex(start) : 0;
+    const u1 = last < gBase + (<u64>1 << 27) - 1 ? pudIndex(last) : 511;
+    for (let u = u0; u <= u1; u++) {
+      const uSlot = tableAddr(pud) + (<usize>u << 3);
+      const ue = load<u64>(uSlot);
+      if (!entryPresent(ue)) continue;
+      const pmd = entryTable(ue);
+      const uBase = gBase | (<u64>u << 18);
+      const m0 = start > uBase ? pmdIndex(start) : 0;
+      const m1 = last < uBase + (<u64>1 << 18) - 1 ? pmdIndex(last) : 511;
+      for (let d = m0; d <= m1; d++) {
+        const dSlot = tableAddr(pmd) + (<usize>d << 3);
+        const de = load<u64>(dSlot);
+        if (entryPresent(de) && tableEmpty(entryTable(de))) {
+          freePageTable(entryTable(de));
+          store<u64>(dSlot, 0);
+        }
+      }
+      if (tableEmpty(pmd)) {
+        freePageTable(pmd);
+        store<u64>(uSlot, 0);
       }
     }
-    if (tableEmpty(pmd)) {
-      freePageTable(pmd);
-      store<u64>(pmdSlot, 0);
-      if (tableEmpty(pud)) {
-        freePageTable(pud);
-        store<u64>(pudSlot, 0);
-      }
+    if (tableEmpty(pud)) {
+      freePageTable(pud);
+      store<u64>(gSlot, 0);
     }
-    v = (v | 511) + 1;
   }
 }
