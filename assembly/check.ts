@@ -1,16 +1,11 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nzones, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import {
-  flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon,
-  PG_reserved, PG_locked, PGTY_buddy,
-} from "./memmap";
+import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, PG_reserved, PG_locked, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount } from "./alloc";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
-import { ptepresent, pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType } from "./pte";
-import {
-  mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE,
-} from "./mm";
+import { pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType } from "./pte";
+import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE } from "./mm";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";

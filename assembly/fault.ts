@@ -4,17 +4,14 @@ import { NONE } from "./layout";
 import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
 import { allocPages, freePages, putPage } from "./alloc";
 import { walkPte } from "./pagetable";
-import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL,
-  pfnPte, ptePfn, pteWrite, pteSpecial, isSwapPte, pteProtnone,
-} from "./pte";
+import { _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, pfnPte, ptePfn, pteWrite, pteSpecial, isSwapPte, pteProtnone } from "./pte";
 import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue } from "./rmap";
 import { mappingSlot, mappingStore } from "./mapping";
 import { reclaimLazyfree } from "./reclaim";
 import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
-import { addMmRss } from "./mm";
+ "./mm";
 
 export const FAULT_OK: u32 = 0;
 export const FAULT_SIGSEGV_MAPERR: u32 = 1;

@@ -1,16 +1,11 @@
 // The Wasm surface. Addresses cross the boundary as page numbers in f64 (exact to
 // 2^53), never as i64; results that do not fit a return value go to the result block.
-import {
-  LAYOUT, readLayout, nzones, maxMms, maxMappings, nframes, resultBase, NONE,
-} from "./layout";
+import { LAYOUT, readLayout, nzones, maxMms, maxMappings, nframes, resultBase, NONE } from "./layout";
 import { setFlag, setRef, PG_reserved } from "./memmap";
 import { zoneInit, buildZonelists } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entryTable, entryPresent, walkPte } from "./pagetable";
-import { vmacacheInvalidate, mmReset, mmAlive, setMmAlive, mmPgd, mmBase, mmNvmas, vmaAddr, vmaStart, vmaEnd } from "./mm";
-import {
-  rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed,
-  RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT,
-} from "./ptrange";
+import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
+import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT } from "./ptrange";
 import { accessBatch } from "./access";
 import { handleMmFault } from "./fault";
 import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
@@ -45,17 +40,10 @@ export function mmCreate(node: u32): i32 {
     if (mmAlive(mm)) continue;
     const pgd = allocPageTable();
     if (pgd == NONE) return -12;
-    mmReset(mm);
-    setMmPgd(mm, pgd, node);
-    setMmAlive(mm, true);
+    mmInit(mm, pgd, node);
     return <i32>mm;
   }
   return -12;
-}
-
-function setMmPgd(mm: u32, pgd: u32, node: u32): void {
-  store<u32>(mmBase(mm), pgd);
-  store<u32>(mmBase(mm) + 12, node);
 }
 
 export function mmVmaTable(mm: u32): usize {
@@ -63,8 +51,7 @@ export function mmVmaTable(mm: u32): usize {
 }
 
 export function mmSetNvmas(mm: u32, n: u32): void {
-  vmacacheInvalidate();
-  store<u32>(mmBase(mm) + 8, n);
+  setMmNvmas(mm, n);
 }
 
 // exit_mmap: unmap everything, free every table, release the slot.
@@ -75,8 +62,8 @@ export function mmDestroy(mm: u32): void {
   mmReset(mm);
 }
 
-export function rssAnon(mm: u32): u32 { return load<u32>(mmBase(mm) + 16); }
-export function rssShmem(mm: u32): u32 { return load<u32>(mmBase(mm) + 20); }
+export function rssAnon(mm: u32): u32 { return mmRssAnon(mm); }
+export function rssShmem(mm: u32): u32 { return mmRssShmem(mm); }
 
 export function access(mm: u32, n: u32): u32 {
   return accessBatch(mm, n);

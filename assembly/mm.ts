@@ -36,9 +36,7 @@ export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
   return mmsBase + <usize>mm * MM_RECORD;
 }
 @inline export function mmPgd(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_PGD); }
-@inline export function setMmPgd(mm: u32, t: u32): void { store<u32>(mmBase(mm) + MM_PGD, t); }
 @inline export function mmAlive(mm: u32): bool { return mm < maxMms && load<u32>(mmBase(mm) + MM_ALIVE) != 0; }
-@inline export function setMmAlive(mm: u32, v: bool): void { store<u32>(mmBase(mm) + MM_ALIVE, v ? 1 : 0); }
 @inline export function mmNvmas(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NVMAS); }
 @inline export function mmNode(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NODE); }
 @inline export function mmRssAnon(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_ANON); }
@@ -48,10 +46,22 @@ export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
   store<u32>(p, <u32>(<i32>load<u32>(p) + n));
 }
 
+export function mmInit(mm: u32, pgd: u32, node: u32): void {
+  mmReset(mm);
+  store<u32>(mmBase(mm) + MM_PGD, pgd);
+  store<u32>(mmBase(mm) + MM_NODE, node);
+  store<u32>(mmBase(mm) + MM_ALIVE, 1);
+}
+
+export function setMmNvmas(mm: u32, n: u32): void {
+  vmacacheInvalidate();
+  store<u32>(mmBase(mm) + MM_NVMAS, n);
+}
+
 export function mmReset(mm: u32): void {
   vmacacheInvalidate();
   memory.fill(mmBase(mm), 0, MM_RECORD);
-  setMmPgd(mm, NONE);
+  store<u32>(mmBase(mm) + MM_PGD, NONE);
 }
 
 @inline export function vmaAddr(mm: u32, i: u32): usize {

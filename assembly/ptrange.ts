@@ -1,18 +1,10 @@
 // Operations over a range of PTEs (zap_page_range, change_protection, copy_page_range,
 // move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
 // missing tables are skipped a whole level at a time.
-import { NONE } from "./layout";
-import {
-  testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon,
-  PG_anon_exclusive, PG_dirty, PG_swapbacked,
-} from "./memmap";
-import {
-  tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex,
-} from "./pagetable";
-import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE,
-  ptePfn, ptepresent, pteSpecial,
-} from "./pte";
+ "./layout";
+import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
+import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
+import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial } from "./pte";
 import { mmPgd, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { zapPage, pageDupRmap } from "./rmap";
 import { statAdd, PGLAZYFREE, PGLAZYFREED } from "./stat";
