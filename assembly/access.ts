@@ -4,7 +4,7 @@ import { opsBase, dataBase, resultBase, NONE, contentMode, CONTENT_TAGS } from "
 import { walkPte } from "./pagetable";
 import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn } from "./pte";
 import { mmPgd } from "./mm";
-import { handleMmFault, faultPtep, FAULT_OK, FAULT_SIGBUS } from "./fault";
+import { handleMmFaultAt, faultPtep, FAULT_OK, FAULT_SIGBUS } from "./fault";
 import { frameAddr, readTag, writeTag } from "./content";
 
 export const OP_READ_U32: u32 = 1;
@@ -43,9 +43,9 @@ const ACCESS_BITS_WRITE: u64 = _PAGE_ACCESSED | _PAGE_DIRTY;
 
 // Faults `vpn` in as the CPU would, retrying while the fault path makes progress.
 // Returns the frame, or NONE with faultCode set.
-function faultIn(mm: u32, vpn: u64, write: bool): u32 {
+function faultIn(mm: u32, vpn: u64, write: bool, ptep: usize): u32 {
   for (let tries = 0; tries < 4; tries++) {
-    const r = handleMmFault(mm, vpn, write);
+    const r = handleMmFaultAt(mm, vpn, write, ptep);
     if (r != FAULT_OK) {
       faultCode = r;
       return NONE;
@@ -64,7 +64,7 @@ export function pfnForAccess(mm: u32, vpn: u64, write: bool): u32 {
     const pfn = pteAllows(ptep, write);
     if (pfn != NONE) return pfn;
   }
-  return faultIn(mm, vpn, write);
+  return faultIn(mm, vpn, write, ptep);
 }
 
 // Touches [vpn, vpn+n) in order, keeping the PTE table between pages of one table.
@@ -81,7 +81,7 @@ function touchRange(mm: u32, vpn: u64, n: u32, write: bool, tagBase: u64): u32 {
     }
     let pfn = table != 0 ? pteAllows(table + slot, write) : NONE;
     if (pfn == NONE) {
-      pfn = faultIn(mm, v, write);
+      pfn = faultIn(mm, v, write, table != 0 ? table + slot : 0);
       if (pfn == NONE) return k;
       table = faultPtep - slot;
     }

@@ -3,6 +3,7 @@
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
 import {
   flagsOf, setFlagsOf, setRef, setMapcount, setMapping, setIndex, setPrivate, setPincount,
+  mapcountOf, pincountOf, mappingOf, indexOf, privateOf,
   lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf,
   PGTY_buddy, PG_reserved,
 } from "./memmap";
@@ -127,14 +128,12 @@ function rmqueue(z: u32, order: u32): u32 {
   return NONE;
 }
 
+// Free pages keep every field cleared (freePages does it), so a new page only needs its
+// first reference; debug builds verify the rest.
 function prepNewPage(pfn: u32, order: u32): void {
-  setFlagsOf(pfn, 0);
+  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0, "bad free page");
+  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
-  setMapcount(pfn, 0);
-  setPincount(pfn, 0);
-  setMapping(pfn, 0);
-  setIndex(pfn, 0);
-  setPrivate(pfn, 0);
   setOrder(pfn, order);
   statAdd(NR_FREE_PAGES, -(<i64>1 << order));
 }
@@ -206,7 +205,10 @@ export function freePages(pfn: u32, order: u32): void {
   const n: u32 = 1 << order;
   setRef(pfn, 0);
   setMapcount(pfn, 0);
+  setPincount(pfn, 0);
   setMapping(pfn, 0);
+  setIndex(pfn, 0);
+  setPrivate(pfn, 0);
   setFlagsOf(pfn, 0);
   while (order < MAX_ORDER) {
     const buddy = pfn ^ (1 << order);

@@ -32,12 +32,17 @@ export function allocUserPage(mm: u32): u32 {
 }
 
 export function handleMmFault(mm: u32, vpn: u64, write: bool): u32 {
+  return handleMmFaultAt(mm, vpn, write, 0);
+}
+
+// The fault path with the PTE slot already known (0: walk, allocating tables).
+export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize): u32 {
   const v = findVma(mm, vpn);
   if (v == 0) return FAULT_SIGSEGV_MAPERR;
   const flags = vmaFlags(v);
   // x86: any of read/write/exec makes a page readable.
   if (write ? (flags & VM_WRITE) == 0 : (flags & VM_ACCESS_FLAGS) == 0) return FAULT_SIGSEGV_ACCERR;
-  const ptep = walkPte(mmPgd(mm), vpn, true);
+  const ptep = knownPtep != 0 ? knownPtep : walkPte(mmPgd(mm), vpn, true);
   if (ptep == 0) return FAULT_OOM;
   faultPtep = ptep;
   statAdd(PGFAULT, 1);

@@ -8,16 +8,13 @@ export const PTRS_PER_TABLE: u32 = 512;
 export const TABLE_BYTES: usize = 4096;
 
 let freeTableHead: u32 = NONE;
+// Tables never handed out yet are taken in order, so creating a machine touches none of the pool.
+let nextFreshTable: u32 = 0;
 export let tablesInUse: u32 = 0;
 
-// Free tables are all-zero except word 0, which links to the next free table.
 export function tablesInit(): void {
   freeTableHead = NONE;
-  for (let t = ntables; t > 0; t--) {
-    const idx = t - 1;
-    store<u64>(tableAddr(idx), <u64>freeTableHead);
-    freeTableHead = idx;
-  }
+  nextFreshTable = 0;
   tablesInUse = 0;
 }
 
@@ -26,11 +23,16 @@ export function tablesInit(): void {
   return tablesBase + (<usize>t << 12);
 }
 
+// Free tables are all-zero except word 0 of those on the free list, the link to the next.
 export function allocTable(): u32 {
-  const t = freeTableHead;
-  if (t == NONE) return NONE;
-  freeTableHead = <u32>load<u64>(tableAddr(t));
-  store<u64>(tableAddr(t), 0);
+  let t = freeTableHead;
+  if (t != NONE) {
+    freeTableHead = <u32>load<u64>(tableAddr(t));
+    store<u64>(tableAddr(t), 0);
+  } else {
+    if (nextFreshTable >= ntables) return NONE;
+    t = nextFreshTable++;
+  }
   tablesInUse++;
   return t;
 }
