@@ -8,7 +8,7 @@ import { _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE
 import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue } from "./rmap";
-import { mappingSlot, mappingStore } from "./mapping";
+import { mappingSlot, mappingStore, mappingSize } from "./mapping";
 import { reclaimLazyfree } from "./reclaim";
 import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
  "./mm";
@@ -76,6 +76,7 @@ function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool):
 function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
   const id = vmaBacking(v);
   const index = linearIndex(v, vpn);
+  if (index >= <u64>mappingSize(id)) return FAULT_SIGBUS;
   const slot = mappingSlot(id, index, true);
   if (slot == 0) return FAULT_OOM;
   let pfn: u32;

@@ -149,8 +149,8 @@ export function readPte(mm: u32, vpn: f64): bool {
   return ptep != 0;
 }
 
-export function shmemOpen(id: u32): void {
-  mappingOpen(id);
+export function shmemOpen(id: u32, sizePages: u32): void {
+  mappingOpen(id, sizePages);
 }
 
 let truncId: u32 = 0;

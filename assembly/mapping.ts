@@ -9,6 +9,7 @@ export const MAPPING_RECORD: usize = 16;
 const M_ROOT = 0;
 const M_NRPAGES = 4;
 const M_ALIVE = 8;
+const M_SIZE = 12;
 export const MAPPING_MAX_INDEX: u64 = (<u64>1 << 27) - 1;
 
 @inline function mappingBase(id: u32): usize {
@@ -19,7 +20,11 @@ export const MAPPING_MAX_INDEX: u64 = (<u64>1 << 27) - 1;
 @inline export function mappingNrpages(id: u32): u32 { return load<u32>(mappingBase(id) + M_NRPAGES); }
 @inline function mappingRoot(id: u32): u32 { return load<u32>(mappingBase(id) + M_ROOT); }
 
-export function mappingOpen(id: u32): void {
+// i_size in pages: faults at or past it get SIGBUS, as shmem's do.
+@inline export function mappingSize(id: u32): u32 { return load<u32>(mappingBase(id) + M_SIZE); }
+
+export function mappingOpen(id: u32, sizePages: u32): void {
+  store<u32>(mappingBase(id) + M_SIZE, sizePages);
   store<u32>(mappingBase(id) + M_ROOT, NONE);
   store<u32>(mappingBase(id) + M_NRPAGES, 0);
   store<u32>(mappingBase(id) + M_ALIVE, 1);

@@ -1,17 +1,19 @@
-// One timed measurement: a tinybench task run synchronously, reduced to its median latency.
+// Timing: one tinybench task run synchronously and reduced to its median latency, and rounds
+// that interleave the variants of a benchmark so that all of them see the same machine load.
 // Set-up and tear-down go in beforeEach/afterEach, which tinybench keeps outside the timed call.
 import { Bench, type FnOptions } from "tinybench";
 
 export interface Timing {
-  /** Median time of one call, in milliseconds. */
+  /** Median time of one call, in milliseconds (across rounds: the median of the round medians). */
   ms: number;
-  /** Relative margin of error of the mean, in percent. */
-  rme: number;
+  /** Fastest and slowest round median, in milliseconds. */
+  lo: number;
+  hi: number;
   samples: number;
 }
 
 export interface TimingOptions {
-  /** Time budget of the run phase in ms (default 400). */
+  /** Time budget of the run phase in ms (default 300). */
   time?: number;
   /** Minimum iterations of the run phase (default 10). */
   iterations?: number;
@@ -23,16 +25,46 @@ export function measure(name: string, fn: () => unknown, hooks: FnOptions = {}, 
   const warmup = opts.warmup ?? 5;
   const bench = new Bench({
     name,
-    time: opts.time ?? 400,
+    time: opts.time ?? 300,
     iterations: opts.iterations ?? 10,
     warmup: warmup > 0,
     warmupIterations: warmup,
     warmupTime: 0,
     throws: true,
   });
-  bench.add(name, fn, hooks);
+  // async: false, or tinybench calls fn once at add() to see whether it returns a promise, outside
+  // the hooks: that stray call would leak a forked child or fault on an unmapped region.
+  bench.add(name, fn, { ...hooks, async: false });
   const [task] = bench.runSync();
   const r = task!.result;
   if (r.state !== "completed") throw new Error(`benchmark "${name}" ended ${r.state}`);
-  return { ms: r.latency.p50, rme: r.latency.rme, samples: r.latency.samplesCount };
+  const ms = r.latency.p50;
+  return { ms, lo: ms, hi: ms, samples: r.latency.samplesCount };
+}
+
+/** One thing to time: its set-up is done when the variant is made; `run` times one round. */
+export interface Variant {
+  variant: string;
+  /** Work units per call (pages, or 1 for whole operations). */
+  units: number;
+  unit: "pages/s" | "ops/s";
+  run(): Timing;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Runs every variant once per round, in turn, and merges each one's rounds. */
+export function rounds(variants: Variant[], n: number): Timing[] {
+  const per: Timing[][] = variants.map(() => []);
+  for (let r = 0; r < n; r++) variants.forEach((v, i) => per[i]!.push(v.run()));
+  return per.map((ts) => ({
+    ms: median(ts.map((t) => t.ms)),
+    lo: Math.min(...ts.map((t) => t.ms)),
+    hi: Math.max(...ts.map((t) => t.ms)),
+    samples: ts.reduce((s, t) => s + t.samples, 0),
+  }));
 }

@@ -1,25 +1,30 @@
 // The benchmark suite (`npm run bench`): each group times the release Wasm core through the
 // TypeScript API against the plain-TypeScript reference kernel and a raw limit, in the same run.
 // Prints a text table and a markdown table; `--write` also rewrites BENCHMARKS.md at the repo root.
-// `--no-debug` skips the debug-build rows.
+// `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
+// benchmark runs (default 5; the reported time is the median of the round medians).
 import { writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
 import { faultIn } from "./faultin.js";
 import { fork } from "./fork.js";
 import { walk, walkSink } from "./walk.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const debug = !args.has("--no-debug");
+const ri = argv.indexOf("--rounds");
+const nRounds = ri >= 0 ? Math.max(1, Number.parseInt(argv[ri + 1] ?? "", 10) || 1) : 5;
+const load = loadavg()[0]!.toFixed(2);
 const t0 = performance.now();
 
 const steps: [string, () => Group][] = [
-  ["anon fault-in", () => faultIn(debug)],
-  ["fork", () => fork(debug, false)],
-  ["fork + COW break", () => fork(debug, true)],
-  ["PTE walk", () => walk(debug)],
-  ["machine creation", () => create()],
+  ["anon fault-in", () => faultIn(debug, nRounds)],
+  ["fork", () => fork(debug, false, nRounds)],
+  ["fork + COW break", () => fork(debug, true, nRounds)],
+  ["PTE walk", () => walk(debug, nRounds)],
+  ["machine creation", () => create(nRounds)],
 ];
 const groups: Group[] = [];
 for (const [name, run] of steps) {
@@ -35,15 +40,17 @@ const date = new Date().toISOString().slice(0, 10);
 
 console.log(`\n${textTable(groups)}\n`);
 for (const g of groups) for (const n of g.notes ?? []) console.log(n);
-console.log(`\nnode ${process.version}, ${machine}; suite took ${seconds.toFixed(0)} s\n`);
+console.log(`\nnode ${process.version}, ${machine}; 1-min load average ${load} at start; suite took ${seconds.toFixed(0)} s\n`);
 
 const md = [
   "# Benchmarks",
   "",
   "Produced by `npm run bench -- --write` (plain `npm run bench` prints the same table without writing this file).",
-  `Date ${date}; node ${process.version}; ${machine}; the suite took ${seconds.toFixed(0)} s.`,
+  `Date ${date}; node ${process.version}; ${machine}; 1-min load average ${load} when the run started; ` +
+    `${nRounds} rounds; the suite took ${seconds.toFixed(0)} s.`,
   "",
-  "Each figure is the median of tinybench samples; ratios compare throughputs measured in the same run.",
+  "Each benchmark runs its variants in turn, round after round; a time is the median over rounds of each round's",
+  "tinybench median, with the fastest and slowest round in brackets. Ratios compare throughputs from the same run.",
   "\"vs reference\" is the speed-up over the plain-TypeScript reference kernel (`bench/reference/kernel.ts`);",
   "\"vs limit\" is the fraction of the raw limit's throughput (1.00× = as fast as the limit).",
   "The Wasm rows run the release build unless they say debug.",

@@ -1,6 +1,6 @@
 // Result rows and their rendering: an aligned text table for the terminal and a markdown table
 // for BENCHMARKS.md. A row's ratios are computed from figures measured in the same run.
-import type { Timing } from "./harness.js";
+import { rounds, type Timing, type Variant } from "./harness.js";
 
 export interface Row {
   /** What ran: "Wasm release", "reference (TS)", "limit: …". */
@@ -29,11 +29,18 @@ export interface Group {
 
 export const rate = (r: Row): number => r.units / (r.timing.ms / 1000);
 
-/** Fills vsRef and vsLimit of every row from the group's rows named `ref` and `limit`. */
-export function relate(rows: Row[], ref: Row | undefined, limit: Row | undefined): Row[] {
+/**
+ * Times `variants` in interleaved rounds and returns their rows, with vsRef and vsLimit filled from
+ * the variants at index `ref` and `limit`.
+ */
+export function timeRows(variants: Variant[], nRounds: number, ref: number, limit: number): Row[] {
+  const timings = rounds(variants, nRounds);
+  const rows: Row[] = variants.map((v, i) => ({ variant: v.variant, units: v.units, unit: v.unit, timing: timings[i]! }));
+  const refRow = rows[ref]!;
+  const limRow = rows[limit]!;
   for (const r of rows) {
-    if (ref && r !== ref) r.vsRef = rate(r) / rate(ref);
-    if (limit && r !== limit) r.vsLimit = rate(r) / rate(limit);
+    if (r !== refRow) r.vsRef = rate(r) / rate(refRow);
+    if (r !== limRow) r.vsLimit = rate(r) / rate(limRow);
   }
   return rows;
 }
@@ -51,17 +58,20 @@ function fmtMs(ms: number): string {
   return `${(ms * 1000).toFixed(1)} µs`;
 }
 
+const fmtTime = (t: Timing): string =>
+  t.lo === t.hi ? fmtMs(t.ms) : `${fmtMs(t.ms)} (${fmtMs(t.lo)} – ${fmtMs(t.hi)})`;
+
 const fmtRatio = (v: number | undefined): string =>
   v === undefined ? "—" : v >= 0.1 ? `${v.toFixed(2)}×` : `${v.toPrecision(2)}×`;
 
-const HEAD = ["Benchmark", "Variant", "Median time", "Throughput", "vs reference", "vs limit", "Bar", "Met"];
+const HEAD = ["Benchmark", "Variant", "Median time (round range)", "Throughput", "vs reference", "vs limit", "Bar", "Met"];
 
 function cells(groups: Group[]): string[][] {
   const out: string[][] = [];
   for (const g of groups) {
     for (const r of g.rows) {
       out.push([
-        g.title, r.variant, `${fmtMs(r.timing.ms)} ±${r.timing.rme.toFixed(1)}%`, fmtRate(rate(r), r.unit),
+        g.title, r.variant, fmtTime(r.timing), fmtRate(rate(r), r.unit),
         fmtRatio(r.vsRef), fmtRatio(r.vsLimit), r.bar ?? "—", r.met === undefined ? "—" : r.met ? "yes" : "**no**",
       ]);
     }

@@ -22,6 +22,13 @@ export function mapRegion(proc: Process): void {
   proc.mmap(ADDR, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
 }
 
+/** After a round: the machine must be back to one process with its invariants intact. */
+export function settled<T>(machine: Machine, result: T): T {
+  if (machine.procs.length !== 1) throw new Error(`bench: ${machine.procs.length} processes left after a round`);
+  machine.check();
+  return result;
+}
+
 export function refMachine(): RefMachine {
   return new RefMachine({ pages: N });
 }

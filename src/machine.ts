@@ -111,11 +111,11 @@ export class Machine {
   }
 
   /** @internal */
-  openShmem(fn: string): ShmemObject {
+  openShmem(fn: string, pages: number): ShmemObject {
     const id = this.freeShmem.pop();
     if (id === undefined) fail("ENOMEM", fn, `all ${this.config.maxShmem} shared anonymous objects are in use (maxShmem)`);
-    this.core.shmemOpen(id);
-    return { id, refs: 0 };
+    this.core.shmemOpen(id, pages);
+    return { id, refs: 0, pages };
   }
 
   /** @internal Adjusts VMA references to shmem objects; the last one frees the object's pages. */

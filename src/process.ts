@@ -191,7 +191,7 @@ export class Process {
     }
     const { list } = insertVmas(rest, [vma]);
     this.fitsMapCount(fn, list);
-    if (shared) vma.shmem = this.machine.openShmem(fn);
+    if (shared) vma.shmem = this.machine.openShmem(fn, pages);
 
     for (const r of removed) this.machine.core.zap(this.mm, r.start, r.end - r.start);
     this.commit(list);

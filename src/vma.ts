@@ -7,6 +7,8 @@ export interface ShmemObject {
   id: number;
   /** VMAs (in any process) that map it. */
   refs: number;
+  /** Size in pages (i_size): accesses at or past it fault with SIGBUS. */
+  pages: number;
 }
 
 export interface Vma {

@@ -25,7 +25,7 @@ export interface CoreExports {
   freeTables(): number;
   walk(mm: number, vpn: number, n: number): number;
   readPte(mm: number, vpn: number): number;
-  shmemOpen(id: number): void;
+  shmemOpen(id: number, sizePages: number): void;
   shmemClose(id: number): void;
   check(): number;
   reclaim(n: number): number;

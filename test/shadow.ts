@@ -7,16 +7,18 @@ import {
   PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC,
   MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
   MREMAP_MAYMOVE, MREMAP_FIXED, MADV_DONTNEED, MADV_FREE,
-  type AccessBatch,
+  type AccessBatch, type MachineConfig,
 } from "../src/index.js";
 
 export type Mode = "bytes" | "tags";
 /** Page contents: bytes mode holds 4096 bytes (null = all zero), tags mode a 64-bit tag. */
 export type PageData = Uint8Array | null | bigint;
 
-/** A MAP_SHARED|MAP_ANONYMOUS object: its pages by index. */
+/** A MAP_SHARED|MAP_ANONYMOUS object (a shmem file): its size in pages and its pages by index. */
 export interface ShmObj {
   id: number;
+  /** i_size, set by mmap from the mapping's length; mremap never changes it. */
+  size: number;
   pages: Map<number, PageData>;
 }
 
@@ -186,7 +188,7 @@ export class Shadow {
   readonly procs: ShadowProc[] = [];
   private nextObj = 1;
   /** Counters of what happened, to show that the runs reach the interesting paths. */
-  readonly stats = { faults: 0, enomem: 0, refused: 0, lazyAlts: 0, pageReads: 0 };
+  readonly stats = { accesses: 0, faults: 0, enomem: 0, refused: 0, lazyAlts: 0, pageReads: 0 };
 
   constructor(readonly m: Machine, readonly mode: Mode, readonly opts: ShadowOptions) {
     this.c = new Content(mode);
@@ -219,6 +221,7 @@ export class Shadow {
     if (keep.length === 0)
       throw new Error(`content mismatch: ${what}; the shadow expects ${now.map((d) => this.c.show(d)).join(" or ")}`);
     if (e.obj) return;
+    if (now.length > 1) this.stats.lazyAlts++;
     e.alts = e.lazy ? this.dedupe([...keep, this.c.zero()]) : keep;
   }
 
@@ -305,7 +308,7 @@ export class Shadow {
     const start = r.value / PAGE_SIZE;
     if (mode !== 2 || free) expect(start, `${what} address`).toBe(vpn);
     else expect(this.rangeFree(sp, start, pages), `${what} returned 0x${r.value.toString(16)}, which is not free`).toBe(true);
-    const obj: ShmObj | null = shared ? { id: this.nextObj++, pages: new Map() } : null;
+    const obj: ShmObj | null = shared ? { id: this.nextObj++, size: pages, pages: new Map() } : null;
     for (let i = 0; i < pages; i++) sp.pages.set(start + i, this.newEntry(prot, obj, i));
     return start;
   }
@@ -410,11 +413,14 @@ export class Shadow {
 
   // ---- CPU accesses ----
 
-  private permFault(sp: ShadowProc, s: Step): "SEGV_MAPERR" | "SEGV_ACCERR" | null {
+  private permFault(sp: ShadowProc, s: Step): "SEGV_MAPERR" | "SEGV_ACCERR" | "BUS_ADRERR" | null {
     const e = sp.pages.get(s.vpn);
     if (!e) return "SEGV_MAPERR";
     // x86: read, write or exec permission makes a page readable.
     if (s.write ? !(e.prot & PROT_WRITE) : !(e.prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) return "SEGV_ACCERR";
+    // shmem_get_folio_gfp refuses an index at or past i_size (-EINVAL: VM_FAULT_SIGBUS), as
+    // in the part of a shared anonymous mapping that mremap grew past the object's size.
+    if (e.obj && e.index >= e.obj.size) return "BUS_ADRERR";
     return null;
   }
 
@@ -460,13 +466,13 @@ export class Shadow {
 
   private single(p: Process, a: Access): number | bigint | Uint8Array | undefined {
     switch (a.k) {
-      case "write": return p.write(a.addr, a.data);
+      case "write": p.write(a.addr, a.data); return undefined;
       case "read": return p.read(a.addr, a.len);
-      case "writeU32": return p.writeU32(a.addr, a.value);
+      case "writeU32": p.writeU32(a.addr, a.value); return undefined;
       case "readU32": return p.readU32(a.addr);
-      case "writeTag": return p.writeTag(a.addr, a.tag);
+      case "writeTag": p.writeTag(a.addr, a.tag); return undefined;
       case "readTag": return p.readTag(a.addr);
-      case "touch": return p.touch(a.addr, a.npages, a.write, a.base);
+      case "touch": p.touch(a.addr, a.npages, a.write, a.base); return undefined;
     }
   }
 
@@ -503,6 +509,7 @@ export class Shadow {
       const bad = steps.findIndex((s) => this.permFault(sp, s) !== null);
       if (i < completed) {
         if (bad >= 0) throw new Error(`${where}: access ${i} should fault (${this.permFault(sp, steps[bad]!)} at 0x${steps[bad]!.addr.toString(16)}) but completed`);
+        this.stats.accesses++;
         for (const s of steps) this.applyStep(sp, a, s);
         this.observeValue(sp, a, steps, values[i]);
         continue;
@@ -519,7 +526,7 @@ export class Shadow {
         this.stats.faults++;
         const s = steps[bad]!;
         const si = this.permFault(sp, s);
-        expect(fault.code, `${where}: ${fault.message}`).toBe("SIGSEGV");
+        expect(fault.code, `${where}: ${fault.message}`).toBe(si === "BUS_ADRERR" ? "SIGBUS" : "SIGSEGV");
         expect(fault.fault, `${where}: ${fault.message}`).toEqual({ addr: s.addr, access: s.write ? "write" : "read", si_code: si });
         stop = bad;
       }
@@ -529,7 +536,7 @@ export class Shadow {
     if (completed !== list.length || fault) throw new Error(`${where}: completed ${completed} of ${list.length}, fault ${fault?.message}`);
   }
 
-  /** Reads every page of [vpn, vpn+n) the process may read and compares; unmapped / PROT_NONE pages must fault. */
+  /** Reads every page of [vpn, vpn+n) the process may read and compares; unmapped / PROT_NONE pages (and shared ones past the object's end) must fault. */
   verify(sp: ShadowProc, vpn: number, n: number): void {
     for (let v = vpn; v < vpn + n; v++) {
       const a: Access = this.mode === "bytes" && (v & 1) === 0
@@ -584,3 +591,220 @@ export class Shadow {
     expect(pages, `pid ${sp.p.pid}: pages in VMAs vs shadow`).toBe(sp.pages.size);
   }
 }
+
+// ---- operation sequences ---------------------------------------------------------
+
+/** All chosen addresses fall in a window of W pages from here, so operations collide. */
+export const BASE_VPN = 0x10000;
+export const MAX_PROCS = 5;
+
+/** An address: a page of the window (kind 0), a mapped page (1), or a page holding written data (2). */
+export interface Sel { kind: 0 | 1 | 2; n: number }
+
+export type AccSpec =
+  | { k: "write"; at: Sel; off: number; len: number; seed: number }
+  | { k: "read"; at: Sel; off: number; len: number }
+  | { k: "writeU32"; at: Sel; off: number; value: number }
+  | { k: "readU32"; at: Sel; off: number }
+  | { k: "writeTag"; at: Sel; off: number; tag: bigint }
+  | { k: "readTag"; at: Sel; off: number }
+  | { k: "touch"; at: Sel; npages: number; write: boolean; base: bigint };
+
+export type Op =
+  | { op: "mmap"; p: number; at: Sel; pages: number; prot: number; shared: boolean; mode: 0 | 1 | 2; populate: boolean }
+  | { op: "munmap"; p: number; at: Sel; pages: number }
+  | { op: "mprotect"; p: number; at: Sel; pages: number; prot: number }
+  | { op: "madvise"; p: number; at: Sel; pages: number; free: boolean }
+  | { op: "mremap"; p: number; at: Sel; oldPages: number; newPages: number; mode: 0 | 1 | 2; dest: Sel }
+  | { op: "fork"; p: number; sample: number }
+  | { op: "exit"; p: number }
+  | { op: "spawn" }
+  | { op: "access"; p: number; batch: boolean; list: AccSpec[] }
+  | { op: "verify"; p: number; at: Sel; pages: number }
+  | { op: "bad"; p: number; variant: number; at: Sel }
+  /** Fills memory from a scratch mapping outside the window, then unmaps it (reclaim, ENOMEM). */
+  | { op: "pressure"; p: number; pages: number; keep: boolean };
+
+export interface RunConfig {
+  mode: Mode;
+  small: boolean;
+  window: number;
+  machine: MachineConfig;
+}
+
+function resolve(sh: Shadow, sp: ShadowProc, s: Sel, window: number): number {
+  let vpns = s.kind === 0 ? [] : sp.vpns();
+  if (s.kind === 2) {
+    const written = vpns.filter((v) => sh.entryData(sp.pages.get(v)!).some((d) => d !== null && d !== 0n));
+    if (written.length > 0) vpns = written;
+  }
+  return vpns.length > 0 ? vpns[s.n % vpns.length]! : BASE_VPN + (s.n % window);
+}
+
+function toAccess(sh: Shadow, sp: ShadowProc, a: AccSpec, window: number): Access {
+  const addr = resolve(sh, sp, a.at, window) * PAGE_SIZE;
+  switch (a.k) {
+    case "write": return { k: "write", addr: addr + a.off, data: pattern(a.seed, a.len) };
+    case "read": return { k: "read", addr: addr + a.off, len: a.len };
+    case "writeU32": return { k: "writeU32", addr: addr + a.off, value: a.value };
+    case "readU32": return { k: "readU32", addr: addr + a.off };
+    case "writeTag": return { k: "writeTag", addr: addr + a.off, tag: a.tag };
+    case "readTag": return { k: "readTag", addr: addr + a.off };
+    case "touch": return { k: "touch", addr, npages: a.npages, write: a.write, base: a.base };
+  }
+}
+
+/** The pages an access may have changed, to read back. */
+function accessRange(a: Access): [number, number] {
+  const first = Math.floor(a.addr / PAGE_SIZE);
+  const len = a.k === "write" ? a.data.length : a.k === "read" ? a.len : a.k === "touch" ? a.npages * PAGE_SIZE : 8;
+  const last = Math.floor((a.addr + len - 1) / PAGE_SIZE);
+  return [first, last - first + 1];
+}
+
+function step(sh: Shadow, op: Op, cfg: RunConfig): void {
+  const W = cfg.window;
+  if (op.op === "spawn") {
+    if (sh.procs.length < MAX_PROCS) sh.spawn();
+    return;
+  }
+  if (sh.procs.length === 0 && !sh.spawn()) return;
+  const sp = sh.procs[op.p % sh.procs.length]!;
+  switch (op.op) {
+    case "mmap": {
+      const vpn = resolve(sh, sp, op.at, W);
+      const start = sh.mmap(sp, vpn, op.pages, op.prot, op.shared, op.mode, op.populate);
+      sh.m.check();
+      sh.checkMaps(sp);
+      sh.verify(sp, start ?? vpn, op.pages);
+      return;
+    }
+    case "munmap": {
+      const vpn = resolve(sh, sp, op.at, W);
+      sh.munmap(sp, vpn, op.pages);
+      sh.m.check();
+      sh.checkMaps(sp);
+      sh.verify(sp, vpn - 1, op.pages + 2);
+      return;
+    }
+    case "mprotect": {
+      const vpn = resolve(sh, sp, op.at, W);
+      sh.mprotect(sp, vpn, op.pages, op.prot);
+      sh.m.check();
+      sh.checkMaps(sp);
+      sh.verify(sp, vpn, op.pages);
+      return;
+    }
+    case "madvise": {
+      const vpn = resolve(sh, sp, op.at, W);
+      sh.madvise(sp, vpn, op.pages, op.free);
+      sh.m.check();
+      sh.verify(sp, vpn, op.pages);
+      return;
+    }
+    case "mremap": {
+      const vpn = resolve(sh, sp, op.at, W);
+      const ranges = sh.mremap(sp, vpn, op.oldPages, op.newPages, op.mode, resolve(sh, sp, op.dest, W));
+      sh.m.check();
+      sh.checkMaps(sp);
+      for (const [v, n] of ranges) sh.verify(sp, v, n);
+      return;
+    }
+    case "fork": {
+      if (sh.procs.length >= MAX_PROCS) return;
+      const child = sh.fork(sp);
+      sh.m.check();
+      if (!child) return;
+      sh.checkMaps(child);
+      const vpns = sp.vpns();
+      for (let k = 0; k < Math.min(6, vpns.length); k++) {
+        const v = vpns[(op.sample + k * 37) % vpns.length]!;
+        sh.verify(child, v, 1);
+        sh.verify(sp, v, 1);
+      }
+      sh.m.check();
+      return;
+    }
+    case "exit":
+      sh.exit(sp);
+      sh.m.check();
+      return;
+    case "access": {
+      const list = op.list.map((a) => toAccess(sh, sp, a, W));
+      sh.access(sp, list, op.batch);
+      sh.m.check();
+      for (const a of list) {
+        const [v, n] = accessRange(a);
+        sh.verify(sp, v, n);
+      }
+      sh.m.check();
+      return;
+    }
+    case "verify": {
+      sh.verify(sp, resolve(sh, sp, op.at, W), op.pages);
+      sh.m.check();
+      return;
+    }
+    case "pressure": {
+      const vpn = BASE_VPN + 4 * W;
+      sh.mmap(sp, vpn, op.pages, PROT_READ | PROT_WRITE, false, 0, false);
+      sh.m.check();
+      sh.access(sp, [{ k: "touch", addr: vpn * PAGE_SIZE, npages: op.pages, write: true, base: 1n }], false);
+      sh.m.check();
+      if (!op.keep) sh.munmap(sp, vpn, op.pages);
+      sh.m.check();
+      return;
+    }
+    case "bad": {
+      const vpn = resolve(sh, sp, op.at, W);
+      sh.badCall(sp, op.variant, vpn);
+      sh.m.check();
+      sh.checkMaps(sp);
+      sh.verify(sp, vpn, 2);
+      return;
+    }
+  }
+}
+
+/** Totals over all runs of one property, to show what the runs reached. */
+export type Totals = Shadow["stats"] & { runs: number; ops: number; lazyfreed: number; cowFaults: number; pages: number };
+
+export function runSequence(ops: Op[], cfg: RunConfig, totals?: Totals): void {
+  const m = Machine.create({ ...cfg.machine, content: cfg.mode });
+  m.check();
+  const start = m.counters();
+  const sh = new Shadow(m, cfg.mode, { small: cfg.small });
+  sh.spawn();
+  sh.spawn();
+  for (const op of ops) {
+    step(sh, op, cfg);
+    if (!cfg.small) expect(m.counters().pglazyfreed, "nothing is reclaimed on a big machine").toBe(0);
+  }
+  sh.verifyAll();
+  for (const sp of sh.procs) sh.checkMaps(sp);
+  m.check();
+  const end = m.counters();
+  if (totals) {
+    totals.runs++;
+    totals.ops += ops.length;
+    totals.lazyfreed += end.pglazyfreed;
+    totals.cowFaults += end.cow_fault;
+    totals.pages += sh.procs.reduce((s, sp) => s + sp.pages.size, 0);
+    for (const k of Object.keys(sh.stats) as (keyof Shadow["stats"])[]) totals[k] += sh.stats[k];
+  }
+  while (sh.procs.length > 0) {
+    sh.exit(sh.procs[0]!);
+    m.check();
+  }
+  expect(m.procs).toHaveLength(0);
+  const c = m.counters();
+  expect(c.nr_anon_pages, "nr_anon_pages after every process exited").toBe(0);
+  expect(c.nr_shmem, "nr_shmem after every process exited").toBe(0);
+  expect(c.nr_free_pages, "nr_free_pages after every process exited").toBe(start.nr_free_pages);
+  expect(c.nr_page_table_pages, "nr_page_table_pages after every process exited").toBe(start.nr_page_table_pages);
+}
+
+export function newTotals(): Totals {
+  return { runs: 0, ops: 0, lazyfreed: 0, cowFaults: 0, pages: 0, accesses: 0, faults: 0, enomem: 0, refused: 0, lazyAlts: 0, pageReads: 0 };
+}
+

@@ -26,11 +26,11 @@ describe("VMA list", () => {
     expect(canMerge(v(0, 5), v(5, 9, VM_READ | VM_WRITE, 2))).toBe(false);
     expect(canMerge(v(0, 5), v(5, 9, VM_READ | VM_WRITE, 1, 100))).toBe(false);
     expect(canMerge(v(0, 5), v(6, 9))).toBe(false);
-    const obj = { id: 1, refs: 2 };
+    const obj = { id: 1, refs: 2, pages: 8 };
     const s1 = { ...v(0, 4, VM_READ | VM_SHARED), pgoff: 0, shmem: obj };
     const s2 = { ...v(4, 8, VM_READ | VM_SHARED), pgoff: 4, shmem: obj };
     expect(canMerge(s1, s2)).toBe(true);
-    expect(canMerge(s1, { ...s2, shmem: { id: 2, refs: 1 } })).toBe(false);
+    expect(canMerge(s1, { ...s2, shmem: { id: 2, refs: 1, pages: 8 } })).toBe(false);
     const { list, dropped } = insertVmas([v(0, 5), v(9, 12)], [v(5, 9)]);
     expect(list.map((x) => [x.start, x.end])).toEqual([[0, 12]]);
     expect(dropped.length).toBe(2);
