@@ -23,6 +23,14 @@ const Z_FREE = 20;
 const Z_WMARK_MIN = 24;
 const Z_WMARK_LOW = 28;
 const Z_WMARK_HIGH = 32;
+const Z_PCP_HEAD = 36;
+const Z_PCP_COUNT = 40;
+
+// Per-cpu pagesets (one "cpu"): order-0 pages cached off the buddy lists. They still
+// count as free. Refills split one order-6 block at once; frees beyond `high` drain a batch.
+const PCP_BATCH_ORDER: u32 = 6;
+const PCP_BATCH: u32 = 1 << PCP_BATCH_ORDER;
+const PCP_HIGH: u32 = 6 * PCP_BATCH;
 const Z_FREE_AREA = 64;
 const Z_NR_FREE = 112;
 
@@ -36,6 +44,44 @@ const Z_NR_FREE = 112;
 @inline export function zoneFree(z: u32): u32 { return load<u32>(zoneBase(z) + Z_FREE); }
 @inline function setZoneFree(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_FREE, v); }
 @inline export function zoneWmarkMin(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_MIN); }
+@inline export function pcpHead(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_HEAD); }
+@inline export function pcpCount(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_COUNT); }
+
+@inline function pcpPush(z: u32, pfn: u32): void {
+  setLruNext(pfn, pcpHead(z));
+  setOrder(pfn, 0);
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, pfn);
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) + 1);
+}
+
+@inline function pcpPop(z: u32): u32 {
+  const pfn = pcpHead(z);
+  if (pfn == NONE) return NONE;
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, lruNext(pfn));
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - 1);
+  setLruNext(pfn, 0);
+  return pfn;
+}
+
+// rmqueue_bulk: a batch of order-0 pages from the buddy lists onto the pcp list.
+function pcpRefill(z: u32): void {
+  const block = rmqueue(z, PCP_BATCH_ORDER);
+  if (block != NONE) {
+    for (let i = PCP_BATCH; i > 0; i--) pcpPush(z, block + i - 1);
+    return;
+  }
+  for (let i: u32 = 0; i < PCP_BATCH; i++) {
+    const pfn = rmqueue(z, 0);
+    if (pfn == NONE) return;
+    pcpPush(z, pfn);
+  }
+}
+
+// drain_zone_pages: every cached page back to the buddy lists.
+export function drainZone(z: u32): void {
+  for (let pfn = pcpPop(z); pfn != NONE; pfn = pcpPop(z)) freeToBuddy(z, pfn, 0);
+}
+
 @inline export function freeAreaHead(z: u32, order: u32): u32 {
   return load<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2));
 }
@@ -87,6 +133,8 @@ export function zoneInit(z: u32): void {
     setFreeAreaCount(z, o, 0);
   }
   setZoneFree(z, 0);
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, NONE);
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, 0);
   let pfn = start;
   let managed: u32 = 0;
   while (pfn < end) {
@@ -122,7 +170,6 @@ function rmqueue(z: u32, order: u32): u32 {
       high--;
       addToFreeList(z, pfn + (1 << high), high);
     }
-    setZoneFree(z, zoneFree(z) - (1 << order));
     return pfn;
   }
   return NONE;
@@ -142,8 +189,15 @@ function prepNewPage(pfn: u32, order: u32): void {
 export function allocFromZone(z: u32, order: u32): u32 {
   const free = zoneFree(z);
   if (free < (<u32>1 << order) || free - (<u32>1 << order) < zoneWmarkMin(z)) return NONE;
-  const pfn = rmqueue(z, order);
+  let pfn: u32;
+  if (order == 0) {
+    if (pcpHead(z) == NONE) pcpRefill(z);
+    pfn = pcpPop(z);
+  } else {
+    pfn = rmqueue(z, order);
+  }
   if (pfn == NONE) return NONE;
+  setZoneFree(z, free - (1 << order));
   prepNewPage(pfn, order);
   statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>1 << order);
   return pfn;
@@ -197,11 +251,9 @@ export function allocPages(node: u32, order: u32, movable: bool): u32 {
   return NONE;
 }
 
-// __free_one_page: merge with free buddies of equal order inside the zone.
+// Frees a block: order-0 pages go to the pcp list, larger blocks straight to the buddy lists.
 export function freePages(pfn: u32, order: u32): void {
   const z = zoneOf(pfn);
-  const start = zoneStart(z);
-  const end = zoneEnd(z);
   const n: u32 = 1 << order;
   setRef(pfn, 0);
   setMapcount(pfn, 0);
@@ -210,6 +262,23 @@ export function freePages(pfn: u32, order: u32): void {
   setIndex(pfn, 0);
   setPrivate(pfn, 0);
   setFlagsOf(pfn, 0);
+  setZoneFree(z, zoneFree(z) + n);
+  statAdd(NR_FREE_PAGES, <i64>n);
+  statAdd(PGFREE, <i64>n);
+  if (order != 0) {
+    freeToBuddy(z, pfn, order);
+    return;
+  }
+  pcpPush(z, pfn);
+  if (pcpCount(z) > PCP_HIGH) {
+    for (let i: u32 = 0; i < PCP_BATCH; i++) freeToBuddy(z, pcpPop(z), 0);
+  }
+}
+
+// __free_one_page: merge with free buddies of equal order inside the zone.
+function freeToBuddy(z: u32, pfn: u32, order: u32): void {
+  const start = zoneStart(z);
+  const end = zoneEnd(z);
   while (order < MAX_ORDER) {
     const buddy = pfn ^ (1 << order);
     if (buddy < start || buddy >= end || !pageIsBuddy(buddy) || orderOf(buddy) != order) break;
@@ -218,9 +287,6 @@ export function freePages(pfn: u32, order: u32): void {
     order++;
   }
   addToFreeList(z, pfn, order);
-  setZoneFree(z, zoneFree(z) + n);
-  statAdd(NR_FREE_PAGES, <i64>n);
-  statAdd(PGFREE, <i64>n);
 }
 
 // put_page for an order-0 page: frees it when the last reference goes.

@@ -2,7 +2,7 @@
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nzones, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
 import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, PG_reserved, PG_locked, PGTY_buddy } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount } from "./alloc";
+import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount } from "./alloc";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import { pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType } from "./pte";
 import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE } from "./mm";
@@ -75,6 +75,16 @@ function checkFreeLists(): u32 {
       if (n != freeAreaCount(z, o)) return fail(CHECK_FREE_COUNT, z, n, freeAreaCount(z, o));
       zoneTotal += n << o;
     }
+    let pcp: u32 = 0;
+    for (let pfn = pcpHead(z); pfn != NONE; pfn = lruNext(pfn)) {
+      if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes)
+        return fail(CHECK_FREE_LIST_CORRUPT, pfn, 0, z);
+      if (refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_IN_USE, pfn, refOf(pfn), mapcountOf(pfn));
+      store<u32>(scratch(pfn), SCRATCH_FREE);
+      pcp++;
+    }
+    if (pcp != pcpCount(z)) return fail(CHECK_FREE_COUNT, z, pcp, pcpCount(z));
+    zoneTotal += pcp;
     if (zoneTotal != zoneFree(z)) return fail(CHECK_FREE_COUNT, z, zoneTotal, zoneFree(z));
     total += <i64>zoneTotal;
   }

@@ -2,7 +2,7 @@
 // 2^53), never as i64; results that do not fit a return value go to the result block.
 import { LAYOUT, readLayout, nzones, maxMms, maxMappings, nframes, resultBase, NONE } from "./layout";
 import { setFlag, setRef, PG_reserved } from "./memmap";
-import { zoneInit, buildZonelists } from "./alloc";
+import { zoneInit, buildZonelists, drainZone } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entryTable, entryPresent, walkPte } from "./pagetable";
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
 import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT } from "./ptrange";
@@ -165,6 +165,11 @@ export function shmemClose(id: u32): void {
   truncId = id;
   mappingForEach(id, 0, dropCached, true);
   mappingClose(id);
+}
+
+// drain_all_pages: the pcp caches of every zone back to the buddy lists.
+export function drainAllPages(): void {
+  for (let z: u32 = 0; z < nzones; z++) drainZone(z);
 }
 
 export function check(): u32 {

@@ -22,9 +22,10 @@ export const ZERO_PFN: u32 = 0;
 
 // folio_add_new_anon_rmap: a fresh, exclusively owned anon page.
 export function pageAddNewAnonRmap(pfn: u32, mm: u32, anonVma: u32, index: u32): void {
+  assert(flagsOf(pfn) == 0, "new anon page with flags set");
   setMapping(pfn, anonMappingValue(anonVma));
   setIndex(pfn, index);
-  setFlagsOf(pfn, flagsOf(pfn) | (1 << PG_anon_exclusive) | (1 << PG_swapbacked) | (1 << PG_lru) | (1 << PG_uptodate));
+  setFlagsOf(pfn, (1 << PG_anon_exclusive) | (1 << PG_swapbacked) | (1 << PG_lru) | (1 << PG_uptodate));
   setMapcount(pfn, 1);
   statAdd(NR_ANON_PAGES, 1);
   addMmRss(mm, true, 1);

@@ -20,8 +20,10 @@ export interface ZoneInfo {
   wmarkMin: number;
   wmarkLow: number;
   wmarkHigh: number;
-  /** Free blocks per order, 0..10. */
+  /** Free blocks per order, 0..10, on the buddy lists. */
   freeArea: number[];
+  /** Free order-0 pages cached on the per-cpu list (counted in `free`). */
+  pcp: number;
 }
 
 export class Machine {
@@ -155,8 +157,14 @@ export class Machine {
         wmarkLow: z.wmarkLow,
         wmarkHigh: z.wmarkHigh,
         freeArea: Array.from({ length: 11 }, (_, o) => this.u32[(base + z.id * ZONE_RECORD + 112) / 4 + o]!),
+        pcp: this.u32[w + 10]!,
       };
     });
+  }
+
+  /** drain_all_pages: returns the per-cpu cached pages to the buddy lists. */
+  drainPages(): void {
+    this.core.drainAllPages();
   }
 
   /** Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one. */

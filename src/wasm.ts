@@ -28,6 +28,7 @@ export interface CoreExports {
   shmemOpen(id: number, sizePages: number): void;
   shmemClose(id: number): void;
   check(): number;
+  drainAllPages(): void;
   reclaim(n: number): number;
 }
 

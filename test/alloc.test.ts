@@ -18,8 +18,8 @@ describe("zones and the buddy allocator", () => {
       expect(x.wmarkMin).toBeGreaterThan(0);
       expect(x.wmarkLow).toBeGreaterThan(x.wmarkMin);
       expect(x.wmarkHigh).toBeGreaterThan(x.wmarkLow);
-      // Free blocks per order add up to the free count.
-      expect(x.freeArea.reduce((s, n, o) => s + (n << o), 0)).toBe(x.free);
+      // Free blocks per order and the pcp cache add up to the free count.
+      expect(x.freeArea.reduce((s, n, o) => s + (n << o), 0) + x.pcp).toBe(x.free);
     }
     // 6144..7144 is not 1024-aligned at its end: the tail is split into smaller blocks.
     expect(z[2]!.freeArea[10]).toBe(0);
@@ -40,6 +40,9 @@ describe("zones and the buddy allocator", () => {
     for (let i = 0; i < 3000; i += 2) p.madvise(a + i * PAGE_SIZE, PAGE_SIZE, 4 /* MADV_DONTNEED */);
     m.check();
     p.exit();
+    expect(m.zones()[0]!.pcp).toBeGreaterThan(0);
+    m.drainPages();
+    expect(m.zones()[0]!.pcp).toBe(0);
     expect(m.zones()[0]!.freeArea).toEqual(start);
     expect(m.counters().pgfree).toBe(3000);
     m.check();
