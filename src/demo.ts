@@ -22,7 +22,7 @@ export interface DemoReport {
   seed: number;
   ops: number;
   pagesTouched: number;
-  faults: { SIGSEGV: number; ENOMEM: number };
+  faults: { SIGSEGV: number; SIGBUS: number; ENOMEM: number };
   checks: number;
   elapsedMs: number;
   counters: Counters;
@@ -42,7 +42,7 @@ export function runDemo(opts: DemoOptions = {}): DemoReport {
   const machine = Machine.create({ content: "tags", nodes: [{ normal: opts.pages ?? 65536, movable: (opts.pages ?? 65536) / 2 }] });
   const procs: Process[] = [machine.spawn()];
   const regions: Region[] = [];
-  const faults = { SIGSEGV: 0, ENOMEM: 0 };
+  const faults = { SIGSEGV: 0, SIGBUS: 0, ENOMEM: 0 };
   let pagesTouched = 0;
   const t0 = performance.now();
 
@@ -88,7 +88,8 @@ export function runDemo(opts: DemoOptions = {}): DemoReport {
       }
     } catch (e) {
       if (!(e instanceof MmError)) throw e;
-      if (e.code === "SIGSEGV" || e.code === "ENOMEM") faults[e.code]++;
+      // Expected outcomes: writes to read-only memory, shared memory grown past its object, exhaustion.
+      if (e.code === "SIGSEGV" || e.code === "SIGBUS" || e.code === "ENOMEM") faults[e.code]++;
       else if (e.code !== "EINVAL") throw e; // MADV_FREE on a shared mapping
     }
     if ((i + 1) % checkEvery === 0) machine.check();

@@ -37,7 +37,7 @@ function main(): void {
   try {
     const r = runDemo(opts);
     console.log(`mmemu demo: seed ${r.seed}, ${r.ops} operations, ${r.pagesTouched} pages touched in ${r.elapsedMs.toFixed(0)} ms`);
-    console.log(`faults stopped by signals: SIGSEGV ${r.faults.SIGSEGV}, out of memory ${r.faults.ENOMEM}; invariant checks run: ${r.checks} (all passed)`);
+    console.log(`accesses stopped: SIGSEGV ${r.faults.SIGSEGV}, SIGBUS ${r.faults.SIGBUS}, out of memory ${r.faults.ENOMEM}; invariant checks run: ${r.checks} (all passed)`);
     console.log("vmstat:");
     for (const [k, v] of Object.entries(r.counters)) console.log(`  ${k.padEnd(22)} ${v}`);
   } catch (e) {
