@@ -4,7 +4,7 @@ import { opsBase, dataBase, resultBase, NONE, contentMode, CONTENT_TAGS } from "
 import { walkPte } from "./pagetable";
 import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn } from "./pte";
 import { mmPgd } from "./mm";
-import { handleMmFaultAt, faultPtep, FAULT_OK, FAULT_SIGBUS } from "./fault";
+import { handleMmFaultAt, faultPtep, faultPfn, FAULT_OK, FAULT_SIGBUS } from "./fault";
 import { frameAddr, readTag, writeTag } from "./content";
 
 export const OP_READ_U32: u32 = 1;
@@ -26,6 +26,7 @@ const R_CODE = 4;
 const R_ADDR_LO = 8;
 const R_ADDR_HI = 12;
 const R_WRITE = 16;
+const R_PFN = 20;
 
 let faultCode: u32 = 0;
 
@@ -96,6 +97,7 @@ function recordFault(index: u32, addr: u64, write: bool): void {
   store<u32>(resultBase + R_ADDR_LO, <u32>addr);
   store<u32>(resultBase + R_ADDR_HI, <u32>(addr >> 32));
   store<u32>(resultBase + R_WRITE, write ? 1 : 0);
+  store<u32>(resultBase + R_PFN, faultPfn);
 }
 
 // Byte copy between a user range and `buf`, page by page. Returns the failing address + 1, or 0.

@@ -7,6 +7,7 @@ import {
   lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf,
   PGTY_buddy, PG_reserved,
 } from "./memmap";
+import { freeDevicePage } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
 
 export const ZONE_NORMAL: u32 = 2;
@@ -25,6 +26,8 @@ const Z_WMARK_LOW = 28;
 const Z_WMARK_HIGH = 32;
 const Z_PCP_HEAD = 36;
 const Z_PCP_COUNT = 40;
+const Z_PGMAP_TYPE = 44;
+const Z_PGMAP_OWNER = 48;
 
 // Per-cpu pagesets (one "cpu"): order-0 pages cached off the buddy lists. They still
 // count as free. Refills split one order-6 block at once; frees beyond `high` drain a batch.
@@ -42,19 +45,22 @@ const Z_NR_FREE = 112;
 @inline export function zoneNode(z: u32): u32 { return load<u32>(zoneBase(z) + Z_NODE); }
 @inline export function zoneType(z: u32): u32 { return load<u32>(zoneBase(z) + Z_TYPE); }
 @inline export function zoneFree(z: u32): u32 { return load<u32>(zoneBase(z) + Z_FREE); }
-@inline function setZoneFree(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_FREE, v); }
+@inline export function setZoneFree(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_FREE, v); }
+@inline export function zonePgmapType(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PGMAP_TYPE); }
+@inline export function zonePgmapOwner(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PGMAP_OWNER); }
+@inline export function zoneIsDevice(z: u32): bool { return zoneType(z) == ZONE_DEVICE; }
 @inline export function zoneWmarkMin(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_MIN); }
 @inline export function pcpHead(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_HEAD); }
 @inline export function pcpCount(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_COUNT); }
 
-@inline function pcpPush(z: u32, pfn: u32): void {
+@inline export function pcpPush(z: u32, pfn: u32): void {
   setLruNext(pfn, pcpHead(z));
   setOrder(pfn, 0);
   store<u32>(zoneBase(z) + Z_PCP_HEAD, pfn);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) + 1);
 }
 
-@inline function pcpPop(z: u32): u32 {
+@inline export function pcpPop(z: u32): u32 {
   const pfn = pcpHead(z);
   if (pfn == NONE) return NONE;
   store<u32>(zoneBase(z) + Z_PCP_HEAD, lruNext(pfn));
@@ -122,12 +128,9 @@ function delFromFreeList(z: u32, pfn: u32, order: u32): void {
   setFlagsOf(pfn, flagsOf(pfn) & ~(1 << PGTY_buddy));
 }
 
-// Sets up one zone: tags its pages with the zone id and frees every page not
-// reserved, in the largest aligned blocks that fit (like memblock_free_all).
-export function zoneInit(z: u32): void {
-  const start = zoneStart(z);
-  const end = zoneEnd(z);
-  memory.fill(pageZone + <usize>start, <u8>z, <usize>(end - start));
+// Empty free lists (buddy and pcp) for zone z, its pages tagged with its id.
+export function zoneListsInit(z: u32): void {
+  memory.fill(pageZone + <usize>zoneStart(z), <u8>z, <usize>(zoneEnd(z) - zoneStart(z)));
   for (let o: u32 = 0; o <= MAX_ORDER; o++) {
     setFreeAreaHead(z, o, NONE);
     setFreeAreaCount(z, o, 0);
@@ -135,6 +138,14 @@ export function zoneInit(z: u32): void {
   setZoneFree(z, 0);
   store<u32>(zoneBase(z) + Z_PCP_HEAD, NONE);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, 0);
+}
+
+// Sets up one zone: tags its pages with the zone id and frees every page not
+// reserved, in the largest aligned blocks that fit (like memblock_free_all).
+export function zoneInit(z: u32): void {
+  const start = zoneStart(z);
+  const end = zoneEnd(z);
+  zoneListsInit(z);
   let pfn = start;
   let managed: u32 = 0;
   while (pfn < end) {
@@ -254,6 +265,10 @@ export function allocPages(node: u32, order: u32, movable: bool): u32 {
 // Frees a block: order-0 pages go to the pcp list, larger blocks straight to the buddy lists.
 export function freePages(pfn: u32, order: u32): void {
   const z = zoneOf(pfn);
+  if (zoneIsDevice(z)) {
+    freeDevicePage(z, pfn);
+    return;
+  }
   const n: u32 = 1 << order;
   setRef(pfn, 0);
   setMapcount(pfn, 0);

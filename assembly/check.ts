@@ -2,9 +2,12 @@
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nzones, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
 import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, PG_reserved, PG_locked, PGTY_buddy } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount } from "./alloc";
+import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice } from "./alloc";
+import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
-import { pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType } from "./pte";
+import {
+  pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
+} from "./pte";
 import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE } from "./mm";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
@@ -28,6 +31,8 @@ export const CHECK_TABLES: u32 = 14;
 export const CHECK_RSS: u32 = 15;
 export const CHECK_SPECIAL_PTE: u32 = 16;
 export const CHECK_SWAP_ENTRY: u32 = 17;
+export const CHECK_DEVICE_PRIVATE_PRESENT: u32 = 18;
+export const CHECK_DEVICE_ENTRY: u32 = 19;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -86,7 +91,8 @@ function checkFreeLists(): u32 {
     if (pcp != pcpCount(z)) return fail(CHECK_FREE_COUNT, z, pcp, pcpCount(z));
     zoneTotal += pcp;
     if (zoneTotal != zoneFree(z)) return fail(CHECK_FREE_COUNT, z, zoneTotal, zoneFree(z));
-    total += <i64>zoneTotal;
+    // ZONE_DEVICE pages are the drivers', not the page allocator's.
+    if (!zoneIsDevice(z)) total += <i64>zoneTotal;
   }
   if (total != statGet(NR_FREE_PAGES)) return fail(CHECK_STAT, NR_FREE_PAGES, <f64>total, <f64>statGet(NR_FREE_PAGES));
   return CHECK_OK;
@@ -101,8 +107,16 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
   const flags = vmaFlags(vmaAddr(mm, vmaIdx));
   if ((pte & _PAGE_RW) != 0 && (pte & _PAGE_PRESENT) != 0 && (flags & VM_WRITE) == 0)
     return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
-  if (isSwapPte(pte)) return fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, swpType(pte));
   const pfn = ptePfn(pte);
+  if (isSwapPte(pte)) {
+    const t = swpType(pte);
+    const ok = (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) ? pfn < nframes && isDevicePrivatePage(pfn)
+      : t == SWP_DEVICE_EXCLUSIVE ? pfn < nframes && !isZoneDevicePage(pfn) : false;
+    if (!ok) return fail(t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE ? CHECK_DEVICE_ENTRY : CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
+    if (t == SWP_DEVICE_WRITE && (flags & VM_WRITE) == 0) return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
+  } else if (pfn < nframes && isDevicePrivatePage(pfn)) {
+    return fail(CHECK_DEVICE_PRIVATE_PRESENT, mm, <f64>vpn, pfn);
+  }
   if (pteSpecial(pte)) {
     if (pfn != ZERO_PFN || (pte & _PAGE_RW) != 0) return fail(CHECK_SPECIAL_PTE, mm, <f64>vpn, pfn);
     return CHECK_OK;

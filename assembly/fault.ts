@@ -4,20 +4,51 @@ import { NONE } from "./layout";
 import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
 import { allocPages, freePages, putPage } from "./alloc";
 import { walkPte } from "./pagetable";
-import { _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, pfnPte, ptePfn, pteWrite, pteSpecial, isSwapPte, pteProtnone } from "./pte";
-import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
+import {
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, pfnPte, ptePfn, pteWrite, pteSpecial,
+  isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
+  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
+} from "./pte";
+import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize } from "./mapping";
 import { reclaimLazyfree } from "./reclaim";
 import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
- "./mm";
 
 export const FAULT_OK: u32 = 0;
 export const FAULT_SIGSEGV_MAPERR: u32 = 1;
 export const FAULT_SIGSEGV_ACCERR: u32 = 2;
 export const FAULT_OOM: u32 = 3;
 export const FAULT_SIGBUS: u32 = 4;
+// Faults the core hands back to TypeScript, which runs the driver or notifier and retries.
+export const FAULT_DEVICE_PRIVATE: u32 = 5;
+export const FAULT_DEVICE_EXCLUSIVE: u32 = 6;
+export const FAULT_MIGRATION: u32 = 7;
+export const FAULT_NOTIFY: u32 = 8;
+
+// The page behind the entry of the last FAULT_DEVICE_* / FAULT_MIGRATION.
+export let faultPfn: u32 = 0;
+
+// A COW replaces a PTE, which interval notifiers must hear of before it happens
+// (MMU_NOTIFY_CLEAR): the first attempt returns FAULT_NOTIFY, TS invalidates, and
+// marks this page as announced for the retry.
+let notifiedMm: u32 = NONE;
+let notifiedVpn: u64 = 0;
+
+export function setNotified(mm: u32, vpn: u64): void {
+  notifiedMm = mm;
+  notifiedVpn = vpn;
+}
+
+function needNotify(mm: u32, vpn: u64): bool {
+  if (!mmHasNotifiers(mm)) return false;
+  if (notifiedMm == mm && notifiedVpn == vpn) {
+    notifiedMm = NONE;
+    return false;
+  }
+  return true;
+}
 
 // The PTE slot the last successful fault filled, so the access need not walk again.
 export let faultPtep: usize = 0;
@@ -51,7 +82,14 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
     if (flags & VM_SHARED) return doSharedFault(mm, v, vpn, ptep, write);
     return doAnonymousPage(mm, v, vpn, ptep, write);
   }
-  if (isSwapPte(pte)) return FAULT_SIGBUS;
+  if (isSwapPte(pte)) {
+    const t = swpType(pte);
+    faultPfn = swpOffset(pte);
+    if (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) return FAULT_DEVICE_PRIVATE;
+    if (t == SWP_DEVICE_EXCLUSIVE) return FAULT_DEVICE_EXCLUSIVE;
+    if (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) return FAULT_MIGRATION;
+    return FAULT_SIGBUS;
+  }
   if (pteProtnone(pte)) return FAULT_SIGSEGV_ACCERR;
   if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte);
   store<u64>(ptep, pte | _PAGE_ACCESSED);
@@ -116,6 +154,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
   }
   if (pteSpecial(pte)) {
     // Breaking a zero-page mapping: a fresh zeroed page, nothing to copy.
+    if (needNotify(mm, vpn)) return FAULT_NOTIFY;
     const pfn = allocUserPage(mm);
     if (pfn == NONE) return FAULT_OOM;
     clearFrame(pfn);
@@ -131,6 +170,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
     return FAULT_OK;
   }
   // wp_page_copy. The extra reference keeps reclaim away from `old` while we allocate.
+  if (needNotify(mm, vpn)) return FAULT_NOTIFY;
   getPage(old);
   const pfn = allocUserPage(mm);
   if (pfn == NONE) {

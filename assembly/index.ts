@@ -7,13 +7,23 @@ import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entry
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
 import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT } from "./ptrange";
 import { accessBatch } from "./access";
-import { handleMmFault } from "./fault";
 import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
 import { putPage } from "./alloc";
 import { checkMachine } from "./check";
 import { statAdd, NR_SHMEM } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
+import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
+import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive } from "./memmap";
+import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
+import { handleMmFault, faultPfn, setNotified } from "./fault";
+import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
+import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
+import { migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { hmmWalk, hmmFaultWrite } from "./hmm";
+import { allocPages } from "./alloc";
+import { dataBase, migrateSrc, migrateDst } from "./layout";
+
 
 export function layoutPtr(): usize {
   return LAYOUT;
@@ -29,6 +39,7 @@ export function init(): void {
   tablesInit();
   setFlag(ZERO_PFN, PG_reserved);
   setRef(ZERO_PFN, 1);
+  deviceSpaceInit();
   for (let z: u32 = 0; z < nzones; z++) zoneInit(z);
   buildZonelists();
   for (let mm: u32 = 0; mm < maxMms; mm++) mmReset(mm);
@@ -186,4 +197,180 @@ export function framesTotal(): u32 {
 
 export function mappingsMax(): u32 {
   return maxMappings;
+}
+
+// ---- ZONE_DEVICE -----------------------------------------------------------------
+
+export function deviceZoneInit(z: u32): void {
+  zoneDeviceInit(z);
+}
+
+export function deviceZoneRelease(z: u32): bool {
+  return zoneDeviceRelease(z);
+}
+
+// A free page of device zone z, with one reference and locked; -1 when none is free.
+export function deviceAllocPage(z: u32): i32 {
+  return <i32>allocDevicePage(z);
+}
+
+export function devicePageInit(pfn: u32): void {
+  zoneDevicePageInit(pfn);
+}
+
+// Device pages freed since the last call; their pfns are in the FREED_RING region.
+export function deviceTakeFreed(): u32 {
+  const n = freedPages();
+  freedReset();
+  return n;
+}
+
+// ---- struct page access for drivers ------------------------------------------------
+
+export function pageRefcount(pfn: u32): i32 { return refOf(pfn); }
+export function pageMapcount(pfn: u32): i32 { return mapcountOf(pfn); }
+export function pageFlags(pfn: u32): u32 { return flagsOf(pfn); }
+export function pageZoneId(pfn: u32): u32 { return zoneOf(pfn); }
+export function pageGet(pfn: u32): void { getPage(pfn); }
+export function pagePut(pfn: u32): void { putPage(pfn); }
+
+export function pageTrylock(pfn: u32): bool {
+  if (testFlag(pfn, PG_locked)) return false;
+  setFlag(pfn, PG_locked);
+  return true;
+}
+
+export function pageUnlock(pfn: u32): void {
+  clearFlag(pfn, PG_locked);
+}
+
+export function pageCopy(dst: u32, src: u32): void {
+  copyFrame(dst, src);
+}
+
+export function pageClear(pfn: u32): void {
+  clearFrame(pfn);
+}
+
+// Bytes mode: the frame's 4096 bytes to/from the DATA region at `offset`.
+export function pageReadData(pfn: u32, offset: u32): void {
+  memory.copy(dataBase + <usize>offset, frameAddr(pfn), 4096);
+}
+
+export function pageWriteData(pfn: u32, offset: u32): void {
+  memory.copy(frameAddr(pfn), dataBase + <usize>offset, 4096);
+}
+
+// The frame's tag, as two u32 halves at result+88.
+export function pageReadTag(pfn: u32): void {
+  const t = readTag(pfn);
+  store<u32>(resultBase + 88, <u32>t);
+  store<u32>(resultBase + 92, <u32>(t >> 32));
+}
+
+export function pageWriteTag(pfn: u32, lo: u32, hi: u32): void {
+  writeTag(pfn, (<u64>hi << 32) | <u64>lo);
+}
+
+// ---- faults, notifiers, exclusive access --------------------------------------------
+
+// handle_mm_fault for one page (GUP, hmm_range_fault's faults): a FAULT_* code;
+// the page of a device or migration entry is in the result block.
+export function fault(mm: u32, vpn: f64, write: bool): u32 {
+  const r = handleMmFault(mm, <u64>vpn, write);
+  store<u32>(resultBase + 20, faultPfn);
+  return r;
+}
+
+export function notified(mm: u32, vpn: f64): void {
+  setNotified(mm, <u64>vpn);
+}
+
+export function mmSetNotifiers(mm: u32, on: bool): void {
+  setMmHasNotifiers(mm, on);
+}
+
+// make_device_exclusive's PTE swap: the present PTE at vpn becomes a device-exclusive
+// entry; the page is returned locked with a reference. -EBUSY if it is locked,
+// -EFAULT if no present anon page is mapped there.
+export function makeExclusive(mm: u32, vpn: f64): i32 {
+  const ptep = walkPte(mmPgd(mm), <u64>vpn, false);
+  if (ptep == 0) return -14;
+  const pte = load<u64>(ptep);
+  if ((pte & _PAGE_PRESENT) == 0 || pteSpecial(pte)) return -14;
+  const pfn = ptePfn(pte);
+  if (!pageIsAnon(pfn)) return -95;
+  if (testFlag(pfn, PG_locked)) return -16;
+  setFlag(pfn, PG_locked);
+  getPage(pfn);
+  if (pte & _PAGE_DIRTY) setFlag(pfn, PG_dirty);
+  store<u64>(ptep, swpEntry(SWP_DEVICE_EXCLUSIVE, pfn, pte & (_PAGE_DIRTY | _PAGE_ACCESSED)));
+  return <i32>pfn;
+}
+
+// restore_exclusive_pte: a CPU access ends device-exclusive access. false if no such entry.
+export function restoreExclusive(mm: u32, vpn: f64): bool {
+  const ptep = walkPte(mmPgd(mm), <u64>vpn, false);
+  if (ptep == 0) return false;
+  const e = load<u64>(ptep);
+  if (!isSwapPte(e) || swpType(e) != SWP_DEVICE_EXCLUSIVE) return false;
+  const pfn = swpOffset(e);
+  const v = findVma(mm, <u64>vpn);
+  const write = v != 0 && (vmaFlags(v) & VM_WRITE) != 0 && testFlag(pfn, PG_anon_exclusive);
+  store<u64>(ptep, pfnPte(pfn, _PAGE_PRESENT | _PAGE_USER | (e & _PAGE_DIRTY) | (write ? _PAGE_RW : 0)));
+  return true;
+}
+
+// ---- migrate_vma -----------------------------------------------------------------
+
+export function migrateVmaSetup(mm: u32, vpn: f64, npages: u32, flags: u32, owner: u32, faultPage: i32): u32 {
+  return migrateVmaCollect(mm, <u64>vpn, npages, flags, owner, faultPage < 0 ? NONE : <u32>faultPage);
+}
+
+export function migrateDeviceRangeSetup(startPfn: u32, npages: u32): u32 {
+  return migrateDeviceRange(startPfn, npages);
+}
+
+export function migrateRunPages(npages: u32): void {
+  migratePages(npages);
+}
+
+export function migrateRunFinalize(npages: u32): void {
+  migrateFinalize(npages);
+}
+
+// A driver's alloc-and-copy in one call: for every src entry marked MIGRATE, a page
+// from device zone `z` (or, with z = -1, a locked system page from `node`), filled
+// from the source (or zeroed), with dst = migrate_pfn | the source's WRITE bit.
+// `failFirst` makes the first allocation fail (FAIL_ALLOC). Returns pages allocated.
+export function migrateAllocCopy(npages: u32, z: i32, node: u32, failFirst: bool): u32 {
+  let n: u32 = 0;
+  let fail = failFirst;
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = load<u64>(migrateSrc + (<usize>i << 3));
+    if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
+    let d: u32 = NONE;
+    if (fail) fail = false;
+    else if (z >= 0) d = allocDevicePage(<u32>z);
+    else {
+      d = allocPages(node, 0, true);
+      if (d != NONE) setFlag(d, PG_locked);
+    }
+    if (d == NONE) continue;
+    if ((e & MIGRATE_PFN_VALID) != 0) copyFrame(d, <u32>(e >> MIGRATE_PFN_SHIFT));
+    else clearFrame(d);
+    store<u64>(migrateDst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
+    n++;
+  }
+  return n;
+}
+
+// ---- hmm_range_fault -------------------------------------------------------------
+
+export function hmmRangeWalk(mm: u32, vpn: f64, npages: u32, from: u32, defaultHi: u32, maskHi: u32, owner: u32): i32 {
+  return hmmWalk(mm, <u64>vpn, npages, from, defaultHi, maskHi, owner);
+}
+
+export function hmmLastFaultWrite(): bool {
+  return hmmFaultWrite;
 }

@@ -37,7 +37,14 @@ export const L_DATA = 29;
 export const L_DATA_SIZE = 30;
 export const L_STATS = 31;
 export const L_RESULT = 32;
-export const L_END = 33;
+export const L_MIGRATE_SRC = 33;
+export const L_MIGRATE_DST = 34;
+export const L_MAX_MIGRATE = 35;
+export const L_HMM_PFNS = 36;
+export const L_FREED_RING = 37;
+export const L_FREED_RING_SIZE = 38;
+export const L_SYSTEM_FRAMES = 39;
+export const L_END = 40;
 
 export const CONTENT_BYTES: u32 = 0;
 export const CONTENT_TAGS: u32 = 1;
@@ -80,6 +87,14 @@ export let dataBase: usize = 0;
 export let dataSize: u32 = 0;
 export let statsBase: usize = 0;
 export let resultBase: usize = 0;
+export let migrateSrc: usize = 0;
+export let migrateDst: usize = 0;
+export let maxMigrate: u32 = 0;
+export let hmmPfns: usize = 0;
+export let freedRing: usize = 0;
+export let freedRingSize: u32 = 0;
+// Frames below this pfn are system RAM; the rest is physical address space for ZONE_DEVICE.
+export let systemFrames: u32 = 0;
 
 @inline function slot(i: i32): u32 {
   return load<u32>(LAYOUT + (<usize>i << 2));
@@ -119,4 +134,11 @@ export function readLayout(): void {
   dataSize = slot(L_DATA_SIZE);
   statsBase = slot(L_STATS);
   resultBase = slot(L_RESULT);
+  migrateSrc = slot(L_MIGRATE_SRC);
+  migrateDst = slot(L_MIGRATE_DST);
+  maxMigrate = slot(L_MAX_MIGRATE);
+  hmmPfns = slot(L_HMM_PFNS);
+  freedRing = slot(L_FREED_RING);
+  freedRingSize = slot(L_FREED_RING_SIZE);
+  systemFrames = slot(L_SYSTEM_FRAMES);
 }

@@ -9,6 +9,7 @@ const MM_NVMAS = 8;
 const MM_NODE = 12;
 const MM_RSS_ANON = 16;
 const MM_RSS_SHMEM = 20;
+const MM_HAS_NOTIFIERS = 24;
 
 export const VMA_RECORD: usize = 32;
 const VMA_START = 0;
@@ -39,6 +40,9 @@ export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 @inline export function mmAlive(mm: u32): bool { return mm < maxMms && load<u32>(mmBase(mm) + MM_ALIVE) != 0; }
 @inline export function mmNvmas(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NVMAS); }
 @inline export function mmNode(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_NODE); }
+// Set while interval notifiers watch the mm: PTE changes inside a fault must be announced first.
+@inline export function mmHasNotifiers(mm: u32): bool { return load<u32>(mmBase(mm) + MM_HAS_NOTIFIERS) != 0; }
+export function setMmHasNotifiers(mm: u32, v: bool): void { store<u32>(mmBase(mm) + MM_HAS_NOTIFIERS, v ? 1 : 0); }
 @inline export function mmRssAnon(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_ANON); }
 @inline export function mmRssShmem(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_SHMEM); }
 @inline export function addMmRss(mm: u32, anon: bool, n: i32): void {

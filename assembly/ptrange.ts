@@ -1,10 +1,13 @@
 // Operations over a range of PTEs (zap_page_range, change_protection, copy_page_range,
 // move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
 // missing tables are skipped a whole level at a time.
- "./layout";
 import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
 import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
-import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial } from "./pte";
+import {
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE,
+  ptePfn, ptepresent, pteSpecial, pfnPte, isSwapPte, swpType, swpOffset, SWP_TYPE_MASK, SWP_TYPE_SHIFT,
+  SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
+} from "./pte";
 import { mmPgd, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { zapPage, pageDupRmap } from "./rmap";
 import { statAdd, PGLAZYFREE, PGLAZYFREED } from "./stat";
@@ -63,12 +66,21 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
     const pfn = ptePfn(pte);
     switch (op) {
       case RANGE_ZAP: {
-        if (mapped) zapPage(pfn, mm);
+        // Device entries hold a mapping like a PTE; a migration entry's page was unmapped already.
+        if (mapped || isDeviceEntry(pte)) zapPage(pfn, mm);
         store<u64>(ptep, 0);
         break;
       }
       case RANGE_CHANGE_PROT: {
-        if (!ptepresent(pte)) break;
+        if (isSwapPte(pte)) {
+          // Write permission leaves writable device-private and migration entries too.
+          if ((arg & VM_WRITE) == 0) {
+            const t = swpType(pte);
+            if (t == SWP_DEVICE_WRITE) store<u64>(ptep, swpSetType(pte, SWP_DEVICE_READ));
+            else if (t == SWP_MIGRATION_WRITE) store<u64>(ptep, swpSetType(pte, testFlag(pfn, PG_anon_exclusive) ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ));
+          }
+          break;
+        }
         let n: u64;
         if ((arg & VM_ACCESS_FLAGS) == 0) {
           n = (pte & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
@@ -81,6 +93,10 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
         break;
       }
       case RANGE_COPY: {
+        if (isSwapPte(pte)) {
+          store<u64>(dst, copyNonpresentPte(ptep, pte, arg));
+          break;
+        }
         // copy_present_pte for a private mapping: write-protect both sides.
         let child = pte & ~_PAGE_ACCESSED;
         if (mapped) {
@@ -103,7 +119,7 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
         break;
       }
       case RANGE_MADV_FREE: {
-        if (!mapped || !pageIsAnon(pfn) || mapcountOf(pfn) != 1 || refOf(pfn) != 1) break;
+        if (!mapped || isSwapPte(pte) || !pageIsAnon(pfn) || mapcountOf(pfn) != 1 || refOf(pfn) != 1) break;
         store<u64>(ptep, pte & ~(_PAGE_DIRTY | _PAGE_ACCESSED));
         clearFlag(pfn, PG_dirty);
         if (testFlag(pfn, PG_swapbacked)) {
@@ -114,7 +130,7 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
         break;
       }
       case RANGE_RECLAIM_LAZYFREE: {
-        if (!mapped || !pageIsAnon(pfn) || testFlag(pfn, PG_swapbacked)) break;
+        if (!mapped || isSwapPte(pte) || !pageIsAnon(pfn) || testFlag(pfn, PG_swapbacked)) break;
         if ((pte & _PAGE_DIRTY) != 0 || testFlag(pfn, PG_dirty)) {
           // Written again since MADV_FREE: the contents matter once more.
           setFlag(pfn, PG_swapbacked);
@@ -141,6 +157,54 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
     }
     dst += 8;
   }
+}
+
+// A device-private or device-exclusive entry: a mapping of its page by another name.
+@inline export function isDeviceEntry(pte: u64): bool {
+  if (!isSwapPte(pte)) return false;
+  const t = swpType(pte);
+  return t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE;
+}
+
+@inline export function isMigrationEntry(pte: u64): bool {
+  if (!isSwapPte(pte)) return false;
+  const t = swpType(pte);
+  return t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE;
+}
+
+@inline export function swpSetType(pte: u64, type: u32): u64 {
+  return (pte & ~(SWP_TYPE_MASK << SWP_TYPE_SHIFT)) | (<u64>type << SWP_TYPE_SHIFT);
+}
+
+// copy_nonpresent_pte for a private (COW) mapping of the parent's entry at ptep:
+// device entries are one more mapping of their page, and writable entries become
+// readable in both processes. A device-exclusive entry is restored to a plain PTE
+// first (the fork's invalidation already told the device).
+function copyNonpresentPte(ptep: usize, pte: u64, child: u32): u64 {
+  const t = swpType(pte);
+  const pfn = swpOffset(pte);
+  if (t == SWP_DEVICE_EXCLUSIVE) {
+    const restored = pfnPte(pfn, _PAGE_PRESENT | _PAGE_USER | (pte & (_PAGE_DIRTY | _PAGE_ACCESSED)));
+    clearFlag(pfn, PG_anon_exclusive);
+    store<u64>(ptep, restored);
+    getPage(pfn);
+    pageDupRmap(pfn, child);
+    return restored & ~_PAGE_ACCESSED;
+  }
+  if (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) {
+    const ro = swpSetType(pte, SWP_DEVICE_READ);
+    store<u64>(ptep, ro);
+    clearFlag(pfn, PG_anon_exclusive);
+    getPage(pfn);
+    pageDupRmap(pfn, child);
+    return ro;
+  }
+  if (t == SWP_MIGRATION_WRITE || t == SWP_MIGRATION_READ_EXCLUSIVE) {
+    const ro = swpSetType(pte, SWP_MIGRATION_READ);
+    store<u64>(ptep, ro);
+    return ro;
+  }
+  return pte;
 }
 
 export function setReclaimTarget(n: u32): void {

@@ -31,10 +31,14 @@ export function pageAddNewAnonRmap(pfn: u32, mm: u32, anonVma: u32, index: u32):
   addMmRss(mm, true, 1);
 }
 
-// One more PTE maps an existing page (fork, shared fault).
+// One more PTE (or device entry) maps an existing page: fork, shared fault, and
+// remove_migration_ptes, which maps a page whose mapcount the migration took to zero.
 export function pageDupRmap(pfn: u32, mm: u32): void {
-  setMapcount(pfn, mapcountOf(pfn) + 1);
-  addMmRss(mm, pageIsAnon(pfn), 1);
+  const anon = pageIsAnon(pfn);
+  const m = mapcountOf(pfn);
+  setMapcount(pfn, m + 1);
+  if (anon && m == 0) statAdd(NR_ANON_PAGES, 1);
+  addMmRss(mm, anon, 1);
 }
 
 // folio_remove_rmap_pte: one PTE stops mapping the page.

@@ -17,7 +17,9 @@ export const ZERO_PAGE_FAULT = 11;
 export const REUSE_FAULT = 12;
 export const PGALLOC_FAIL = 13;
 export const NR_RADIX_NODES = 14;
-export const NR_STATS = 16;
+export const PGMIGRATE_SUCCESS = 15;
+export const PGMIGRATE_FAIL = 16;
+export const NR_STATS = 24;
 
 @inline export function statAdd(i: i32, n: i64): void {
   const p = statsBase + (<usize>i << 3);

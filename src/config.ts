@@ -26,6 +26,8 @@ export interface MachineConfig {
   maxShmem?: number;
   /** vm.min_free_kbytes; default as the kernel computes it from memory size. */
   minFreeKbytes?: number;
+  /** Physical address space, in pages, for ZONE_DEVICE ranges registered later (default 0). */
+  deviceMemory?: number;
   /** Which Wasm build runs the machine (default "release"; tests also use "debug"). */
   build?: WasmBuild;
 }
@@ -39,7 +41,10 @@ export interface ResolvedConfig {
   maxShmem: number;
   minFreeKbytes: number;
   build: WasmBuild;
+  /** System RAM frames. */
   frames: number;
+  /** Frames of ZONE_DEVICE address space after system RAM. */
+  deviceFrames: number;
 }
 
 const MAX_NODES = 16;
@@ -51,7 +56,7 @@ function count(name: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
-const KNOWN_KEYS = new Set(["nodes", "content", "tablePages", "maxProcesses", "maxVmas", "maxShmem", "minFreeKbytes", "build"]);
+const KNOWN_KEYS = new Set(["nodes", "deviceMemory", "content", "tablePages", "maxProcesses", "maxVmas", "maxShmem", "minFreeKbytes", "build"]);
 
 export function resolveConfig(cfg: MachineConfig = {}): ResolvedConfig {
   if (typeof cfg !== "object" || cfg === null) fail("EINVAL", "Machine.create", "the configuration must be an object", cfg);
@@ -69,7 +74,8 @@ export function resolveConfig(cfg: MachineConfig = {}): ResolvedConfig {
     };
   });
   const frames = nodes.reduce((s, n) => s + n.normal + n.movable, 0);
-  if (frames > MAX_FRAMES) fail("ENOMEM", "Machine.create", `${frames} frames is more than a 32-bit machine can lay out`, frames);
+  const deviceFrames = count("deviceMemory", cfg.deviceMemory ?? 0, 0, MAX_FRAMES);
+  if (frames + deviceFrames > MAX_FRAMES) fail("ENOMEM", "Machine.create", `${frames} frames is more than a 32-bit machine can lay out`, frames);
   const content = cfg.content ?? "bytes";
   if (content !== "bytes" && content !== "tags")
     fail("EINVAL", "Machine.create", `content must be "bytes" or "tags", got ${String(content)}`, content);
@@ -82,6 +88,7 @@ export function resolveConfig(cfg: MachineConfig = {}): ResolvedConfig {
     nodes,
     content,
     frames,
+    deviceFrames,
     tablePages: count("tablePages", cfg.tablePages ?? Math.max(256, Math.ceil(frames / 128)), 16, 2 ** 20),
     maxProcesses: count("maxProcesses", cfg.maxProcesses ?? 64, 1, 65536),
     maxVmas: count("maxVmas", cfg.maxVmas ?? 1024, 4, 65536),

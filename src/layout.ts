@@ -31,7 +31,12 @@ export const L = {
   PAGE_LRU_PREV: 12, PAGE_ZONE: 13, PAGE_ORDER: 14, TAGS: 15, FRAMES: 16, SCRATCH: 17, ZONES: 18,
   TABLES: 19, NTABLES: 20, MMS: 21, MAX_MMS: 22, VMAS: 23, MAX_VMAS: 24, MAPPINGS: 25,
   MAX_MAPPINGS: 26, OPS: 27, MAX_OPS: 28, DATA: 29, DATA_SIZE: 30, STATS: 31, RESULT: 32,
+  MIGRATE_SRC: 33, MIGRATE_DST: 34, MAX_MIGRATE: 35, HMM_PFNS: 36, FREED_RING: 37, FREED_RING_SIZE: 38,
+  SYSTEM_FRAMES: 39,
 } as const;
+
+/** Entries of the migrate_vma src/dst arrays and of the hmm_range_fault pfn array. */
+export const MAX_MIGRATE = 65536;
 
 export interface ZoneLayout {
   id: number;
@@ -58,8 +63,8 @@ function align(n: number, a: number): number {
 }
 
 export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
-  const slots = new Uint32Array(33);
-  const n = cfg.frames;
+  const slots = new Uint32Array(40);
+  const n = cfg.frames + cfg.deviceFrames;
   let at = align(heapBase, 64);
   const region = (slot: number, size: number, alignment = 64): void => {
     at = align(at, alignment);
@@ -67,6 +72,7 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
     at += size;
   };
   slots[L.NFRAMES] = n;
+  slots[L.SYSTEM_FRAMES] = cfg.frames;
   slots[L.NNODES] = cfg.nodes.length;
   slots[L.CONTENT] = cfg.content === "tags" ? 1 : 0;
   region(L.PAGE_FLAGS, 4 * n);
@@ -95,6 +101,12 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   slots[L.DATA_SIZE] = DATA_SIZE;
   region(L.STATS, 8 * NR_STAT_SLOTS);
   region(L.RESULT, RESULT_SIZE);
+  region(L.MIGRATE_SRC, 8 * MAX_MIGRATE, 8);
+  region(L.MIGRATE_DST, 8 * MAX_MIGRATE, 8);
+  slots[L.MAX_MIGRATE] = MAX_MIGRATE;
+  region(L.HMM_PFNS, 8 * MAX_MIGRATE, 8);
+  region(L.FREED_RING, 4 * Math.max(1, cfg.deviceFrames));
+  slots[L.FREED_RING_SIZE] = Math.max(1, cfg.deviceFrames);
   region(L.TABLES, 4096 * cfg.tablePages, 4096);
   slots[L.NTABLES] = cfg.tablePages;
   if (cfg.content === "bytes") region(L.FRAMES, 4096 * n, 4096);

@@ -1,0 +1,97 @@
+// ZONE_DEVICE ranges (memremap_pages): struct pages for device memory in the pfn space
+// after system RAM. Each range is a zone of its own whose free pages sit on one list
+// (the pcp list fields) for the owning driver to allocate from.
+import { freedRing, freedRingSize, systemFrames, nframes, NONE } from "./layout";
+import {
+  flagsOf, setFlagsOf, setRef, refOf, setMapcount, setMapping, setIndex, setPrivate, setPincount, setOrder,
+  PG_locked, PG_reserved,
+} from "./memmap";
+import { zoneStart, zoneEnd, zoneFree, setZoneFree, pcpPush, pcpPop, zonePgmapType, zoneIsDevice, zoneListsInit } from "./alloc";
+import { zoneOf } from "./memmap";
+
+export const MEMORY_DEVICE_PRIVATE: u32 = 1;
+export const MEMORY_DEVICE_COHERENT: u32 = 2;
+export const MEMORY_DEVICE_FS_DAX: u32 = 3;
+export const MEMORY_DEVICE_GENERIC: u32 = 4;
+
+// Pfns freed since TS last looked: it calls the owner's page_free for each.
+let freedCount: u32 = 0;
+
+export function freedPages(): u32 {
+  return freedCount;
+}
+export function freedReset(): void {
+  freedCount = 0;
+}
+
+// Unregistered device address space is a hole: reserved, owned by no zone.
+export function deviceSpaceInit(): void {
+  for (let pfn = systemFrames; pfn < nframes; pfn++) setFlagsOf(pfn, 1 << PG_reserved);
+}
+
+export function zoneDeviceInit(z: u32): void {
+  const start = zoneStart(z);
+  const end = zoneEnd(z);
+  zoneListsInit(z);
+  for (let pfn = end; pfn > start; pfn--) {
+    setFlagsOf(pfn - 1, 0);
+    pcpPush(z, pfn - 1);
+  }
+  setZoneFree(z, end - start);
+}
+
+// memunmap_pages, once every page is back on the free list.
+export function zoneDeviceRelease(z: u32): bool {
+  if (zoneFree(z) != zoneEnd(z) - zoneStart(z)) return false;
+  while (pcpPop(z) != NONE) {}
+  for (let pfn = zoneStart(z); pfn < zoneEnd(z); pfn++) setFlagsOf(pfn, 1 << PG_reserved);
+  setZoneFree(z, 0);
+  return true;
+}
+
+// A free device page for the driver, initialised as zone_device_page_init does:
+// one reference, locked. NONE when the range has no free page.
+export function allocDevicePage(z: u32): u32 {
+  const pfn = pcpPop(z);
+  if (pfn == NONE) return NONE;
+  setZoneFree(z, zoneFree(z) - 1);
+  zoneDevicePageInit(pfn);
+  return pfn;
+}
+
+export function zoneDevicePageInit(pfn: u32): void {
+  assert(refOf(pfn) == 0, "zone_device_page_init on a page in use");
+  setRef(pfn, 1);
+  setOrder(pfn, 0);
+  setFlagsOf(pfn, 1 << PG_locked);
+}
+
+// free_zone_device_folio: clear the page, give it back to the range, tell the owner.
+export function freeDevicePage(z: u32, pfn: u32): void {
+  setRef(pfn, 0);
+  setMapcount(pfn, 0);
+  setPincount(pfn, 0);
+  setMapping(pfn, 0);
+  setIndex(pfn, 0);
+  setPrivate(pfn, 0);
+  setFlagsOf(pfn, 0);
+  pcpPush(z, pfn);
+  setZoneFree(z, zoneFree(z) + 1);
+  if (freedCount < freedRingSize) store<u32>(freedRing + (<usize>freedCount << 2), pfn);
+  freedCount++;
+}
+
+@inline export function isDevicePrivatePage(pfn: u32): bool {
+  const z = zoneOf(pfn);
+  return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE;
+}
+
+@inline export function isDeviceCoherentPage(pfn: u32): bool {
+  const z = zoneOf(pfn);
+  return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_COHERENT;
+}
+
+@inline export function isZoneDevicePage(pfn: u32): bool {
+  return zoneIsDevice(zoneOf(pfn));
+}
+

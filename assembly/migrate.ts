@@ -1,0 +1,377 @@
+// migrate_vma and migrate_device_* (mm/migrate_device.c), step by step: collect and
+// unmap into migration entries, let the driver allocate and copy, migrate the
+// struct page state, then remap the new pages or restore the old ones.
+// src/dst are arrays of MIGRATE_PFN entries (u64) in the MIGRATE region.
+import { migrateSrc, migrateDst, maxMms, NONE } from "./layout";
+import {
+  flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, mappingOf, setMapping, indexOf, setIndex,
+  getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
+  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset,
+} from "./memmap";
+import { putPage, zonePgmapOwner } from "./alloc";
+import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage } from "./device";
+import { walkPte } from "./pagetable";
+import {
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
+  isSwapPte, swpType, swpOffset, swpEntry, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
+  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
+} from "./pte";
+import {
+  mmAlive, mmPgd, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
+  VM_SHARED, VM_WRITE,
+} from "./mm";
+import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
+import { mappingSlot } from "./mapping";
+import { zoneOf } from "./memmap";
+import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL } from "./stat";
+
+export const MIGRATE_PFN_VALID: u64 = 1 << 0;
+export const MIGRATE_PFN_MIGRATE: u64 = 1 << 1;
+export const MIGRATE_PFN_WRITE: u64 = 1 << 3;
+export const MIGRATE_PFN_COMPOUND: u64 = 1 << 4;
+export const MIGRATE_PFN_SHIFT: u64 = 6;
+
+export const MIGRATE_VMA_SELECT_SYSTEM: u32 = 1 << 0;
+export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE: u32 = 1 << 1;
+export const MIGRATE_VMA_SELECT_DEVICE_COHERENT: u32 = 1 << 2;
+export const MIGRATE_VMA_SELECT_COMPOUND: u32 = 1 << 3;
+
+// The migration in flight: where its pages were mapped (vma-based) or NONE (pfn-based).
+let migMm: u32 = NONE;
+let migStart: u64 = 0;
+let migNpages: u32 = 0;
+let migFaultPage: u32 = NONE;
+// Per entry: 1 when the page had mappings beyond the collected one (rmap walk needed).
+const migShared: usize = memory.data(65536);
+
+@inline function srcAt(i: u32): u64 { return load<u64>(migrateSrc + (<usize>i << 3)); }
+@inline function setSrc(i: u32, v: u64): void { store<u64>(migrateSrc + (<usize>i << 3), v); }
+@inline function dstAt(i: u32): u64 { return load<u64>(migrateDst + (<usize>i << 3)); }
+@inline export function migratePfn(pfn: u32): u64 { return (<u64>pfn << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID; }
+@inline function entryPfn(e: u64): u32 { return (e & MIGRATE_PFN_VALID) != 0 ? <u32>(e >> MIGRATE_PFN_SHIFT) : NONE; }
+
+@inline function lockPage(pfn: u32): void { setFlag(pfn, PG_locked); }
+@inline function unlockPage(pfn: u32): void { clearFlag(pfn, PG_locked); }
+
+// The migration entry that replaces a mapping: WRITE if writable, else READ_EXCLUSIVE
+// for an exclusive anon page, else READ. Young and dirty bits travel with it.
+function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
+  const type = writable ? SWP_MIGRATION_WRITE : testFlag(pfn, PG_anon_exclusive) ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
+  return swpEntry(type, pfn, bits & (_PAGE_ACCESSED | _PAGE_DIRTY));
+}
+
+// Replaces one mapping (present PTE or device entry) of `pfn` with a migration entry.
+function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
+  let writable: bool;
+  if (isSwapPte(pte)) {
+    const t = swpType(pte);
+    writable = t == SWP_DEVICE_WRITE || (t == SWP_DEVICE_EXCLUSIVE && testFlag(pfn, PG_anon_exclusive));
+  } else {
+    writable = pteWrite(pte);
+    if (pte & _PAGE_DIRTY) setFlag(pfn, PG_dirty);
+  }
+  store<u64>(ptep, migrationEntryFor(pfn, writable, pte));
+  // The page is shared while it moves; the entry type remembers exclusivity.
+  clearFlag(pfn, PG_anon_exclusive);
+  pageRemoveRmap(pfn, mm);
+  putPage(pfn);
+}
+
+// remove_migration_pte for one entry: map `newPfn` where `pfn` was.
+function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): void {
+  const t = swpType(entry);
+  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  let pte: u64;
+  if (isDevicePrivatePage(newPfn)) {
+    pte = swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, newPfn, 0);
+  } else {
+    pte = pfnPte(newPfn, _PAGE_PRESENT | _PAGE_USER | (entry & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0));
+  }
+  if (t != SWP_MIGRATION_READ && pageIsAnon(newPfn)) setFlag(newPfn, PG_anon_exclusive);
+  store<u64>(ptep, pte);
+  getPage(newPfn);
+  pageDupRmap(newPfn, mm);
+}
+
+const RMAP_TRY_TO_MIGRATE: u32 = 0;
+const RMAP_REMOVE_MIGRATION: u32 = 1;
+
+// rmap_walk: every place `pfn` can be mapped, found from page->mapping and ->index:
+// private VMAs for anon pages, VMAs of the same shmem object otherwise. The PTE is
+// checked, so VMAs that merely could map the index do no harm.
+function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
+  const mapping = mappingOf(pfn);
+  if (mapping == 0) return;
+  const anon = pageIsAnon(pfn);
+  const index = <u64>indexOf(pfn);
+  for (let mm: u32 = 0; mm < maxMms; mm++) {
+    if (!mmAlive(mm)) continue;
+    const n = mmNvmas(mm);
+    for (let i: u32 = 0; i < n; i++) {
+      const v = vmaAddr(mm, i);
+      const shared = (vmaFlags(v) & VM_SHARED) != 0;
+      if (anon == shared) continue;
+      if (!anon && vmaBacking(v) != fileMappingId(mapping)) continue;
+      const pgoff = vmaPgoff(v);
+      if (index < pgoff || index >= pgoff + (vmaEnd(v) - vmaStart(v))) continue;
+      const ptep = walkPte(mmPgd(mm), vmaStart(v) + (index - pgoff), false);
+      if (ptep == 0) continue;
+      const pte = load<u64>(ptep);
+      if (op == RMAP_TRY_TO_MIGRATE) {
+        if (pteMaps(pte, pfn)) unmapOne(mm, ptep, pte, pfn);
+      } else if (isMigrationEntryFor(pte, pfn)) {
+        remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
+      }
+    }
+  }
+}
+
+@inline function pteMaps(pte: u64, pfn: u32): bool {
+  if (isSwapPte(pte)) {
+    const t = swpType(pte);
+    return (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE) && swpOffset(pte) == pfn;
+  }
+  return ptepresent(pte) && !pteSpecial(pte) && ptePfn(pte) == pfn;
+}
+
+@inline function isMigrationEntryFor(pte: u64, pfn: u32): bool {
+  if (!isSwapPte(pte)) return false;
+  const t = swpType(pte);
+  return (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) && swpOffset(pte) == pfn;
+}
+
+// remove_migration_ptes(src, dst) for entry i.
+function removeMigrationPtes(i: u32, pfn: u32, newPfn: u32): void {
+  if (migMm != NONE && load<u8>(migShared + i) == 0) {
+    const vpn = migStart + <u64>i;
+    const ptep = walkPte(mmPgd(migMm), vpn, false);
+    if (ptep != 0 && isMigrationEntryFor(load<u64>(ptep), pfn)) {
+      remapOne(migMm, ptep, load<u64>(ptep), newPfn, vmaFlags(findVma(migMm, vpn)));
+    }
+    return;
+  }
+  rmapWalk(pfn, RMAP_REMOVE_MIGRATION, newPfn);
+}
+
+// migrate_vma_check_page: references beyond the mappings and ours mean someone (a pin) holds it.
+function checkPage(pfn: u32): bool {
+  let extra: i32 = 1;
+  if (pfn == migFaultPage) extra++;
+  if (isZoneDevicePage(pfn)) extra++;
+  if (!pageIsAnon(pfn)) extra += 1 + (testFlag(pfn, PG_private) ? 1 : 0);
+  return refOf(pfn) - extra <= mapcountOf(pfn);
+}
+
+// migrate_vma_setup: collect [start, start+npages) of `mm` into src, then unmap.
+// The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
+export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
+  migMm = mm;
+  migStart = start;
+  migNpages = npages;
+  migFaultPage = faultPage;
+  memory.fill(migrateSrc, 0, <usize>npages << 3);
+  memory.fill(migrateDst, 0, <usize>npages << 3);
+  memory.fill(migShared, 0, npages);
+  const pgd = mmPgd(mm);
+  const v = findVma(mm, start);
+  const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
+  for (let i: u32 = 0; i < npages; i++) {
+    const ptep = walkPte(pgd, start + <u64>i, false);
+    const pte = ptep == 0 ? 0 : load<u64>(ptep);
+    if (pte == 0) {
+      if (anonVma) setSrc(i, MIGRATE_PFN_MIGRATE);
+      continue;
+    }
+    let pfn: u32;
+    let mpfn: u64;
+    if (isSwapPte(pte)) {
+      const t = swpType(pte);
+      if (t != SWP_DEVICE_WRITE && t != SWP_DEVICE_READ) continue;
+      pfn = swpOffset(pte);
+      if ((flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
+      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (t == SWP_DEVICE_WRITE ? MIGRATE_PFN_WRITE : 0);
+    } else {
+      pfn = ptePfn(pte);
+      if (pteSpecial(pte)) {
+        if (pfn == ZERO_PFN && (flags & MIGRATE_VMA_SELECT_SYSTEM) != 0) setSrc(i, MIGRATE_PFN_MIGRATE);
+        continue;
+      }
+      if (isDeviceCoherentPage(pfn)) {
+        if ((flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
+      } else if ((flags & MIGRATE_VMA_SELECT_SYSTEM) == 0) {
+        continue;
+      }
+      if (mappingOf(pfn) == 0) continue;
+      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (pteWrite(pte) ? MIGRATE_PFN_WRITE : 0);
+    }
+    getPage(pfn);
+    if (pfn != faultPage) {
+      if (testFlag(pfn, PG_locked)) {
+        putPage(pfn);
+        continue;
+      }
+      lockPage(pfn);
+    }
+    unmapOne(mm, ptep, pte, pfn);
+    setSrc(i, mpfn);
+  }
+  return migrateUnmap(npages);
+}
+
+// migrate_device_unmap: other mappings become migration entries too; pages that stay
+// mapped or carry extra references (pins) are restored and dropped from the migration.
+function migrateUnmap(npages: u32): u32 {
+  let cpages: u32 = 0;
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = srcAt(i);
+    if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
+    const pfn = entryPfn(e);
+    if (pfn == NONE) {
+      cpages++;
+      continue;
+    }
+    if (mapcountOf(pfn) > 0) {
+      store<u8>(migShared + i, 1);
+      rmapWalk(pfn, RMAP_TRY_TO_MIGRATE, NONE);
+    }
+    if (mapcountOf(pfn) > 0 || !checkPage(pfn)) {
+      removeMigrationPtes(i, pfn, pfn);
+      setSrc(i, 0);
+      if (pfn != migFaultPage) unlockPage(pfn);
+      putPage(pfn);
+      continue;
+    }
+    cpages++;
+  }
+  return cpages;
+}
+
+// migrate_device_range: pfn-based collection for eviction, no VMA.
+export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
+  migMm = NONE;
+  migNpages = npages;
+  migFaultPage = NONE;
+  memory.fill(migrateSrc, 0, <usize>npages << 3);
+  memory.fill(migrateDst, 0, <usize>npages << 3);
+  memory.fill(migShared, 0, npages);
+  for (let i: u32 = 0; i < npages; i++) {
+    const pfn = startPfn + i;
+    if (refOf(pfn) == 0) continue;
+    getPage(pfn);
+    if (testFlag(pfn, PG_locked)) {
+      putPage(pfn);
+      continue;
+    }
+    lockPage(pfn);
+    setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE);
+  }
+  return migrateUnmap(npages);
+}
+
+// migrate_vma_insert_page: a new anon page where there was none (or the zero page).
+function insertPage(i: u32, d: u32): bool {
+  const vpn = migStart + <u64>i;
+  const v = findVma(migMm, vpn);
+  if (v == 0 || (vmaFlags(v) & VM_SHARED) != 0) return false;
+  const ptep = walkPte(mmPgd(migMm), vpn, true);
+  if (ptep == 0) return false;
+  const pte = load<u64>(ptep);
+  if (pte != 0 && !(ptepresent(pte) && pteSpecial(pte) && ptePfn(pte) == ZERO_PFN)) return false;
+  const write = (vmaFlags(v) & VM_WRITE) != 0;
+  setMapping(d, anonMappingValue(vmaBacking(v)));
+  setIndex(d, <u32>linearIndex(v, vpn));
+  setFlagsOf(d, flagsOf(d) | (1 << PG_anon_exclusive) | (1 << PG_swapbacked) | (1 << PG_uptodate));
+  getPage(d);
+  pageDupRmap(d, migMm);
+  if (isDevicePrivatePage(d)) store<u64>(ptep, swpEntry(write ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  else store<u64>(ptep, pfnPte(d, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0)));
+  return true;
+}
+
+const MIGRATED_FLAGS: u32 = (1 << PG_dirty) | (1 << PG_uptodate) | (1 << PG_swapbacked) | (1 << PG_referenced) |
+  (1 << PG_active) | (1 << PG_workingset) | (1 << PG_mlocked) | (1 << PG_unevictable);
+
+// folio_migrate_mapping + folio_migrate_flags: the new page takes the old one's place.
+function migrateMapping(s: u32, d: u32): bool {
+  const anon = pageIsAnon(s);
+  const extra: i32 = s == migFaultPage ? 1 : 0;
+  const expected = mapcountOf(s) + (anon ? 0 : 1) + extra + 1;
+  if (refOf(s) != expected) return false;
+  if (!anon) {
+    // The page cache slot moves to the new page, with its reference.
+    const mapping = mappingOf(s);
+    const slot = mappingSlot(fileMappingId(mapping), <u64>indexOf(s), false);
+    if (slot == 0) return false;
+    store<u64>(slot, pfnPte(d, _PAGE_PRESENT));
+    setRef(d, refOf(d) + 1);
+    setRef(s, refOf(s) - 1);
+  }
+  setMapping(d, mappingOf(s));
+  setIndex(d, indexOf(s));
+  setFlagsOf(d, flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS));
+  return true;
+}
+
+// migrate_vma_pages / migrate_device_pages.
+export function migratePages(npages: u32): void {
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = srcAt(i);
+    if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
+    const d = entryPfn(dstAt(i));
+    if (d == NONE) {
+      setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+      continue;
+    }
+    const s = entryPfn(e);
+    if (s == NONE) {
+      if (migMm == NONE || !insertPage(i, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+      continue;
+    }
+    // Only anon pages may move into device memory.
+    if (isZoneDevicePage(d) && !pageIsAnon(s)) {
+      setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+      continue;
+    }
+    if (!migrateMapping(s, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+  }
+}
+
+// migrate_vma_finalize / migrate_device_finalize: remap to the new page, or restore.
+export function migrateFinalize(npages: u32): void {
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = srcAt(i);
+    const s = entryPfn(e);
+    const d = entryPfn(dstAt(i));
+    if (s == NONE) {
+      if (d != NONE) {
+        statAdd((e & MIGRATE_PFN_MIGRATE) != 0 ? PGMIGRATE_SUCCESS : PGMIGRATE_FAIL, 1);
+        if (!isZoneDevicePage(d)) setFlag(d, PG_lru);
+        unlockPage(d);
+        putPage(d);
+      }
+      continue;
+    }
+    let newPfn = s;
+    if ((e & MIGRATE_PFN_MIGRATE) != 0 && d != NONE) {
+      newPfn = d;
+      statAdd(PGMIGRATE_SUCCESS, 1);
+    } else {
+      statAdd(PGMIGRATE_FAIL, 1);
+      if (d != NONE) {
+        unlockPage(d);
+        putPage(d);
+      }
+    }
+    removeMigrationPtes(i, s, newPfn);
+    if (!isZoneDevicePage(newPfn)) setFlag(newPfn, PG_lru);
+    if (s != migFaultPage) unlockPage(s);
+    putPage(s);
+    if (newPfn != s) {
+      unlockPage(newPfn);
+      putPage(newPfn);
+    }
+  }
+  migMm = NONE;
+  migFaultPage = NONE;
+}
+
