@@ -117,9 +117,9 @@ function accessBytes(mm: u32, addr: u64, len: u32, write: bool, buf: usize): u64
   return 0;
 }
 
-// Runs `n` ops from the OPS region; returns how many completed (n when all did).
-export function accessBatch(mm: u32, n: u32): u32 {
-  for (let i: u32 = 0; i < n; i++) {
+// Runs ops [from, n) of the OPS region; returns the index of the op that faulted, or n.
+export function accessBatch(mm: u32, from: u32, n: u32): u32 {
+  for (let i = from; i < n; i++) {
     const op = opsBase + <usize>i * OP_RECORD;
     const kind = load<u32>(op);
     const addr = (<u64>load<u32>(op + 8) << 32) | <u64>load<u32>(op + 4);

@@ -19,7 +19,7 @@ import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { migTouchedOthers, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
 import { dataBase, migrateSrc, migrateDst } from "./layout";
@@ -76,8 +76,8 @@ export function mmDestroy(mm: u32): void {
 export function rssAnon(mm: u32): u32 { return mmRssAnon(mm); }
 export function rssShmem(mm: u32): u32 { return mmRssShmem(mm); }
 
-export function access(mm: u32, n: u32): u32 {
-  return accessBatch(mm, n);
+export function access(mm: u32, from: u32, n: u32): u32 {
+  return accessBatch(mm, from, n);
 }
 
 // Faults in [vpn, vpn+n) for write or read without touching contents (MAP_POPULATE).
@@ -329,6 +329,10 @@ export function migrateVmaSetup(mm: u32, vpn: f64, npages: u32, flags: u32, owne
 
 export function migrateDeviceRangeSetup(startPfn: u32, npages: u32): u32 {
   return migrateDeviceRange(startPfn, npages);
+}
+
+export function migrateTouchedOthers(): bool {
+  return migTouchedOthers;
 }
 
 export function migrateRunPages(npages: u32): void {

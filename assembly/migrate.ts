@@ -41,6 +41,8 @@ let migMm: u32 = NONE;
 let migStart: u64 = 0;
 let migNpages: u32 = 0;
 let migFaultPage: u32 = NONE;
+// Set when an rmap walk unmapped a page in an mm other than the collecting one.
+export let migTouchedOthers: bool = false;
 // Per entry: 1 when the page had mappings beyond the collected one (rmap walk needed).
 const migShared: usize = memory.data(65536);
 
@@ -118,7 +120,10 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
       if (ptep == 0) continue;
       const pte = load<u64>(ptep);
       if (op == RMAP_TRY_TO_MIGRATE) {
-        if (pteMaps(pte, pfn)) unmapOne(mm, ptep, pte, pfn);
+        if (pteMaps(pte, pfn)) {
+          if (mm != migMm) migTouchedOthers = true;
+          unmapOne(mm, ptep, pte, pfn);
+        }
       } else if (isMigrationEntryFor(pte, pfn)) {
         remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
       }
@@ -169,6 +174,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   migStart = start;
   migNpages = npages;
   migFaultPage = faultPage;
+  migTouchedOthers = false;
   memory.fill(migrateSrc, 0, <usize>npages << 3);
   memory.fill(migrateDst, 0, <usize>npages << 3);
   memory.fill(migShared, 0, npages);
@@ -251,6 +257,7 @@ export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
   migMm = NONE;
   migNpages = npages;
   migFaultPage = NONE;
+  migTouchedOthers = false;
   memory.fill(migrateSrc, 0, <usize>npages << 3);
   memory.fill(migrateDst, 0, <usize>npages << 3);
   memory.fill(migShared, 0, npages);

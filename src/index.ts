@@ -6,3 +6,22 @@ export type { MachineConfig, NodeConfig, ContentMode, WasmBuild } from "./config
 export { STAT_NAMES, type Counters, type StatName } from "./stats.js";
 export { setWasmBinary } from "./wasm.js";
 export * from "./constants.js";
+export {
+  DevPagemap, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_FS_DAX, MEMORY_DEVICE_GENERIC,
+  VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_HWPOISON, type DevPagemapOps, type DevPagemapConfig, type VmFault, type MemoryType,
+} from "./device/pagemap.js";
+export {
+  MigrateVma, migratePfn, migratePfnToPage, MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND,
+  MIGRATE_PFN_SHIFT, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
+  MIGRATE_VMA_SELECT_COMPOUND, type MigrateVmaArgs,
+} from "./migrate.js";
+export {
+  MmuIntervalNotifier, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE,
+  MMU_NOTIFY_SOFT_DIRTY, MMU_NOTIFY_RELEASE, MMU_NOTIFY_MIGRATE, MMU_NOTIFY_EXCLUSIVE, MMU_NOTIFIER_RANGE_BLOCKABLE,
+  MMU_NOTIFY_EVENT_NAMES, type MmuNotifierRange, type MmuIntervalNotifierOps,
+} from "./hmm/notifier.js";
+export {
+  HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ERROR, HMM_PFN_DMA_MAPPED, HMM_PFN_P2PDMA, HMM_PFN_P2PDMA_BUS, HMM_PFN_ORDER_SHIFT,
+  HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_FLAGS, HMM_RANGE_DEFAULT_TIMEOUT, hmmPfnToPfn, type HmmRange,
+} from "./hmm/range.js";
+export { PageAccess } from "./page.js";

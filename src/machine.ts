@@ -9,6 +9,16 @@ import { AccessBatch } from "./batch.js";
 import { Process, type SpawnOptions } from "./process.js";
 import { describeCheckFailure } from "./check.js";
 import type { ShmemObject } from "./vma.js";
+import { DevPagemap, type DevPagemapConfig } from "./device/pagemap.js";
+import { memremapPages, memunmapPages } from "./device/memremap.js";
+import { MigrateVma, migrateVmaSetup, migrateDeviceRange, type MigrateVmaArgs } from "./migrate.js";
+import { evictDevicePages } from "./device/evict.js";
+import { hmmRangeFault, type HmmRange } from "./hmm/range.js";
+import { MmuIntervalNotifier, MmuSubscriptions, MMU_NOTIFY_EXCLUSIVE, MMU_NOTIFY_CLEAR, type MmuIntervalNotifierOps } from "./hmm/notifier.js";
+import { VM_FAULT_SIGBUS } from "./device/pagemap.js";
+import { vmFaultError } from "./process.js";
+import { TASK_SIZE } from "./constants.js";
+import { PageAccess } from "./page.js";
 
 export interface ZoneInfo {
   node: number;
@@ -40,6 +50,15 @@ export class Machine {
   private readonly freeShmem: number[] = [];
   /** Invariant checks run so far. */
   checksRun = 0;
+  /** @internal ZONE_DEVICE ranges by zone id. */
+  readonly pgmaps = new Map<number, DevPagemap>();
+  private readonly ownerIds = new Map<unknown, number>();
+  /** @internal The migration in flight (one at a time: src/dst live in the core). */
+  migration: MigrateVma | null = null;
+  /** @internal Its pgmap owner, passed on to MIGRATE invalidations. */
+  migrationOwner: unknown = null;
+  /** struct page access for drivers: references, locks, contents. */
+  readonly page: PageAccess;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -62,6 +81,7 @@ export class Machine {
       config.content === "bytes",
     );
     for (let id = config.maxShmem - 1; id >= 0; id--) this.freeShmem.push(id);
+    this.page = new PageAccess(this);
   }
 
   /** Lays out a machine. Throws MmError (EINVAL, ENOMEM) for a configuration that cannot be built. */
@@ -134,6 +154,170 @@ export class Machine {
   /** @internal The single access batch, cleared. */
   batch(): AccessBatch {
     return this.batchRegion.clear();
+  }
+
+  // ---- ZONE_DEVICE ---------------------------------------------------------------
+
+  /** memremap_pages: registers device memory of a type, with an owner and driver ops. */
+  memremapPages(cfg: DevPagemapConfig): DevPagemap {
+    return memremapPages(this, cfg);
+  }
+
+  /** memunmap_pages: evicts every page of the range back to system memory, then unregisters it. */
+  memunmapPages(pgmap: DevPagemap): void {
+    memunmapPages(this, pgmap);
+    this.settle();
+  }
+
+  /** Registered device memory ranges. */
+  get pagemaps(): DevPagemap[] {
+    return [...this.pgmaps.values()];
+  }
+
+  /** The dev_pagemap a pfn belongs to, if it is device memory. */
+  pagemapOf(pfn: number): DevPagemap | undefined {
+    if (!Number.isInteger(pfn) || pfn < this.config.frames || pfn >= this.config.frames + this.config.deviceFrames) return undefined;
+    const pg = this.pgmaps.get(this.core.pageZoneId(pfn));
+    return pg && pg.contains(pfn) ? pg : undefined;
+  }
+
+  /** migrate_vma_setup: collects and unmaps a range of a process for migration. */
+  migrateVmaSetup(args: MigrateVmaArgs): MigrateVma {
+    return migrateVmaSetup(this, args);
+  }
+
+  /** migrate_device_range: collects the in-use pages of a device pfn range. */
+  migrateDeviceRange(startPfn: number, npages: number): MigrateVma {
+    return migrateDeviceRange(this, startPfn, npages);
+  }
+
+  /** Evicts every in-use page of a device range to system memory; returns how many stayed. */
+  evictDevicePages(pgmap: DevPagemap): number {
+    if (!(pgmap instanceof DevPagemap) || this.pgmaps.get(pgmap.zone) !== pgmap) fail("EINVAL", "evict", "not a registered dev_pagemap", pgmap);
+    const left = evictDevicePages(this, pgmap);
+    this.settle();
+    return left;
+  }
+
+  /** hmm_range_fault: 0, or -EBUSY (retry after read_begin), -EFAULT, -EPERM, -ENOMEM. */
+  hmmRangeFault(range: HmmRange): number {
+    const r = hmmRangeFault(this, range);
+    this.settle();
+    return r;
+  }
+
+  /** mmu_interval_notifier_insert: `ops.invalidate` hears of every PTE change in [start, start+length). */
+  mmuIntervalNotifierInsert(proc: Process, start: number, length: number, ops: MmuIntervalNotifierOps): MmuIntervalNotifier {
+    const fn = "mmu_interval_notifier_insert";
+    if (!(proc instanceof Process) || proc.machineOf() !== this) fail("EINVAL", fn, "not a process of this machine", proc);
+    if (proc.exited) fail("ESRCH", fn, `process ${proc.pid} has exited`, proc.pid);
+    if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length <= 0 || start + length > 2 ** 53)
+      fail("EINVAL", fn, `start ${String(start)} and length ${String(length)} must be a non-empty range`, start);
+    if (typeof ops?.invalidate !== "function") fail("EINVAL", fn, "ops.invalidate must be a function", ops);
+    const sub = new MmuIntervalNotifier(proc, start, start + length, ops);
+    proc.subscriptions ??= new MmuSubscriptions();
+    proc.subscriptions.insert(sub);
+    this.core.mmSetNotifiers(proc.mm, 1);
+    return sub;
+  }
+
+  /** mmu_interval_notifier_remove. */
+  mmuIntervalNotifierRemove(sub: MmuIntervalNotifier): void {
+    const subs = sub?.subscriptions;
+    if (!subs) fail("EINVAL", "mmu_interval_notifier_remove", "the notifier is not inserted", sub);
+    subs.remove(sub);
+    if (subs.size === 0 && !sub.mm.exited) this.core.mmSetNotifiers(sub.mm.mm, 0);
+  }
+
+  /**
+   * make_device_exclusive: faults the page at `addr` in writable and replaces its PTE
+   * with a device-exclusive entry; a CPU access ends it. Returns the page, locked and
+   * referenced: the caller unlocks and puts it.
+   */
+  makeDeviceExclusive(proc: Process, addr: number, owner: unknown): number {
+    const fn = "make_device_exclusive";
+    if (!(proc instanceof Process) || proc.machineOf() !== this) fail("EINVAL", fn, "not a process of this machine", proc);
+    if (proc.exited) fail("ESRCH", fn, `process ${proc.pid} has exited`, proc.pid);
+    if (!Number.isInteger(addr) || addr < 0 || addr % 4096) fail("EINVAL", fn, `address ${String(addr)} is not page-aligned`, addr);
+    const err = proc.faultPage(addr, true);
+    if (err) {
+      this.settle();
+      throw err;
+    }
+    proc.notify(addr, addr + 4096, MMU_NOTIFY_EXCLUSIVE, owner);
+    const r = this.core.makeExclusive(proc.mm, addr / 4096);
+    if (r < 0) fail(r === -16 ? "EBUSY" : r === -95 ? "EOPNOTSUPP" : "EFAULT", fn, r === -95 ? "only anonymous pages can be made exclusive" : `no page to make exclusive at ${addr}`, addr);
+    return r;
+  }
+
+  /** @internal do_swap_page on a device-private entry: the owner's migrate_to_ram. */
+  deviceFault(proc: Process, addr: number, write: boolean, pfn: number): MmError | null {
+    const pg = this.pagemapOf(pfn);
+    if (!pg?.ops.migrateToRam) return vmFaultError(VM_FAULT_SIGBUS, addr, write);
+    if (!this.core.pageTrylock(pfn)) {
+      return new MmError("EBUSY", "access", `the device page behind ${addr} is locked (a migration of it is in flight)`, addr);
+    }
+    this.core.pageGet(pfn);
+    let ret: number;
+    let cause: unknown;
+    try {
+      ret = pg.ops.migrateToRam({ proc, address: addr, page: pfn, write, pgmap: pg });
+      if (!Number.isInteger(ret)) ret = VM_FAULT_SIGBUS;
+    } catch (e) {
+      ret = VM_FAULT_SIGBUS;
+      cause = e;
+    } finally {
+      // A driver that left its migration open gets the restore path.
+      this.migration?.abort();
+      this.core.pageUnlock(pfn);
+      this.core.pagePut(pfn);
+      this.settle();
+    }
+    const err = vmFaultError(ret, addr, write);
+    if (err && cause !== undefined) (err as { cause?: unknown }).cause = cause;
+    return err;
+  }
+
+  /** @internal After an rmap-driven unmap reached other processes, their notifiers hear of it. */
+  notifyOtherMappings(collector: Process | null): void {
+    if (!this.core.migrateTouchedOthers()) return;
+    for (const p of this.processes) if (p !== collector && p.subscriptions) p.notify(0, TASK_SIZE, MMU_NOTIFY_CLEAR);
+  }
+
+  /** @internal The u32 the core compares for an owner value. */
+  ownerId(owner: unknown): number {
+    let id = this.ownerIds.get(owner);
+    if (id === undefined) {
+      id = this.ownerIds.size + 1;
+      this.ownerIds.set(owner, id);
+    }
+    return id;
+  }
+
+  /** @internal Tells the owners of device pages freed since the last call (page_free). */
+  settle(): void {
+    const n = this.core.deviceTakeFreed();
+    if (n === 0) return;
+    const ring = new Uint32Array(this.core.memory.buffer, this.layout.slots[L.FREED_RING]!, Math.min(n, this.layout.slots[L.FREED_RING_SIZE]!));
+    for (const pfn of ring.slice()) {
+      const pg = this.pagemapOf(pfn);
+      pg?.ops.pageFree?.(pg, pfn);
+    }
+  }
+
+  /** @internal */
+  migrateSrcView(n: number): BigUint64Array {
+    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_SRC]!, n);
+  }
+
+  /** @internal */
+  migrateDstView(n: number): BigUint64Array {
+    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_DST]!, n);
+  }
+
+  /** @internal */
+  hmmPfnsView(n: number): BigUint64Array {
+    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.HMM_PFNS]!, n);
   }
 
   /** vmstat counters, by their kernel names. */

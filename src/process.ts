@@ -14,6 +14,14 @@ import {
 } from "./vma.js";
 import type { AccessBatch } from "./batch.js";
 import { VMA_RECORD } from "./layout.js";
+import {
+  MmuSubscriptions, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA,
+  MMU_NOTIFY_PROTECTION_PAGE, MMU_NOTIFY_RELEASE, MMU_NOTIFY_EXCLUSIVE,
+} from "./hmm/notifier.js";
+import { VM_FAULT_OOM } from "./device/pagemap.js";
+import {
+  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY,
+} from "./fault.js";
 
 export interface SpawnOptions {
   /** NUMA node whose memory the process prefers (default 0). */
@@ -42,6 +50,8 @@ export class Process {
   /** @internal */ readonly mm: number;
   private vmas: Vma[] = [];
   private alive = true;
+  /** @internal Interval notifiers on this mm. */
+  subscriptions: MmuSubscriptions | null = null;
 
   /** @internal */
   constructor(private readonly machine: Machine, mm: number, pid: number, node: number) {
@@ -52,6 +62,22 @@ export class Process {
 
   get exited(): boolean {
     return !this.alive;
+  }
+
+  /** @internal */
+  machineOf(): Machine {
+    return this.machine;
+  }
+
+  /** The VMA containing `addr`, in byte addresses. */
+  vmaAt(addr: number): { start: number; end: number; flags: number; shared: boolean } | undefined {
+    const v = Number.isInteger(addr) && addr >= 0 ? findVma(this.vmas, Math.floor(addr / PAGE_SIZE)) : undefined;
+    return v && { start: v.start * PAGE_SIZE, end: v.end * PAGE_SIZE, flags: v.flags, shared: (v.flags & VM_SHARED) !== 0 };
+  }
+
+  /** @internal mmu_notifier_invalidate_range_start/end around a PTE change in [start, end). */
+  notify(start: number, end: number, event: number, owner: unknown = null): void {
+    this.subscriptions?.invalidate({ mm: this, start, end, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, event, owner });
   }
 
   /** A copy of the VMA list, with byte addresses. */
@@ -111,6 +137,7 @@ export class Process {
     this.vmas = list;
     this.publish();
     this.machine.shmemRefs(delta);
+    this.machine.settle();
   }
 
   private publish(): void {
@@ -193,7 +220,7 @@ export class Process {
     this.fitsMapCount(fn, list);
     if (shared) vma.shmem = this.machine.openShmem(fn, pages);
 
-    for (const r of removed) this.machine.core.zap(this.mm, r.start, r.end - r.start);
+    this.zapPieces(removed, MMU_NOTIFY_UNMAP);
     this.commit(list);
     if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
     return start * PAGE_SIZE;
@@ -209,8 +236,15 @@ export class Process {
     const removed: Vma[] = [];
     const list = cutRange(this.vmas, start, start + pages, removed);
     this.fitsMapCount(fn, list);
-    for (const r of removed) this.machine.core.zap(this.mm, r.start, r.end - r.start);
+    this.zapPieces(removed, MMU_NOTIFY_UNMAP);
     this.commit(list);
+  }
+
+  private zapPieces(pieces: Vma[], event: number): void {
+    for (const r of pieces) {
+      this.notify(r.start * PAGE_SIZE, r.end * PAGE_SIZE, event);
+      this.machine.core.zap(this.mm, r.start, r.end - r.start);
+    }
   }
 
   /** mprotect(2). */
@@ -236,7 +270,10 @@ export class Process {
     const { list } = insertVmas(rest, changed);
     this.fitsMapCount(fn, list);
     this.commit(list);
-    for (const c of changed) this.machine.core.changeProt(this.mm, c.start, c.end - c.start, c.flags);
+    for (const c of changed) {
+      this.notify(c.start * PAGE_SIZE, c.end * PAGE_SIZE, MMU_NOTIFY_PROTECTION_VMA);
+      this.machine.core.changeProt(this.mm, c.start, c.end - c.start, c.flags);
+    }
   }
 
   /** madvise(2) with MADV_DONTNEED or MADV_FREE. */
@@ -256,9 +293,11 @@ export class Process {
     if (advice === MADV_FREE && parts.some((p) => p.flags & VM_SHARED))
       fail("EINVAL", fn, `MADV_FREE applies to private anonymous memory only`, addr);
     for (const p of parts) {
+      this.notify(p.start * PAGE_SIZE, p.end * PAGE_SIZE, MMU_NOTIFY_CLEAR);
       if (advice === MADV_DONTNEED) this.machine.core.zap(this.mm, p.start, p.end - p.start);
       else this.machine.core.madvFree(this.mm, p.start, p.end - p.start);
     }
+    this.machine.settle();
   }
 
   /** mremap(2). Returns the (possibly new) address. */
@@ -314,8 +353,9 @@ export class Process {
     const merged = insertVmas(list, [moved]).list;
     this.fitsMapCount(fn, merged);
     const core = this.machine.core;
-    for (const c of clobbered) core.zap(this.mm, c.start, c.end - c.start);
-    if (oldPages > movePages) core.zap(this.mm, old + movePages, oldPages - movePages);
+    this.zapPieces(clobbered, MMU_NOTIFY_UNMAP);
+    if (oldPages > movePages) this.zapPieces([{ ...vma, start: old + movePages, end: old + oldPages }], MMU_NOTIFY_UNMAP);
+    this.notify(old * PAGE_SIZE, (old + movePages) * PAGE_SIZE, MMU_NOTIFY_UNMAP);
     core.move(this.mm, old, movePages, dest);
     this.commit(merged);
     return dest;
@@ -332,6 +372,8 @@ export class Process {
     const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
     for (const v of this.vmas) {
       if (v.flags & VM_SHARED) continue; // shared pages refault from the object, as the kernel skips them
+      // The parent's PTEs lose write permission (and device-exclusive entries end) for COW.
+      this.notify(v.start * PAGE_SIZE, v.end * PAGE_SIZE, MMU_NOTIFY_PROTECTION_PAGE);
       if (!core.copyRange(child.mm, this.mm, v.start, v.end - v.start)) {
         child.exit();
         fail("ENOMEM", fn, `out of page tables while copying`, this.pid);
@@ -344,6 +386,7 @@ export class Process {
   /** exit(2): tears down the address space. */
   exit(): void {
     this.live("exit");
+    this.notify(0, TASK_SIZE, MMU_NOTIFY_RELEASE);
     this.machine.core.mmDestroy(this.mm);
     this.alive = false;
     const delta = new Map<ShmemObject, number>();
@@ -351,6 +394,7 @@ export class Process {
     this.vmas = [];
     this.machine.shmemRefs(delta);
     this.machine.forget(this);
+    this.machine.settle();
   }
 
   // ---- CPU access -------------------------------------------------------------
@@ -361,17 +405,68 @@ export class Process {
     return this.machine.batch();
   }
 
-  /** Runs a batch; stops at the first fault, reporting it instead of throwing. */
+  /**
+   * Runs a batch; stops at the first fault, reporting it instead of throwing. Faults the
+   * kernel resolves on the way (device-private pages via the driver's migrate_to_ram,
+   * device-exclusive entries, notifier calls before a COW) are resolved and the batch resumes.
+   */
   run(batch: AccessBatch): RunResult {
     this.live("run");
     const n = batch.length;
-    const done = this.machine.core.access(this.mm, n);
-    if (done === n) return { completed: n };
+    const core = this.machine.core;
     const r = this.machine.result;
-    const code = r.getUint32(4, true);
-    const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
-    const access = r.getUint32(16, true) ? "write" : "read";
-    return { completed: done, fault: faultError(code, addr, access) };
+    let from = 0;
+    let retries = 0;
+    for (;;) {
+      const done = core.access(this.mm, from, n);
+      if (done === n) {
+        this.machine.settle();
+        return { completed: n };
+      }
+      const code = r.getUint32(4, true);
+      const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
+      const write = r.getUint32(16, true) !== 0;
+      const err = retries < 16 ? this.resolveFault(code, addr, write, r.getUint32(20, true)) : faultError(code, addr, write ? "write" : "read");
+      if (err) {
+        this.machine.settle();
+        return { completed: done, fault: err };
+      }
+      retries = done === from ? retries + 1 : 0;
+      from = done;
+    }
+  }
+
+  /**
+   * Handles the fault code of a CPU access the core handed back. Returns null when the
+   * access should be retried, or the error that stops it.
+   */
+  private resolveFault(code: number, addr: number, write: boolean, pfn: number): MmError | null {
+    const page = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+    switch (code) {
+      case FAULT_DEVICE_PRIVATE:
+        return this.machine.deviceFault(this, page, write, pfn);
+      case FAULT_DEVICE_EXCLUSIVE:
+        this.notify(page, page + PAGE_SIZE, MMU_NOTIFY_EXCLUSIVE);
+        this.machine.core.restoreExclusive(this.mm, page / PAGE_SIZE);
+        return null;
+      case FAULT_NOTIFY:
+        this.notify(page, page + PAGE_SIZE, MMU_NOTIFY_CLEAR);
+        this.machine.core.notified(this.mm, page / PAGE_SIZE);
+        return null;
+      default:
+        return faultError(code, addr, write ? "write" : "read");
+    }
+  }
+
+  /** @internal handle_mm_fault for one page outside a CPU access (GUP, hmm_range_fault). */
+  faultPage(addr: number, write: boolean): MmError | null {
+    for (let tries = 0; tries < 16; tries++) {
+      const code = this.machine.core.fault(this.mm, Math.floor(addr / PAGE_SIZE), write ? 1 : 0);
+      if (code === 0) return null;
+      const err = this.resolveFault(code, addr, write, this.machine.result.getUint32(20, true));
+      if (err) return err;
+    }
+    return faultError(FAULT_MIGRATION, addr, write ? "write" : "read");
   }
 
   private runOne(batch: AccessBatch): void {
@@ -456,15 +551,22 @@ export class Process {
 function faultError(code: number, addr: number, access: "read" | "write"): MmError {
   const info = (si: FaultInfo["si_code"]): FaultInfo => ({ addr, access, si_code: si });
   switch (code) {
-    case 1:
+    case FAULT_SIGSEGV_MAPERR:
       return new MmError("SIGSEGV", "access", `${access} at ${hex(addr)}: no mapping (SEGV_MAPERR)`, addr, info("SEGV_MAPERR"));
-    case 2:
+    case FAULT_SIGSEGV_ACCERR:
       return new MmError("SIGSEGV", "access", `${access} at ${hex(addr)}: the mapping does not allow it (SEGV_ACCERR)`, addr, info("SEGV_ACCERR"));
-    case 3:
+    case FAULT_OOM:
       return new MmError("ENOMEM", "access", `${access} at ${hex(addr)}: out of memory (VM_FAULT_OOM)`, addr);
+    case FAULT_MIGRATION:
+      return new MmError("EBUSY", "access", `${access} at ${hex(addr)}: the page is under migration (migration_entry_wait would sleep)`, addr);
     default:
       return new MmError("SIGBUS", "access", `${access} at ${hex(addr)}: the page cannot be brought in (VM_FAULT_SIGBUS)`, addr, info("BUS_ADRERR"));
   }
 }
 
-export { PAGE_SHIFT };
+/** @internal The error a migrate_to_ram result turns into. */
+export function vmFaultError(ret: number, addr: number, write: boolean): MmError | null {
+  if (ret === 0) return null;
+  if (ret & VM_FAULT_OOM) return faultError(FAULT_OOM, addr, write ? "write" : "read");
+  return faultError(FAULT_SIGBUS, addr, write ? "write" : "read");
+}

@@ -14,7 +14,7 @@ export interface CoreExports {
   mmSetNvmas(mm: number, n: number): void;
   rssAnon(mm: number): number;
   rssShmem(mm: number): number;
-  access(mm: number, n: number): number;
+  access(mm: number, from: number, n: number): number;
   populate(mm: number, vpn: number, n: number, write: number): number;
   zap(mm: number, vpn: number, n: number): void;
   changeProt(mm: number, vpn: number, n: number, vmFlags: number): void;
@@ -29,6 +29,38 @@ export interface CoreExports {
   shmemClose(id: number): void;
   check(): number;
   drainAllPages(): void;
+  deviceZoneInit(z: number): void;
+  deviceZoneRelease(z: number): number;
+  deviceAllocPage(z: number): number;
+  devicePageInit(pfn: number): void;
+  deviceTakeFreed(): number;
+  pageRefcount(pfn: number): number;
+  pageMapcount(pfn: number): number;
+  pageFlags(pfn: number): number;
+  pageZoneId(pfn: number): number;
+  pageGet(pfn: number): void;
+  pagePut(pfn: number): void;
+  pageTrylock(pfn: number): number;
+  pageUnlock(pfn: number): void;
+  pageCopy(dst: number, src: number): void;
+  pageClear(pfn: number): void;
+  pageReadData(pfn: number, offset: number): void;
+  pageWriteData(pfn: number, offset: number): void;
+  pageReadTag(pfn: number): void;
+  pageWriteTag(pfn: number, lo: number, hi: number): void;
+  fault(mm: number, vpn: number, write: number): number;
+  notified(mm: number, vpn: number): void;
+  mmSetNotifiers(mm: number, on: number): void;
+  makeExclusive(mm: number, vpn: number): number;
+  restoreExclusive(mm: number, vpn: number): number;
+  migrateVmaSetup(mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number): number;
+  migrateDeviceRangeSetup(startPfn: number, npages: number): number;
+  migrateTouchedOthers(): number;
+  migrateRunPages(npages: number): void;
+  migrateRunFinalize(npages: number): void;
+  migrateAllocCopy(npages: number, z: number, node: number, failFirst: number): number;
+  hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
+  hmmLastFaultWrite(): number;
   reclaim(n: number): number;
 }
 

@@ -1,0 +1,64 @@
+// memremap_pages / memunmap_pages: carving ZONE_DEVICE ranges out of the device
+// address space laid out after system RAM, and giving them back.
+import type { Machine } from "../machine.js";
+import { DevPagemap, type DevPagemapConfig, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_GENERIC } from "./pagemap.js";
+import { fail } from "../errors.js";
+import { L, MAX_ZONES, ZONE_DEVICE, ZONE_RECORD } from "../layout.js";
+import { evictDevicePages } from "./evict.js";
+
+const TYPES = new Set<number>([MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_GENERIC]);
+
+export function memremapPages(m: Machine, cfg: DevPagemapConfig): DevPagemap {
+  const fn = "memremap_pages";
+  if (typeof cfg !== "object" || cfg === null) fail("EINVAL", fn, "the pagemap configuration must be an object", cfg);
+  if (!TYPES.has(cfg.type)) fail("EINVAL", fn, `type ${String(cfg.type)} is not MEMORY_DEVICE_PRIVATE, _COHERENT or _GENERIC`, cfg.type);
+  const n = cfg.nrPages;
+  if (!Number.isInteger(n) || n <= 0) fail("EINVAL", fn, `nrPages must be a positive integer, got ${String(n)}`, n);
+  const node = cfg.node ?? 0;
+  if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", fn, `node ${String(node)} does not exist`, node);
+  if (cfg.ops !== undefined && (typeof cfg.ops !== "object" || cfg.ops === null)) fail("EINVAL", fn, "ops must be an object", cfg.ops);
+  if (cfg.type === MEMORY_DEVICE_PRIVATE && typeof cfg.ops?.migrateToRam !== "function")
+    fail("EINVAL", fn, "MEMORY_DEVICE_PRIVATE needs ops.migrateToRam", cfg.ops);
+  // request_free_mem_region: first fit in the device address space.
+  const base = m.config.frames;
+  const taken = [...m.pgmaps.values()].sort((a, b) => a.start - b.start);
+  let start = base;
+  for (const pg of taken) {
+    if (pg.start - start >= n) break;
+    start = Math.max(start, pg.end);
+  }
+  if (start + n > base + m.config.deviceFrames)
+    fail("ENOMEM", fn, `no free device address space for ${n} pages (deviceMemory ${m.config.deviceFrames})`, n);
+  const zone = firstFreeZone(m);
+  if (zone < 0) fail("ENOMEM", fn, `all ${MAX_ZONES} zone slots are in use`);
+  const w = (m.layout.slots[L.ZONES]! + zone * ZONE_RECORD) / 4;
+  m.u32.fill(0, w, w + ZONE_RECORD / 4);
+  m.u32[w] = start;
+  m.u32[w + 1] = start + n;
+  m.u32[w + 2] = node;
+  m.u32[w + 3] = ZONE_DEVICE;
+  const ownerId = m.ownerId(cfg.owner);
+  m.u32[w + 11] = cfg.type;
+  m.u32[w + 12] = ownerId;
+  m.core.deviceZoneInit(zone);
+  const pg = new DevPagemap(cfg.type, cfg.owner, cfg.ops ?? {}, start, start + n, node, zone, ownerId);
+  m.pgmaps.set(zone, pg);
+  return pg;
+}
+
+function firstFreeZone(m: Machine): number {
+  for (let z = m.layout.zones.length; z < MAX_ZONES; z++) if (!m.pgmaps.has(z)) return z;
+  return -1;
+}
+
+export function memunmapPages(m: Machine, pg: DevPagemap): void {
+  const fn = "memunmap_pages";
+  if (!(pg instanceof DevPagemap) || m.pgmaps.get(pg.zone) !== pg) fail("EINVAL", fn, "not a registered dev_pagemap of this machine", pg);
+  const left = evictDevicePages(m, pg);
+  if (left > 0 || m.core.deviceZoneRelease(pg.zone) === 0)
+    fail("EBUSY", fn, `${left || "some"} device pages are still in use (pinned or locked) and cannot be evicted`, left);
+  const w = (m.layout.slots[L.ZONES]! + pg.zone * ZONE_RECORD) / 4;
+  m.u32.fill(0, w, w + ZONE_RECORD / 4);
+  m.pgmaps.delete(pg.zone);
+  pg.live = false;
+}

@@ -1,0 +1,215 @@
+// migrate_vma and migrate_device_* (include/linux/migrate.h) for drivers written in
+// TypeScript: setup collects and unmaps, the driver fills dst (allocAndCopy does it in
+// one Wasm call), pages() moves the struct page state, finalize() remaps or restores.
+import type { Machine } from "./machine.js";
+import type { Process } from "./process.js";
+import { DevPagemap, MEMORY_DEVICE_PRIVATE } from "./device/pagemap.js";
+import { fail, hex } from "./errors.js";
+import { MAX_MIGRATE } from "./layout.js";
+import { PAGE_SIZE, VM_IO, VM_PFNMAP } from "./constants.js";
+import { MMU_NOTIFY_MIGRATE } from "./hmm/notifier.js";
+import { PG_locked, PG_reserved } from "./page.js";
+
+export const MIGRATE_PFN_VALID = 1n << 0n;
+export const MIGRATE_PFN_MIGRATE = 1n << 1n;
+export const MIGRATE_PFN_WRITE = 1n << 3n;
+export const MIGRATE_PFN_COMPOUND = 1n << 4n;
+export const MIGRATE_PFN_SHIFT = 6n;
+
+export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
+export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
+export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
+export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
+const SELECT_MASK = 0xf;
+
+export function migratePfn(pfn: number): bigint {
+  return (BigInt(pfn) << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID;
+}
+
+/** The page of a MIGRATE_PFN entry, or -1 when it has none. */
+export function migratePfnToPage(entry: bigint): number {
+  return entry & MIGRATE_PFN_VALID ? Number(entry >> MIGRATE_PFN_SHIFT) : -1;
+}
+
+export interface MigrateVmaArgs {
+  proc: Process;
+  /** Page-aligned byte addresses, end exclusive, inside one VMA. */
+  start: number;
+  end: number;
+  /** MIGRATE_VMA_SELECT_* bits. */
+  flags: number;
+  /** Must equal a device page's pgmap owner for it to be selected. */
+  pgmapOwner?: unknown;
+  /** In migrate_to_ram: the locked device-private page that faulted (it stays locked). */
+  faultPage?: number;
+}
+
+type Stage = "collected" | "pages" | "done";
+
+export class MigrateVma {
+  readonly npages: number;
+  /** Pages collected (MIGRATE set in src). */
+  readonly cpages: number;
+  /** Source entries (do not modify). */
+  readonly src: BigUint64Array;
+  /** Destination entries: migrate_pfn(page) | flags of a locked new page, or 0 to skip. */
+  readonly dst: BigUint64Array;
+  private stage: Stage = "collected";
+
+  /** @internal */
+  constructor(private readonly machine: Machine, npages: number, cpages: number, private readonly where: { proc: Process; start: number } | null) {
+    this.npages = npages;
+    this.cpages = cpages;
+    this.src = machine.migrateSrcView(npages);
+    this.dst = machine.migrateDstView(npages);
+  }
+
+  get finished(): boolean {
+    return this.stage === "done";
+  }
+
+  /**
+   * The usual driver step in one Wasm call: for every src entry marked MIGRATE, a page
+   * from `target` (device memory, or system memory of a node) filled from the source
+   * (zeroed for holes), dst = migrate_pfn | the source's WRITE bit. Returns pages allocated.
+   */
+  allocAndCopy(target: DevPagemap | { node: number }, opts: { failFirst?: boolean } = {}): number {
+    this.expect("collected", "allocAndCopy");
+    const m = this.machine;
+    let z = -1;
+    let node = 0;
+    if (target instanceof DevPagemap) {
+      if (m.pgmaps.get(target.zone) !== target) fail("EINVAL", "allocAndCopy", "the dev_pagemap is not registered", target);
+      z = target.zone;
+    } else {
+      node = target?.node;
+      if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
+    }
+    return m.core.migrateAllocCopy(this.npages, z, node, opts.failFirst ? 1 : 0);
+  }
+
+  /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */
+  pages(): void {
+    this.expect("collected", "migrate_vma_pages");
+    this.checkDst();
+    if (this.where && this.hasHoleToFill()) {
+      const { proc, start } = this.where;
+      proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.machine.migrationOwner);
+    }
+    this.machine.core.migrateRunPages(this.npages);
+    this.stage = "pages";
+  }
+
+  /** migrate_vma_finalize: remap to the new pages, or restore the old ones. */
+  finalize(): void {
+    if (this.stage === "collected") this.pages();
+    this.expect("pages", "migrate_vma_finalize");
+    this.machine.core.migrateRunFinalize(this.npages);
+    this.end();
+  }
+
+  /** The restore path for a driver that cannot go on: nothing migrates, new pages are freed. */
+  abort(): void {
+    if (this.stage === "done") return;
+    for (let i = 0; i < this.npages; i++) {
+      this.src[i] = this.src[i]! & ~MIGRATE_PFN_MIGRATE;
+      if (this.dst[i] && this.dstProblem(i)) this.dst[i] = 0n;
+    }
+    if (this.stage === "collected") this.machine.core.migrateRunPages(this.npages);
+    this.machine.core.migrateRunFinalize(this.npages);
+    this.end();
+  }
+
+  private end(): void {
+    this.stage = "done";
+    this.machine.migration = null;
+    this.machine.settle();
+  }
+
+  private hasHoleToFill(): boolean {
+    for (let i = 0; i < this.npages; i++) {
+      const s = this.src[i]!;
+      if (s & MIGRATE_PFN_MIGRATE && !(s & MIGRATE_PFN_VALID) && this.dst[i]) return true;
+    }
+    return false;
+  }
+
+  private dstProblem(i: number): string | null {
+    const d = this.dst[i]!;
+    if (!(d & MIGRATE_PFN_VALID)) return "has no MIGRATE_PFN_VALID";
+    const pfn = Number(d >> MIGRATE_PFN_SHIFT);
+    const m = this.machine;
+    if (pfn >= m.config.frames + m.config.deviceFrames) return `pfn ${pfn} is not a frame of this machine`;
+    const flags = m.core.pageFlags(pfn);
+    if (flags & (1 << PG_reserved)) return `pfn ${pfn} is reserved`;
+    if (m.core.pageRefcount(pfn) < 1) return `pfn ${pfn} is a free page (allocate it first)`;
+    if (!(flags & (1 << PG_locked))) return `pfn ${pfn} is not locked`;
+    if (m.core.pageMapcount(pfn) !== 0) return `pfn ${pfn} is mapped already`;
+    for (let k = 0; k < this.npages; k++) if (migratePfnToPage(this.src[k]!) === pfn) return `pfn ${pfn} is a source page`;
+    return null;
+  }
+
+  private checkDst(): void {
+    for (let i = 0; i < this.npages; i++) {
+      if (!(this.src[i]! & MIGRATE_PFN_MIGRATE) || this.dst[i] === 0n) continue;
+      const problem = this.dstProblem(i);
+      if (problem) {
+        this.abort();
+        fail("EINVAL", "migrate_vma_pages", `dst[${i}] ${problem}; the migration was rolled back`, i);
+      }
+    }
+  }
+
+  private expect(stage: Stage, fn: string): void {
+    if (this.stage !== stage) fail("EINVAL", fn, `the migration is at stage "${this.stage}", not "${stage}"`, this.stage);
+  }
+}
+
+/** migrate_vma_setup. */
+export function migrateVmaSetup(m: Machine, args: MigrateVmaArgs): MigrateVma {
+  const fn = "migrate_vma_setup";
+  if (typeof args !== "object" || args === null) fail("EINVAL", fn, "arguments must be an object", args);
+  const { proc, start, end, flags } = args;
+  if (!proc || proc.machineOf() !== m || proc.exited) fail("EINVAL", fn, "proc is not a live process of this machine", proc?.pid);
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE || start < 0)
+    fail("EINVAL", fn, `start ${String(start)} and end ${String(end)} must be page-aligned addresses`, start);
+  const npages = (end - start) / PAGE_SIZE;
+  if (npages <= 0) fail("EINVAL", fn, `the range ${hex(start)}-${hex(end)} is empty`, end);
+  if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one migration holds (${MAX_MIGRATE}); split the range`, npages);
+  if (!Number.isInteger(flags) || (flags & ~SELECT_MASK) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~SELECT_MASK)}`, flags);
+  const vma = proc.vmaAt(start);
+  if (!vma || vma.end < end) fail("EINVAL", fn, `${hex(start)}-${hex(end)} is not inside one VMA`, start);
+  if (vma.flags & (VM_IO | VM_PFNMAP)) fail("EINVAL", fn, `the VMA at ${hex(start)} is VM_IO/VM_PFNMAP`, start);
+  let faultPage = -1;
+  if (args.faultPage !== undefined) {
+    faultPage = args.faultPage;
+    const pg = m.pagemapOf(faultPage);
+    if (!pg || pg.type !== MEMORY_DEVICE_PRIVATE || !(m.core.pageFlags(faultPage) & (1 << PG_locked)))
+      fail("EINVAL", fn, `fault_page ${String(faultPage)} is not a locked device-private page`, faultPage);
+  }
+  if (m.migration) fail("EBUSY", fn, "another migration is in flight on this machine", start);
+  m.migrationOwner = args.pgmapOwner;
+  proc.notify(start, end, MMU_NOTIFY_MIGRATE, args.pgmapOwner);
+  const cpages = m.core.migrateVmaSetup(proc.mm, start / PAGE_SIZE, npages, flags, m.ownerId(args.pgmapOwner), faultPage);
+  const mig = new MigrateVma(m, npages, cpages, { proc, start });
+  m.migration = mig;
+  m.notifyOtherMappings(proc);
+  return mig;
+}
+
+/** migrate_device_range: collects the in-use pages of a pfn range (eviction). */
+export function migrateDeviceRange(m: Machine, startPfn: number, npages: number): MigrateVma {
+  const fn = "migrate_device_range";
+  const pg = m.pagemapOf(startPfn);
+  if (!pg || !Number.isInteger(npages) || npages <= 0 || !pg.contains(startPfn + npages - 1))
+    fail("EINVAL", fn, `pfns ${String(startPfn)}+${String(npages)} are not inside one device range`, startPfn);
+  if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one migration holds (${MAX_MIGRATE})`, npages);
+  if (m.migration) fail("EBUSY", fn, "another migration is in flight on this machine", startPfn);
+  m.migrationOwner = pg.owner;
+  const cpages = m.core.migrateDeviceRangeSetup(startPfn, npages);
+  const mig = new MigrateVma(m, npages, cpages, null);
+  m.migration = mig;
+  m.notifyOtherMappings(null);
+  return mig;
+}
+

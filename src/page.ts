@@ -1,0 +1,109 @@
+// struct page access for drivers written in TypeScript: references, the page lock,
+// flags and contents. Every pfn is checked before it reaches the core.
+import type { Machine } from "./machine.js";
+import { fail } from "./errors.js";
+import { L } from "./layout.js";
+
+/** enum pageflags bits a driver may look at. */
+export const PG_locked = 0;
+export const PG_writeback = 1;
+export const PG_referenced = 2;
+export const PG_uptodate = 3;
+export const PG_dirty = 4;
+export const PG_lru = 5;
+export const PG_anon_exclusive = 11;
+export const PG_reserved = 13;
+export const PG_swapbacked = 17;
+export const PG_mlocked = 20;
+
+export class PageAccess {
+  /** @internal */
+  constructor(private readonly machine: Machine) {}
+
+  /** Throws EINVAL unless `pfn` is a frame with a struct page that is in use (refcount > 0). */
+  private inUse(fn: string, pfn: number): number {
+    const m = this.machine;
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= m.config.frames + m.config.deviceFrames)
+      fail("EINVAL", fn, `pfn ${String(pfn)} is not a frame of this machine`, pfn);
+    if (m.core.pageFlags(pfn) & (1 << PG_reserved)) fail("EINVAL", fn, `pfn ${pfn} is reserved (no usable struct page)`, pfn);
+    if (m.core.pageRefcount(pfn) <= 0) fail("EINVAL", fn, `pfn ${pfn} is free (refcount 0)`, pfn);
+    return pfn;
+  }
+
+  refcount(pfn: number): number {
+    return this.machine.core.pageRefcount(this.inUse("page_ref_count", pfn));
+  }
+
+  mapcount(pfn: number): number {
+    return this.machine.core.pageMapcount(this.inUse("page_mapcount", pfn));
+  }
+
+  flags(pfn: number): number {
+    return this.machine.core.pageFlags(this.inUse("page_flags", pfn));
+  }
+
+  testFlag(pfn: number, bit: number): boolean {
+    return (this.flags(pfn) & (1 << bit)) !== 0;
+  }
+
+  get(pfn: number): void {
+    this.machine.core.pageGet(this.inUse("get_page", pfn));
+  }
+
+  /** put_page: the last reference frees the page (a device page goes back to its range). */
+  put(pfn: number): void {
+    this.machine.core.pagePut(this.inUse("put_page", pfn));
+    this.machine.settle();
+  }
+
+  trylock(pfn: number): boolean {
+    return this.machine.core.pageTrylock(this.inUse("trylock_page", pfn)) !== 0;
+  }
+
+  unlock(pfn: number): void {
+    if (!this.testFlag(pfn, PG_locked)) fail("EINVAL", "unlock_page", `pfn ${pfn} is not locked`, pfn);
+    this.machine.core.pageUnlock(pfn);
+  }
+
+  /** copy_highpage. */
+  copy(dst: number, src: number): void {
+    this.machine.core.pageCopy(this.inUse("copy_highpage", dst), this.inUse("copy_highpage", src));
+  }
+
+  clear(pfn: number): void {
+    this.machine.core.pageClear(this.inUse("clear_page", pfn));
+  }
+
+  /** The page's 4096 bytes (bytes mode). */
+  readBytes(pfn: number): Uint8Array {
+    this.needBytes("page.readBytes");
+    const m = this.machine;
+    m.core.pageReadData(this.inUse("page.readBytes", pfn), 0);
+    return new Uint8Array(m.core.memory.buffer, m.layout.slots[L.DATA]!, 4096).slice();
+  }
+
+  writeBytes(pfn: number, data: Uint8Array): void {
+    this.needBytes("page.writeBytes");
+    if (!(data instanceof Uint8Array) || data.length !== 4096) fail("EINVAL", "page.writeBytes", `data must be 4096 bytes`, data?.length);
+    const m = this.machine;
+    this.inUse("page.writeBytes", pfn);
+    new Uint8Array(m.core.memory.buffer, m.layout.slots[L.DATA]!, 4096).set(data);
+    m.core.pageWriteData(pfn, 0);
+  }
+
+  /** The page's content tag (tags mode), or its first 8 bytes (bytes mode). */
+  readTag(pfn: number): bigint {
+    const m = this.machine;
+    m.core.pageReadTag(this.inUse("page.readTag", pfn));
+    return (BigInt(m.result.getUint32(92, true)) << 32n) | BigInt(m.result.getUint32(88, true));
+  }
+
+  writeTag(pfn: number, tag: bigint): void {
+    if (typeof tag !== "bigint" || tag < 0n || tag >= 1n << 64n) fail("EINVAL", "page.writeTag", `tag must be a u64 bigint`, tag);
+    this.machine.core.pageWriteTag(this.inUse("page.writeTag", pfn), Number(tag & 0xffffffffn), Number(tag >> 32n));
+  }
+
+  private needBytes(fn: string): void {
+    if (this.machine.config.content !== "bytes") fail("EOPNOTSUPP", fn, `page bytes exist only in content mode "bytes"`);
+  }
+}
