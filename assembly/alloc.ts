@@ -48,6 +48,8 @@ const Z_NR_FREE = 112;
 @inline export function setZoneFree(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_FREE, v); }
 @inline export function zonePgmapType(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PGMAP_TYPE); }
 @inline export function zonePgmapOwner(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PGMAP_OWNER); }
+// A zone slot in use: system zones from the layout, device zones while registered.
+@inline export function zoneExists(z: u32): bool { return zoneEnd(z) > zoneStart(z); }
 @inline export function zoneIsDevice(z: u32): bool { return zoneType(z) == ZONE_DEVICE; }
 @inline export function zoneWmarkMin(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_MIN); }
 @inline export function pcpHead(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_HEAD); }
@@ -218,7 +220,7 @@ export function allocFromZone(z: u32, order: u32): u32 {
 // allocation, the zones to try in order — the local node first, highest usable zone
 // first, then the other nodes. Entries end with NONE.
 const MAX_NODES: u32 = 16;
-const MAX_ZONES: u32 = 64;
+export const MAX_ZONES: u32 = 64;
 const ZONELIST_LEN: u32 = MAX_ZONES + 1;
 const zonelists: usize = memory.data(<i32>(MAX_NODES * 2 * ZONELIST_LEN * 4), 16);
 

@@ -1,8 +1,8 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
-import { nframes, nzones, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
+import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
 import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, PG_reserved, PG_locked, PGTY_buddy } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice } from "./alloc";
+import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import {
@@ -57,7 +57,8 @@ function fail(code: u32, a: f64, b: f64, c: f64): u32 {
 
 function checkFreeLists(): u32 {
   let total: i64 = 0;
-  for (let z: u32 = 0; z < nzones; z++) {
+  for (let z: u32 = 0; z < MAX_ZONES; z++) {
+    if (!zoneExists(z)) continue;
     let zoneTotal: u32 = 0;
     for (let o: u32 = 0; o <= MAX_ORDER; o++) {
       let n: u32 = 0;

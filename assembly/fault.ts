@@ -105,7 +105,7 @@ function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool):
   const pfn = allocUserPage(mm);
   if (pfn == NONE) return FAULT_OOM;
   clearFrame(pfn);
-  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
   store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
   return FAULT_OK;
 }
@@ -127,7 +127,7 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
     setFlag(pfn, PG_swapbacked);
     setFlag(pfn, PG_lru);
     setMapping(pfn, fileMappingValue(id));
-    setIndex(pfn, <u32>index);
+    setIndex(pfn, index);
     mappingStore(slot, id, pfn);
     statAdd(NR_SHMEM, 1);
   } else {
@@ -158,7 +158,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
     const pfn = allocUserPage(mm);
     if (pfn == NONE) return FAULT_OOM;
     clearFrame(pfn);
-    pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+    pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
     store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
     return FAULT_OK;
   }
@@ -184,7 +184,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
     return FAULT_OK;
   }
   copyFrame(pfn, old);
-  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), <u32>linearIndex(v, vpn));
+  pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
   store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
   pageRemoveRmap(old, mm);
   putPage(old);

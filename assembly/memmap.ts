@@ -85,11 +85,12 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 @inline export function setMapping(pfn: u32, v: u32): void {
   store<u32>(pageMapping + (<usize>pfn << 2), v);
 }
-@inline export function indexOf(pfn: u32): u32 {
-  return load<u32>(pageIndex + (<usize>pfn << 2));
+// page->index is 64-bit: anon pages' linear index is the virtual page number (up to 2^35).
+@inline export function indexOf(pfn: u32): u64 {
+  return load<u64>(pageIndex + (<usize>pfn << 3));
 }
-@inline export function setIndex(pfn: u32, v: u32): void {
-  store<u32>(pageIndex + (<usize>pfn << 2), v);
+@inline export function setIndex(pfn: u32, v: u64): void {
+  store<u64>(pageIndex + (<usize>pfn << 3), v);
 }
 @inline export function privateOf(pfn: u32): u32 {
   return load<u32>(pagePrivate + (<usize>pfn << 2));

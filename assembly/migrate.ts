@@ -286,7 +286,7 @@ function insertPage(i: u32, d: u32): bool {
   if (pte != 0 && !(ptepresent(pte) && pteSpecial(pte) && ptePfn(pte) == ZERO_PFN)) return false;
   const write = (vmaFlags(v) & VM_WRITE) != 0;
   setMapping(d, anonMappingValue(vmaBacking(v)));
-  setIndex(d, <u32>linearIndex(v, vpn));
+  setIndex(d, linearIndex(v, vpn));
   setFlagsOf(d, flagsOf(d) | (1 << PG_anon_exclusive) | (1 << PG_swapbacked) | (1 << PG_uptodate));
   getPage(d);
   pageDupRmap(d, migMm);

@@ -21,7 +21,7 @@ export const ZERO_PFN: u32 = 0;
 }
 
 // folio_add_new_anon_rmap: a fresh, exclusively owned anon page.
-export function pageAddNewAnonRmap(pfn: u32, mm: u32, anonVma: u32, index: u32): void {
+export function pageAddNewAnonRmap(pfn: u32, mm: u32, anonVma: u32, index: u64): void {
   assert(flagsOf(pfn) == 0, "new anon page with flags set");
   setMapping(pfn, anonMappingValue(anonVma));
   setIndex(pfn, index);

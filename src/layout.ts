@@ -17,8 +17,8 @@ export const MAX_OPS = 4096;
 export const DATA_SIZE = 1 << 20;
 export const NR_STAT_SLOTS = 32;
 export const RESULT_SIZE = 256;
-/** Bytes of struct page per frame: nine u32 fields and two u8 (zone, order). */
-export const STRUCT_PAGE_BYTES = 9 * 4 + 2;
+/** Bytes of struct page per frame: eight u32 fields, the u64 index and two u8 (zone, order). */
+export const STRUCT_PAGE_BYTES = 8 * 4 + 8 + 2;
 /** Per-frame scratch for machine.check(). */
 export const SCRATCH_BYTES = 4;
 const WASM_PAGE = 65536;
@@ -80,7 +80,7 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   region(L.PAGE_MAPCOUNT, 4 * n);
   region(L.PAGE_PINCOUNT, 4 * n);
   region(L.PAGE_MAPPING, 4 * n);
-  region(L.PAGE_INDEX, 4 * n);
+  region(L.PAGE_INDEX, 8 * n, 8);
   region(L.PAGE_PRIVATE, 4 * n);
   region(L.PAGE_LRU_NEXT, 4 * n);
   region(L.PAGE_LRU_PREV, 4 * n);

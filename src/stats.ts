@@ -15,6 +15,8 @@ export const STAT_NAMES = [
   "reuse_fault",
   "pgalloc_fail",
   "nr_radix_nodes",
+  "pgmigrate_success",
+  "pgmigrate_fail",
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

@@ -1,0 +1,84 @@
+import { describe, it, expect } from "vitest";
+import {
+  Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, PAGE_SIZE, MEMORY_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, type DevPagemap, type VmFault,
+} from "../src/index.js";
+
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+
+function privateDevice(m: Machine, nrPages: number) {
+  const owner = { name: "gpu0" };
+  let freed = 0;
+  const pg: DevPagemap = m.memremapPages({
+    type: MEMORY_DEVICE_PRIVATE, nrPages, owner,
+    ops: {
+      pageFree: () => { freed++; },
+      migrateToRam(vmf: VmFault) {
+        const mig = m.migrateVmaSetup({
+          proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE,
+          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: owner, faultPage: vmf.page,
+        });
+        mig.allocAndCopy({ node: 0 });
+        mig.finalize();
+        return 0;
+      },
+    },
+  });
+  return { pg, owner, freed: () => freed };
+}
+
+describe("device-private memory", () => {
+  it("migrates anon pages to the device and back on CPU faults, contents intact", () => {
+    const m = Machine.create({ nodes: [{ normal: 4096 }], deviceMemory: 1024 });
+    const { pg, owner, freed } = privateDevice(m, 256);
+    const p = m.spawn();
+    const a = p.mmap(0, 16 * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < 16; i++) p.writeU32(a + i * PAGE_SIZE, 1000 + i);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 16 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
+    expect(mig.cpages).toBe(16);
+    expect(mig.allocAndCopy(pg)).toBe(16);
+    mig.finalize();
+    m.check();
+    expect(m.counters().pgmigrate_success).toBe(16);
+    // The PTEs are device-private swap entries now: not present.
+    expect(p.pte(a) & 1n).toBe(0n);
+    expect(p.rss().anon).toBe(16);
+    // A CPU read faults the page back through migrate_to_ram.
+    expect(p.readU32(a + 3 * PAGE_SIZE)).toBe(1003);
+    expect(p.pte(a + 3 * PAGE_SIZE) & 1n).toBe(1n);
+    expect(freed()).toBe(1);
+    m.check();
+    p.writeU32(a + 5 * PAGE_SIZE, 7);
+    expect(p.readU32(a + 5 * PAGE_SIZE)).toBe(7);
+    m.check();
+    // Unregistering evicts the rest.
+    m.memunmapPages(pg);
+    for (let i = 0; i < 16; i++) if (i !== 5) expect(p.readU32(a + i * PAGE_SIZE)).toBe(1000 + i);
+    expect(freed()).toBe(16);
+    m.check();
+    p.exit();
+    m.check();
+  });
+
+  it("munmap of device-private pages frees them through page_free", () => {
+    const m = Machine.create({ nodes: [{ normal: 4096 }], deviceMemory: 512, content: "tags" });
+    const { pg, owner, freed } = privateDevice(m, 64);
+    const p = m.spawn();
+    const a = p.mmap(0, 8 * PAGE_SIZE, RW, ANON);
+    p.touch(a, 8, true, 50n);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 8 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
+    mig.allocAndCopy(pg);
+    mig.finalize();
+    m.check();
+    const c = p.fork();
+    m.check();
+    expect(c.readTag(a + PAGE_SIZE)).toBe(51n);
+    m.check();
+    p.munmap(a, 8 * PAGE_SIZE);
+    m.check();
+    c.exit();
+    m.check();
+    expect(freed()).toBe(8);
+  });
+});
