@@ -1,14 +1,14 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, PG_reserved, PG_locked, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import {
   pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
 } from "./pte";
-import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE } from "./mm";
+import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE, VM_SHARED } from "./mm";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";
@@ -33,6 +33,7 @@ export const CHECK_SPECIAL_PTE: u32 = 16;
 export const CHECK_SWAP_ENTRY: u32 = 17;
 export const CHECK_DEVICE_PRIVATE_PRESENT: u32 = 18;
 export const CHECK_DEVICE_ENTRY: u32 = 19;
+export const CHECK_WRITABLE_NOT_EXCLUSIVE: u32 = 20;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -126,6 +127,9 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
   const s = load<u32>(scratch(pfn));
   if ((s & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_PTE_MAPS_FREE_PAGE, mm, <f64>vpn, pfn);
   store<u32>(scratch(pfn), s + 1);
+  // COW's promise: a writable PTE of a private anon page maps an exclusive page.
+  if (!isSwapPte(pte) && (pte & _PAGE_RW) != 0 && (flags & VM_SHARED) == 0 && pageIsAnon(pfn) && !testFlag(pfn, PG_anon_exclusive))
+    return fail(CHECK_WRITABLE_NOT_EXCLUSIVE, mm, <f64>vpn, pfn);
   if (pageIsAnon(pfn)) rssAnon++;
   else rssShmem++;
   return CHECK_OK;

@@ -11,7 +11,7 @@ import {
 } from "./pte";
 import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
-import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue } from "./rmap";
+import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize } from "./mapping";
 import { reclaimLazyfree } from "./reclaim";
 import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
@@ -135,9 +135,11 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
   }
   getPage(pfn);
   pageDupRmap(pfn, mm);
+  // shmem needs no write notification: a writable VMA maps the page writable at once.
   let bits = PTE_USER_BITS;
+  if (vmaFlags(v) & VM_WRITE) bits |= _PAGE_RW;
   if (write) {
-    bits |= _PAGE_RW | _PAGE_DIRTY;
+    bits |= _PAGE_DIRTY;
     setFlag(pfn, PG_dirty);
   }
   store<u64>(ptep, pfnPte(pfn, bits));
@@ -164,6 +166,8 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
   }
   // wp_can_reuse_anon_folio: exclusive, or nobody else holds a reference.
   if (testFlag(old, PG_anon_exclusive) || (refOf(old) == 1 && mapcountOf(old) == 1)) {
+    // folio_move_anon_rmap: the page now belongs to this VMA's anon_vma alone.
+    setMapping(old, anonMappingValue(vmaBacking(v)));
     setFlag(old, PG_anon_exclusive);
     store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
     statAdd(REUSE_FAULT, 1);

@@ -5,7 +5,7 @@ import { setFlag, setRef, PG_reserved } from "./memmap";
 import { zoneInit, buildZonelists, drainZone } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entryTable, entryPresent, walkPte } from "./pagetable";
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
-import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT } from "./ptrange";
+import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES } from "./ptrange";
 import { accessBatch } from "./access";
 import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
 import { putPage } from "./alloc";
@@ -117,26 +117,10 @@ export function copyRange(dst: u32, src: u32, vpn: f64, n: f64): bool {
   return !rangeFailed;
 }
 
-// Number of page-table pages of `mm` (what a full copy of it could need).
-export function countTables(mm: u32): u32 {
-  const pgd = mmPgd(mm);
-  let n: u32 = 1;
-  for (let a: u32 = 0; a < 512; a++) {
-    const ae = load<u64>(tableAddr(pgd) + (<usize>a << 3));
-    if (!entryPresent(ae)) continue;
-    n++;
-    const pud = entryTable(ae);
-    for (let b: u32 = 0; b < 512; b++) {
-      const be = load<u64>(tableAddr(pud) + (<usize>b << 3));
-      if (!entryPresent(be)) continue;
-      n++;
-      const pmd = entryTable(be);
-      for (let c: u32 = 0; c < 512; c++) {
-        if (entryPresent(load<u64>(tableAddr(pmd) + (<usize>c << 3)))) n++;
-      }
-    }
-  }
-  return n;
+// Page-table pages of `mm` under [vpn, vpn+n): what copying that range can need at most.
+export function countTablesIn(mm: u32, vpn: f64, n: f64): u32 {
+  rangeOp(mm, <u64>vpn, <u64>vpn + <u64>n, RANGE_COUNT_TABLES, 0, 0);
+  return rangeCount;
 }
 
 export function freeTables(): u32 {
@@ -189,14 +173,6 @@ export function check(): u32 {
 
 export function reclaim(n: u32): u32 {
   return reclaimLazyfree(n);
-}
-
-export function framesTotal(): u32 {
-  return nframes;
-}
-
-export function mappingsMax(): u32 {
-  return maxMappings;
 }
 
 // ---- ZONE_DEVICE -----------------------------------------------------------------

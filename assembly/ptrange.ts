@@ -19,6 +19,7 @@ export const RANGE_MOVE: u32 = 3;
 export const RANGE_MADV_FREE: u32 = 4;
 export const RANGE_RECLAIM_LAZYFREE: u32 = 5;
 export const RANGE_COUNT: u32 = 6;
+export const RANGE_COUNT_TABLES: u32 = 7;
 
 // Results of the last range operation.
 export let rangeCount: u32 = 0;
@@ -45,6 +46,12 @@ export function rangeOp(mm: u32, start: u64, end: u64, op: u32, arg: u32, delta:
     const tableEnd = (v | 511) + 1;
     const stop = tableEnd < end ? tableEnd : end;
     if (entryPresent(ptE)) {
+      // Each PTE table counts with the pmd and pud above it: an upper bound for a copy.
+      if (op == RANGE_COUNT_TABLES) {
+        rangeCount += 3;
+        v = stop;
+        continue;
+      }
       pteTableOp(op, mm, tableAddr(entryTable(ptE)), v, stop, arg, delta);
       if (rangeFailed || (op == RANGE_RECLAIM_LAZYFREE && rangeCount >= reclaimTarget)) return;
     }
@@ -87,7 +94,7 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
         } else {
           n = (pte & ~_PAGE_PROTNONE) | _PAGE_PRESENT;
           if ((arg & VM_WRITE) == 0) n &= ~_PAGE_RW;
-          else if ((arg & VM_SHARED) != 0 && !pteSpecial(pte)) n |= _PAGE_RW;
+          else if (mapped && ((arg & VM_SHARED) != 0 || testFlag(pfn, PG_anon_exclusive))) n |= _PAGE_RW; // can_change_pte_writable
         }
         store<u64>(ptep, n);
         break;

@@ -1,3 +1,5 @@
+import { STAT_NAMES } from "./stats.js";
+
 // Sentences for the invariant codes of assembly/check.ts.
 const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   1: (a, b, c) => `free list of zone ${c} order ${b} is corrupt at pfn ${a}`,
@@ -12,11 +14,14 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   10: (a) => `pfn ${a} is left locked`,
   11: (a, b) => `pfn ${a} is allocated (refcount ${b}) but nothing maps or caches it`,
   12: (a, b, c) => `shmem object ${a}: page cache entry ${b} is inconsistent (${c})`,
-  13: (a, b, c) => `counter #${a} should be ${b} but is ${c}`,
+  13: (a, b, c) => `counter ${STAT_NAMES[a] ?? a} should be ${b} but is ${c}`,
   14: (a, b, c) => `page-table pool: ${a} tables reachable, ${b} page tables and ${c} radix nodes accounted`,
   15: (a, b, c) => `mm ${a} RSS counts ${b} pages but records ${c}`,
   16: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} that is not the read-only zero page`,
-  17: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a swap entry of type ${c} nothing created`,
+  17: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a swap entry of type ${c} with no operation in flight`,
+  18: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps device-private pfn ${c} with a present PTE`,
+  19: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a device entry (type ${c}) whose pfn is not the right kind of page`,
+  20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -43,7 +43,9 @@ export class Machine {
   /** @internal */ readonly u32: Uint32Array;
   /** @internal */ readonly result: DataView;
   private readonly stats: BigInt64Array;
-  private readonly batchRegion: AccessBatch;
+  private readonly batchOps: Uint32Array;
+  private readonly batchData: Uint8Array;
+  private currentBatch: AccessBatch | null = null;
   private readonly processes = new Set<Process>();
   private nextPid = 1;
   private nextAnonVma = 1;
@@ -75,11 +77,8 @@ export class Machine {
     const s = this.layout.slots;
     this.stats = new BigInt64Array(buf, s[L.STATS]!, 32);
     this.result = new DataView(buf, s[L.RESULT]!, 256);
-    this.batchRegion = new AccessBatch(
-      new Uint32Array(buf, s[L.OPS]!, s[L.MAX_OPS]! * 8),
-      new Uint8Array(buf, s[L.DATA]!, s[L.DATA_SIZE]!),
-      config.content === "bytes",
-    );
+    this.batchOps = new Uint32Array(buf, s[L.OPS]!, s[L.MAX_OPS]! * 8);
+    this.batchData = new Uint8Array(buf, s[L.DATA]!, s[L.DATA_SIZE]!);
     for (let id = config.maxShmem - 1; id >= 0; id--) this.freeShmem.push(id);
     this.page = new PageAccess(this);
   }
@@ -151,9 +150,16 @@ export class Machine {
     }
   }
 
-  /** @internal The single access batch, cleared. */
+  /** @internal A new access batch. Batches share the core's OPS region, so starting one ends the last. */
   batch(): AccessBatch {
-    return this.batchRegion.clear();
+    this.currentBatch = new AccessBatch(this.batchOps, this.batchData, this.config.content === "bytes");
+    return this.currentBatch;
+  }
+
+  /** @internal Refuses a batch whose ops were overwritten by a newer one. */
+  checkBatch(batch: AccessBatch): void {
+    if (batch !== this.currentBatch)
+      fail("EINVAL", "run", "this batch is stale: a newer batch (or a read/write helper) has reused the ops region since; build it again", batch);
   }
 
   // ---- ZONE_DEVICE ---------------------------------------------------------------

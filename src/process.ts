@@ -36,6 +36,8 @@ export interface RunResult {
 }
 
 const TWO32 = 2 ** 32;
+/** Pages a shmem object's page-cache tree indexes (assembly/mapping.ts). */
+const SHMEM_MAX_PAGES = 2 ** 27;
 const TASK_PAGES = TASK_SIZE / PAGE_SIZE;
 /** Where top-down placement starts: below the stack gap, as mmap_base. */
 const MMAP_BASE_VPN = TASK_PAGES - (128 << 20) / PAGE_SIZE;
@@ -189,15 +191,17 @@ export class Process {
       start = this.alignedAddr(fn, addr);
       if (addr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(addr)} is below mmap_min_addr ${hex(MMAP_MIN_ADDR)}`, addr);
       this.inBounds(fn, start, pages, "ENOMEM");
-      if ((flags & MAP_FIXED_NOREPLACE) && !(flags & MAP_FIXED) && !rangeFree(this.vmas, start, start + pages))
+      if ((flags & MAP_FIXED_NOREPLACE) && !rangeFree(this.vmas, start, start + pages))
         fail("EEXIST", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} overlaps an existing mapping`, addr);
     } else {
       if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative integer`, addr);
-      const hint = Math.floor(addr / PAGE_SIZE);
+      const hint = Math.ceil(addr / PAGE_SIZE);
       start = addr >= MMAP_MIN_ADDR && hint + pages <= TASK_PAGES && rangeFree(this.vmas, hint, hint + pages) ? hint : this.unmappedArea(pages);
       if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
     }
     const shared = type !== MAP_PRIVATE;
+    if (shared && pages > SHMEM_MAX_PAGES)
+      fail("ENOMEM", fn, `a shared anonymous object holds at most ${SHMEM_MAX_PAGES} pages (512 GiB), asked for ${pages}`, length);
     let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
     if (shared) vmFlags |= VM_SHARED | VM_MAYSHARE;
 
@@ -233,6 +237,10 @@ export class Process {
     const start = this.alignedAddr(fn, addr);
     const pages = this.lengthPages(fn, length);
     this.inBounds(fn, start, pages);
+    this.unmapRange(fn, start, pages);
+  }
+
+  private unmapRange(fn: string, start: number, pages: number): void {
     const removed: Vma[] = [];
     const list = cutRange(this.vmas, start, start + pages, removed);
     this.fitsMapCount(fn, list);
@@ -262,10 +270,6 @@ export class Process {
     const want = protToVmFlags(prot);
     const removed: Vma[] = [];
     const rest = cutRange(this.vmas, start, end, removed);
-    for (const r of removed) {
-      if ((want & VM_WRITE) && (r.flags & VM_SHARED) && !(r.flags & VM_MAYWRITE))
-        fail("EACCES", fn, `the shared mapping at ${hex(r.start * PAGE_SIZE)} may not be made writable`, addr);
-    }
     const changed = removed.map((r) => ({ ...r, flags: (r.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | want }));
     const { list } = insertVmas(rest, changed);
     this.fitsMapCount(fn, list);
@@ -324,7 +328,7 @@ export class Process {
       return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
     }
     if (newPages <= oldPages) {
-      if (newPages < oldPages) this.munmap((old + newPages) * PAGE_SIZE, (oldPages - newPages) * PAGE_SIZE);
+      if (newPages < oldPages) this.unmapRange(fn, old + newPages, oldPages - newPages);
       return oldAddr;
     }
     // Grow in place when the range ends at the VMA's end and the pages after it are free.
@@ -366,7 +370,8 @@ export class Process {
     const fn = "fork";
     this.live(fn);
     const core = this.machine.core;
-    if (core.countTables(this.mm) > core.freeTables())
+    const need = 1 + this.vmas.reduce((n, v) => (v.flags & VM_SHARED ? n : n + core.countTablesIn(this.mm, v.start, v.end - v.start)), 0);
+    if (need > core.freeTables())
       fail("ENOMEM", fn, `the page-table pool cannot hold a copy of process ${this.pid}'s tables`, this.pid);
     const child = this.machine.spawn({ node: this.node });
     const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
@@ -412,6 +417,7 @@ export class Process {
    */
   run(batch: AccessBatch): RunResult {
     this.live("run");
+    this.machine.checkBatch(batch);
     const n = batch.length;
     const core = this.machine.core;
     const r = this.machine.result;
@@ -475,6 +481,8 @@ export class Process {
   }
 
   read(addr: number, length: number): Uint8Array {
+    this.live("read");
+    if (!Number.isInteger(length) || length < 0) fail("EINVAL", "read", `length ${String(length)} is not a non-negative integer`, length);
     const out = new Uint8Array(length);
     for (let off = 0; off < length; off += 1 << 20) {
       const b = this.batch();
@@ -487,6 +495,8 @@ export class Process {
   }
 
   write(addr: number, data: Uint8Array): void {
+    this.live("write");
+    if (!(data instanceof Uint8Array)) fail("EINVAL", "write", "data must be a Uint8Array", data);
     for (let off = 0; off < data.length; off += 1 << 20) {
       const b = this.batch();
       b.write(addr + off, data.subarray(off, Math.min(data.length, off + (1 << 20))));

@@ -24,10 +24,6 @@ export interface Vma {
   shmem: ShmemObject | null;
 }
 
-export function vmaPages(v: Vma): number {
-  return v.end - v.start;
-}
-
 /** Index of the first VMA that ends after `vpn`. */
 export function findVmaIndex(vmas: readonly Vma[], vpn: number): number {
   let lo = 0;

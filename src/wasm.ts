@@ -21,7 +21,7 @@ export interface CoreExports {
   madvFree(mm: number, vpn: number, n: number): void;
   move(mm: number, vpn: number, n: number, newVpn: number): number;
   copyRange(dst: number, src: number, vpn: number, n: number): number;
-  countTables(mm: number): number;
+  countTablesIn(mm: number, vpn: number, n: number): number;
   freeTables(): number;
   walk(mm: number, vpn: number, n: number): number;
   readPte(mm: number, vpn: number): number;

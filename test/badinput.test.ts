@@ -98,6 +98,29 @@ describe("bad input is refused with the kernel's errno and changes nothing", () 
     refused(m, [p], "EOPNOTSUPP", () => p.writeU32(a, 1));
   });
 
+  it("a shared anonymous object larger than its page-cache tree", () => {
+    const { m, p } = setup();
+    refused(m, [p], "ENOMEM", () => p.mmap(0, (2 ** 27 + 1) * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS));
+  });
+
+  it("MAP_FIXED_NOREPLACE wins over MAP_FIXED", () => {
+    const { m, p, a } = setup();
+    refused(m, [p], "EEXIST", () => p.mmap(a, PAGE_SIZE, RW, ANON | MAP_FIXED | MAP_FIXED_NOREPLACE));
+  });
+
+  it("a stale access batch and malformed read/write arguments", () => {
+    const { m, p, a } = setup();
+    const b = p.batch();
+    b.writeTag(a, 7n);
+    p.readTag(a); // a helper starts a newer batch over the same ops region
+    refused(m, [p], "EINVAL", () => p.run(b));
+    refused(m, [p], "EINVAL", () => p.read(a, -1));
+    refused(m, [p], "EINVAL", () => p.write(a, [1, 2] as unknown as Uint8Array));
+    const q = m.spawn();
+    q.exit();
+    refused(m, [p], "ESRCH", () => q.read(a, 0));
+  });
+
   it("ranges over holes and overlapping placements", () => {
     const { m, p, a } = setup();
     p.munmap(a + 4 * PAGE_SIZE, PAGE_SIZE);

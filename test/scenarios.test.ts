@@ -122,6 +122,16 @@ describe("fork and copy-on-write", () => {
     m.check();
   });
 
+  it("fork needs page tables only for private mappings", () => {
+    const m = Machine.create({ nodes: [{ normal: 16384 }], content: "tags", tablePages: 48 });
+    const p = m.spawn();
+    const s = p.mmap(0, 8192 * PAGE_SIZE, RW, SHARED);
+    p.touch(s, 8192, true, 1n); // 16 PTE tables + upper levels, all under a shared VMA
+    const c = p.fork();
+    expect(c.readTag(s + 100 * PAGE_SIZE)).toBe(101n);
+    m.check();
+  });
+
   it("fork of a zero-page mapping shares the zero page", () => {
     const m = machine();
     const p = m.spawn();

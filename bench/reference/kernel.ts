@@ -7,6 +7,12 @@
  * benchmarks) and the oracle for differential tests, so it favours clarity
  * over speed while avoiding per-page object allocation. Page contents are
  * modelled as one 64-bit tag per frame.
+ *
+ * 64-bit values (page-table entries and tags) are kept as pairs of u32 words
+ * in Uint32Arrays, low word first, and handled with plain number arithmetic;
+ * BigInt only appears at the API edges (touch's tagBase, pteAt, readTag).
+ * A PTE's low word holds the flag bits 0..11 and pfn bits 0..19, its high
+ * word pfn bits 20..39 (bits 52..63 of the entry are never set here).
  */
 
 /** Highest buddy order (the kernel's MAX_PAGE_ORDER). */
@@ -22,19 +28,34 @@ export const PG_swapbacked = 1 << 17;
 /** Private marker for free block heads (the kernel uses the PageBuddy page type). */
 export const PG_buddy = 0x80000000;
 
-// x86-64 PTE bits.
-export const _PAGE_PRESENT = 1n << 0n;
-export const _PAGE_RW = 1n << 1n;
-export const _PAGE_USER = 1n << 2n;
-export const _PAGE_ACCESSED = 1n << 5n;
-export const _PAGE_DIRTY = 1n << 6n;
-export const _PAGE_SPECIAL = 1n << 9n;
+// x86-64 PTE bits, as used internally on the low word of an entry.
+const PAGE_PRESENT = 1 << 0;
+const PAGE_RW = 1 << 1;
+const PAGE_USER = 1 << 2;
+const PAGE_ACCESSED = 1 << 5;
+const PAGE_DIRTY = 1 << 6;
+const PAGE_SPECIAL = 1 << 9;
+/** Flags of a non-leaf entry pointing at a table: present|rw|user. */
+const PAGE_TABLE = 0x7;
+/** A freshly allocated, written anonymous page. */
+const PROT_ANON_WRITTEN = PAGE_PRESENT | PAGE_RW | PAGE_USER | PAGE_ACCESSED | PAGE_DIRTY;
+/** The shared zero page mapped by a read fault. */
+const PROT_ZERO_PAGE = PAGE_PRESENT | PAGE_USER | PAGE_ACCESSED | PAGE_SPECIAL;
+
+// The same bits as bigints, for callers looking at whole 64-bit entries (pteAt).
+export const _PAGE_PRESENT = BigInt(PAGE_PRESENT);
+export const _PAGE_RW = BigInt(PAGE_RW);
+export const _PAGE_USER = BigInt(PAGE_USER);
+export const _PAGE_ACCESSED = BigInt(PAGE_ACCESSED);
+export const _PAGE_DIRTY = BigInt(PAGE_DIRTY);
+export const _PAGE_SPECIAL = BigInt(PAGE_SPECIAL);
 /** Mask of the pfn field (bits 12..51) after shifting the entry right by 12. */
 export const PTE_PFN_MASK = (1n << 40n) - 1n;
-/** Flags of a non-leaf entry pointing at a table: present|rw|user. */
-export const _PAGE_TABLE = 0x7n;
+export const _PAGE_TABLE = BigInt(PAGE_TABLE);
 
 export const PTRS_PER_TABLE = 512;
+/** A table in the pool: 512 entries of two u32 words. */
+const WORDS_PER_TABLE = 2 * PTRS_PER_TABLE;
 const PMD_SPAN = 512; // vpns covered by one PTE table
 const PUD_SPAN = 512 * 512; // ... by one PMD table
 const PGD_SPAN = 512 * 512 * 512; // ... by one PUD table
@@ -49,8 +70,28 @@ const pteIndex = (vpn: number): number => vpn & 511;
 /** First vpn of the next `span`-aligned region after vpn. */
 const nextBoundary = (vpn: number, span: number): number => vpn - (vpn % span) + span;
 
+/** pfn of a whole 64-bit entry. */
 export const ptePfn = (pte: bigint): number => Number((pte >> 12n) & PTE_PFN_MASK);
-const mkPte = (pfn: number, prot: bigint): bigint => (BigInt(pfn) << 12n) | prot;
+
+// Entries in the pool: `w` is the word offset of the entry's low word.
+
+/** pfn (or table index) an entry points to: low-word bits 12..31, then high-word bits 0..19. */
+const entryPfn = (pool: Uint32Array, w: number): number =>
+  (pool[w] >>> 12) + (pool[w + 1] & 0xfffff) * 0x100000;
+
+/** Writes an entry pointing at pfn (< 2^32) with the given low flag bits. */
+const setEntry = (pool: Uint32Array, w: number, pfn: number, flags: number): void => {
+  pool[w] = ((pfn & 0xfffff) << 12) | flags;
+  pool[w + 1] = pfn >>> 20;
+};
+
+/** Pool offset (in words) of the table an upper-level entry points to. */
+const tableBase = (pool: Uint32Array, w: number): number => entryPfn(pool, w) * WORDS_PER_TABLE;
+
+const isPresent = (pool: Uint32Array, w: number): boolean => (pool[w] & PAGE_PRESENT) !== 0;
+
+/** Two u32 words, low first, as one unsigned 64-bit bigint. */
+const u64 = (lo: number, hi: number): bigint => (BigInt(hi) << 32n) | BigInt(lo);
 
 export interface RefMachineOptions {
   /** Number of page frames; pfn 0 is the shared zero page. */
@@ -91,7 +132,8 @@ export class RefMachine {
   readonly order: Uint8Array;
   readonly lruNext: Uint32Array;
   readonly lruPrev: Uint32Array;
-  readonly tags: BigUint64Array;
+  /** Content tag of frame pfn: low word at 2*pfn, high word at 2*pfn+1 (see tagOf). */
+  readonly tags: Uint32Array;
 
   // zone->free_area[order]: list head and nr_free.
   readonly freeHead: Uint32Array;
@@ -100,9 +142,10 @@ export class RefMachine {
   /** WMARK_MIN in pages. */
   readonly wmarkMin: number;
 
-  // Page-table pool: table t occupies pool[t*512 .. t*512+511].
+  // Page-table pool: table t occupies pool[t*1024 .. t*1024+1023], entry i at words
+  // t*1024 + 2*i (low) and t*1024 + 2*i + 1 (high).
   readonly tablePages: number;
-  readonly pool: BigUint64Array;
+  readonly pool: Uint32Array;
   private readonly tableStack: Uint32Array;
   private tableTop: number;
 
@@ -131,7 +174,7 @@ export class RefMachine {
     this.order = new Uint8Array(pages);
     this.lruNext = new Uint32Array(pages).fill(NONE);
     this.lruPrev = new Uint32Array(pages).fill(NONE);
-    this.tags = new BigUint64Array(pages);
+    this.tags = new Uint32Array(2 * pages);
     this.freeHead = new Uint32Array(MAX_ORDER + 1).fill(NONE);
     this.nrFree = new Uint32Array(MAX_ORDER + 1);
 
@@ -155,7 +198,7 @@ export class RefMachine {
     }
 
     this.tablePages = tablePages;
-    this.pool = new BigUint64Array(tablePages * PTRS_PER_TABLE);
+    this.pool = new Uint32Array(tablePages * WORDS_PER_TABLE);
     // Stack of free table indices; pushed in reverse so table 0 is handed out first.
     this.tableStack = new Uint32Array(tablePages);
     for (let i = 0; i < tablePages; i++) this.tableStack[i] = tablePages - 1 - i;
@@ -177,6 +220,11 @@ export class RefMachine {
       nr_anon_pages: this.nr_anon_pages,
       nr_page_table_pages: this.nr_page_table_pages,
     };
+  }
+
+  /** The 64-bit content tag of frame pfn. */
+  tagOf(pfn: number): bigint {
+    return u64(this.tags[2 * pfn], this.tags[2 * pfn + 1]);
   }
 
   // ---- buddy allocator ----
@@ -261,7 +309,8 @@ export class RefMachine {
   allocAnonPage(): number {
     const pfn = this.allocPages(0);
     if (pfn < 0) throw new Error('ENOMEM');
-    this.tags[pfn] = 0n;
+    this.tags[2 * pfn] = 0;
+    this.tags[2 * pfn + 1] = 0;
     this.mapcount[pfn] = 1;
     this.flags[pfn] = PG_anon_exclusive | PG_swapbacked;
     this.nr_anon_pages++;
@@ -280,7 +329,7 @@ export class RefMachine {
   allocTable(): number {
     if (this.tableTop === 0) throw new Error('ENOMEM');
     const t = this.tableStack[--this.tableTop];
-    this.pool.fill(0n, t * PTRS_PER_TABLE, (t + 1) * PTRS_PER_TABLE);
+    this.pool.fill(0, t * WORDS_PER_TABLE, (t + 1) * WORDS_PER_TABLE);
     this.nr_page_table_pages++;
     return t;
   }
@@ -291,18 +340,15 @@ export class RefMachine {
   }
 }
 
-/** Pool offset of the table an upper-level entry points to. */
-const tableBase = (entry: bigint): number => Number(entry >> 12n) * PTRS_PER_TABLE;
-
 export class RefMm {
   readonly machine: RefMachine;
-  /** Pool offset of the pgd, or -1 once the mm has exited. */
+  /** Pool offset (in words) of the pgd, or -1 once the mm has exited. */
   private pgd: number;
   private vmas: RefVma[] = [];
 
   constructor(machine: RefMachine) {
     this.machine = machine;
-    this.pgd = machine.allocTable() * PTRS_PER_TABLE;
+    this.pgd = machine.allocTable() * WORDS_PER_TABLE;
   }
 
   private live(): number {
@@ -328,38 +374,40 @@ export class RefMm {
   /** Pool offset of the PTE table covering vpn, or -1 if a level is missing. */
   private pteTable(vpn: number): number {
     const pool = this.machine.pool;
-    const e0 = pool[this.pgd + pgdIndex(vpn)];
-    if ((e0 & _PAGE_PRESENT) === 0n) return -1;
-    const e1 = pool[tableBase(e0) + pudIndex(vpn)];
-    if ((e1 & _PAGE_PRESENT) === 0n) return -1;
-    const e2 = pool[tableBase(e1) + pmdIndex(vpn)];
-    if ((e2 & _PAGE_PRESENT) === 0n) return -1;
-    return tableBase(e2);
+    const w0 = this.pgd + 2 * pgdIndex(vpn);
+    if (!isPresent(pool, w0)) return -1;
+    const w1 = tableBase(pool, w0) + 2 * pudIndex(vpn);
+    if (!isPresent(pool, w1)) return -1;
+    const w2 = tableBase(pool, w1) + 2 * pmdIndex(vpn);
+    if (!isPresent(pool, w2)) return -1;
+    return tableBase(pool, w2);
   }
 
-  /** Entry slot -> table it points to, allocating the table if missing (__p*d_alloc). */
-  private descendAlloc(slot: number): number {
+  /** Entry at word offset w -> table it points to, allocating the table if missing (__p*d_alloc). */
+  private descendAlloc(w: number): number {
     const m = this.machine;
-    const e = m.pool[slot];
-    if ((e & _PAGE_PRESENT) !== 0n) return tableBase(e);
+    if (isPresent(m.pool, w)) return tableBase(m.pool, w);
     const t = m.allocTable();
-    m.pool[slot] = (BigInt(t) << 12n) | _PAGE_TABLE;
-    return t * PTRS_PER_TABLE;
+    setEntry(m.pool, w, t, PAGE_TABLE);
+    return t * WORDS_PER_TABLE;
   }
 
   /** Pool offset of the PTE table covering vpn, allocating missing levels. */
   private pteTableAlloc(vpn: number): number {
-    const pud = this.descendAlloc(this.pgd + pgdIndex(vpn));
-    const pmd = this.descendAlloc(pud + pudIndex(vpn));
-    return this.descendAlloc(pmd + pmdIndex(vpn));
+    const pud = this.descendAlloc(this.pgd + 2 * pgdIndex(vpn));
+    const pmd = this.descendAlloc(pud + 2 * pudIndex(vpn));
+    return this.descendAlloc(pmd + 2 * pmdIndex(vpn));
   }
 
   /**
    * CPU access to each page of [startVpn, startVpn+npages) in order, faulting
-   * as needed. A write stores tagBase+i into the i-th page.
+   * as needed. A write stores tagBase+i (mod 2^64) into the i-th page.
    */
   touch(startVpn: number, npages: number, write: boolean, tagBase: bigint): void {
     this.live();
+    // The running tag, as two u32 halves.
+    let tagLo = Number(BigInt.asUintN(32, tagBase));
+    let tagHi = Number(BigInt.asUintN(32, tagBase >> 32n));
     const end = startVpn + npages;
     let vpn = startVpn;
     while (vpn < end) {
@@ -371,53 +419,62 @@ export class RefMm {
         const table = this.pteTableAlloc(vpn);
         const stop = Math.min(vmaStop, nextBoundary(vpn, PMD_SPAN));
         for (; vpn < stop; vpn++) {
-          this.access(table + pteIndex(vpn), write, write ? tagBase + BigInt(vpn - startVpn) : 0n);
+          this.access(table + 2 * pteIndex(vpn), write, tagLo, tagHi);
+          if (++tagLo === 0x100000000) {
+            tagLo = 0;
+            tagHi = (tagHi + 1) >>> 0;
+          }
         }
       }
     }
   }
 
-  /** handle_mm_fault() if needed, then the access itself. */
-  private access(slot: number, write: boolean, tag: bigint): void {
+  /** handle_mm_fault() if needed, then the access itself, on the PTE at word offset w. */
+  private access(w: number, write: boolean, tagLo: number, tagHi: number): void {
     const m = this.machine;
     const pool = m.pool;
-    let pte = pool[slot];
-    if ((pte & _PAGE_PRESENT) === 0n) {
+    const pte = pool[w];
+    if ((pte & PAGE_PRESENT) === 0) {
       m.pgfault++;
       // do_anonymous_page(): reads map the shared zero page, writes get a fresh page.
-      pte = write
-        ? mkPte(m.allocAnonPage(), _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY)
-        : _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_SPECIAL;
-    } else if (write && (pte & _PAGE_RW) === 0n) {
+      if (write) setEntry(pool, w, m.allocAnonPage(), PROT_ANON_WRITTEN);
+      else setEntry(pool, w, 0, PROT_ZERO_PAGE);
+    } else if (write && (pte & PAGE_RW) === 0) {
       m.pgfault++;
-      pte = this.doWpPage(pte);
+      this.doWpPage(w);
     }
     if (write) {
-      m.tags[ptePfn(pte)] = tag;
-      pte |= _PAGE_ACCESSED | _PAGE_DIRTY;
+      const pfn = entryPfn(pool, w);
+      m.tags[2 * pfn] = tagLo;
+      m.tags[2 * pfn + 1] = tagHi;
+      pool[w] |= PAGE_ACCESSED | PAGE_DIRTY;
     } else {
-      pte |= _PAGE_ACCESSED;
+      pool[w] |= PAGE_ACCESSED;
     }
-    pool[slot] = pte;
   }
 
-  /** do_wp_page(): returns the new, writable PTE. */
-  private doWpPage(pte: bigint): bigint {
+  /** do_wp_page(): makes the PTE at word offset w writable. */
+  private doWpPage(w: number): void {
     const m = this.machine;
-    const pfn = ptePfn(pte);
-    const prot = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
-    if (pfn === 0) return mkPte(m.allocAnonPage(), prot);
+    const pool = m.pool;
+    const pfn = entryPfn(pool, w);
+    if (pfn === 0) {
+      setEntry(pool, w, m.allocAnonPage(), PROT_ANON_WRITTEN);
+      return;
+    }
     // wp_can_reuse_anon_folio(): nobody else can see the page, write in place.
     if ((m.flags[pfn] & PG_anon_exclusive) !== 0 || m.refcount[pfn] === 1) {
       m.flags[pfn] |= PG_anon_exclusive;
-      return pte | _PAGE_RW | _PAGE_DIRTY;
+      pool[w] |= PAGE_RW | PAGE_DIRTY;
+      return;
     }
     // wp_page_copy(): private copy for this mm, drop our share of the old page.
     const copy = m.allocAnonPage();
-    m.tags[copy] = m.tags[pfn];
+    m.tags[2 * copy] = m.tags[2 * pfn];
+    m.tags[2 * copy + 1] = m.tags[2 * pfn + 1];
     m.unmapAnonPage(pfn);
     m.cow_fault++;
-    return mkPte(copy, prot);
+    setEntry(pool, w, copy, PROT_ANON_WRITTEN);
   }
 
   /** dup_mm(): a child sharing every page copy-on-write. */
@@ -430,34 +487,35 @@ export class RefMm {
     child.vmas = this.vmas.map((v) => ({ start: v.start, end: v.end }));
     try {
       for (let i0 = 0; i0 < PTRS_PER_TABLE; i0++) {
-        const e0 = pool[pgd + i0];
-        if ((e0 & _PAGE_PRESENT) === 0n) continue;
-        const pud = tableBase(e0);
+        const w0 = pgd + 2 * i0;
+        if (!isPresent(pool, w0)) continue;
+        const pud = tableBase(pool, w0);
         for (let i1 = 0; i1 < PTRS_PER_TABLE; i1++) {
-          const e1 = pool[pud + i1];
-          if ((e1 & _PAGE_PRESENT) === 0n) continue;
-          const pmd = tableBase(e1);
+          const w1 = pud + 2 * i1;
+          if (!isPresent(pool, w1)) continue;
+          const pmd = tableBase(pool, w1);
           for (let i2 = 0; i2 < PTRS_PER_TABLE; i2++) {
-            const e2 = pool[pmd + i2];
-            if ((e2 & _PAGE_PRESENT) === 0n) continue;
-            const pt = tableBase(e2);
+            const w2 = pmd + 2 * i2;
+            if (!isPresent(pool, w2)) continue;
+            const pt = tableBase(pool, w2);
             let childPt = -1; // child tables are made on the first present PTE
-            for (let i3 = 0; i3 < PTRS_PER_TABLE; i3++) {
-              let pte = pool[pt + i3];
-              if ((pte & _PAGE_PRESENT) === 0n) continue;
+            for (let i = 0; i < WORDS_PER_TABLE; i += 2) {
+              let pte = pool[pt + i];
+              if ((pte & PAGE_PRESENT) === 0) continue;
               if (childPt < 0) childPt = child.pteTableAlloc(i0 * PGD_SPAN + i1 * PUD_SPAN + i2 * PMD_SPAN);
-              const pfn = ptePfn(pte);
+              const pfn = entryPfn(pool, pt + i);
               if (pfn !== 0) {
                 // copy_present_pte(): write-protect both sides, page no longer exclusive.
-                if ((pte & _PAGE_RW) !== 0n) {
-                  pte &= ~_PAGE_RW;
-                  pool[pt + i3] = pte;
+                if ((pte & PAGE_RW) !== 0) {
+                  pte &= ~PAGE_RW;
+                  pool[pt + i] = pte;
                 }
                 flags[pfn] &= ~PG_anon_exclusive;
                 mapcount[pfn]++;
                 refcount[pfn]++;
               }
-              pool[childPt + i3] = pte & ~_PAGE_ACCESSED; // the child's copy starts old (pte_mkold)
+              pool[childPt + i] = pte & ~PAGE_ACCESSED; // the child's copy starts old (pte_mkold)
+              pool[childPt + i + 1] = pool[pt + i + 1];
             }
           }
         }
@@ -480,26 +538,27 @@ export class RefMm {
     let pfnSum = 0;
     let vpn = startVpn;
     while (vpn < end) {
-      const e0 = pool[pgd + pgdIndex(vpn)];
-      if ((e0 & _PAGE_PRESENT) === 0n) {
+      const w0 = pgd + 2 * pgdIndex(vpn);
+      if (!isPresent(pool, w0)) {
         vpn = nextBoundary(vpn, PGD_SPAN);
         continue;
       }
-      const e1 = pool[tableBase(e0) + pudIndex(vpn)];
-      if ((e1 & _PAGE_PRESENT) === 0n) {
+      const w1 = tableBase(pool, w0) + 2 * pudIndex(vpn);
+      if (!isPresent(pool, w1)) {
         vpn = nextBoundary(vpn, PUD_SPAN);
         continue;
       }
-      const e2 = pool[tableBase(e1) + pmdIndex(vpn)];
+      const w2 = tableBase(pool, w1) + 2 * pmdIndex(vpn);
       const stop = Math.min(end, nextBoundary(vpn, PMD_SPAN));
-      if ((e2 & _PAGE_PRESENT) !== 0n) {
-        const pt = tableBase(e2);
+      if (isPresent(pool, w2)) {
+        const pt = tableBase(pool, w2);
         for (; vpn < stop; vpn++) {
-          const pte = pool[pt + pteIndex(vpn)];
-          if ((pte & _PAGE_PRESENT) === 0n) continue;
+          const w = pt + 2 * pteIndex(vpn);
+          const pte = pool[w];
+          if ((pte & PAGE_PRESENT) === 0) continue;
           present++;
-          if ((pte & _PAGE_RW) !== 0n) writable++;
-          pfnSum += ptePfn(pte);
+          if ((pte & PAGE_RW) !== 0) writable++;
+          pfnSum += entryPfn(pool, w);
         }
       }
       vpn = stop;
@@ -511,7 +570,9 @@ export class RefMm {
   pteAt(vpn: number): bigint {
     this.live();
     const pt = this.pteTable(vpn);
-    return pt < 0 ? 0n : this.machine.pool[pt + pteIndex(vpn)];
+    if (pt < 0) return 0n;
+    const w = pt + 2 * pteIndex(vpn);
+    return u64(this.machine.pool[w], this.machine.pool[w + 1]);
   }
 
   /** Content tag of the page mapped at vpn (0n for unmapped or the zero page). */
@@ -519,7 +580,7 @@ export class RefMm {
     const pte = this.pteAt(vpn);
     if ((pte & _PAGE_PRESENT) === 0n) return 0n;
     const pfn = ptePfn(pte);
-    return pfn === 0 ? 0n : this.machine.tags[pfn];
+    return pfn === 0 ? 0n : this.machine.tagOf(pfn);
   }
 
   /** exit_mmap(): zap every PTE and free all page tables. Idempotent. */
@@ -529,30 +590,29 @@ export class RefMm {
     const m = this.machine;
     const pool = m.pool;
     for (let i0 = 0; i0 < PTRS_PER_TABLE; i0++) {
-      const e0 = pool[pgd + i0];
-      if ((e0 & _PAGE_PRESENT) === 0n) continue;
-      const pud = tableBase(e0);
+      const w0 = pgd + 2 * i0;
+      if (!isPresent(pool, w0)) continue;
+      const pud = tableBase(pool, w0);
       for (let i1 = 0; i1 < PTRS_PER_TABLE; i1++) {
-        const e1 = pool[pud + i1];
-        if ((e1 & _PAGE_PRESENT) === 0n) continue;
-        const pmd = tableBase(e1);
+        const w1 = pud + 2 * i1;
+        if (!isPresent(pool, w1)) continue;
+        const pmd = tableBase(pool, w1);
         for (let i2 = 0; i2 < PTRS_PER_TABLE; i2++) {
-          const e2 = pool[pmd + i2];
-          if ((e2 & _PAGE_PRESENT) === 0n) continue;
-          const pt = tableBase(e2);
-          for (let i3 = 0; i3 < PTRS_PER_TABLE; i3++) {
-            const pte = pool[pt + i3];
-            if ((pte & _PAGE_PRESENT) === 0n) continue;
-            const pfn = ptePfn(pte);
+          const w2 = pmd + 2 * i2;
+          if (!isPresent(pool, w2)) continue;
+          const pt = tableBase(pool, w2);
+          for (let i = 0; i < WORDS_PER_TABLE; i += 2) {
+            if (!isPresent(pool, pt + i)) continue;
+            const pfn = entryPfn(pool, pt + i);
             if (pfn !== 0) m.unmapAnonPage(pfn);
           }
-          m.freeTable(pt / PTRS_PER_TABLE);
+          m.freeTable(pt / WORDS_PER_TABLE);
         }
-        m.freeTable(pmd / PTRS_PER_TABLE);
+        m.freeTable(pmd / WORDS_PER_TABLE);
       }
-      m.freeTable(pud / PTRS_PER_TABLE);
+      m.freeTable(pud / WORDS_PER_TABLE);
     }
-    m.freeTable(pgd / PTRS_PER_TABLE);
+    m.freeTable(pgd / WORDS_PER_TABLE);
     this.pgd = -1;
     this.vmas = [];
   }
