@@ -305,10 +305,30 @@ export class Machine {
     const n = this.core.deviceTakeFreed();
     if (n === 0) return;
     const ring = new Uint32Array(this.core.memory.buffer, this.layout.slots[L.FREED_RING]!, Math.min(n, this.layout.slots[L.FREED_RING_SIZE]!));
+    let thrown: unknown;
     for (const pfn of ring.slice()) {
       const pg = this.pagemapOf(pfn);
-      pg?.ops.pageFree?.(pg, pfn);
+      try {
+        pg?.ops.pageFree?.(pg, pfn);
+      } catch (e) {
+        thrown ??= e;
+      }
     }
+    // Every owner heard of its pages first; the page is free either way.
+    if (thrown !== undefined) {
+      const err = new MmError("EFAULT", "page_free", `a driver's page_free callback threw: ${String(thrown)}`);
+      (err as { cause?: unknown }).cause = thrown;
+      throw err;
+    }
+  }
+
+  /**
+   * A free page of a device range for its driver, initialised as zone_device_page_init
+   * does (one reference, locked); -1 when the range has none free.
+   */
+  allocDevicePage(pgmap: DevPagemap): number {
+    if (!(pgmap instanceof DevPagemap) || this.pgmaps.get(pgmap.zone) !== pgmap) fail("EINVAL", "zone_device_page_init", "not a registered dev_pagemap", pgmap);
+    return this.core.deviceAllocPage(pgmap.zone);
   }
 
   /** @internal */

@@ -16,12 +16,16 @@ export const PG_reserved = 13;
 export const PG_swapbacked = 17;
 export const PG_mlocked = 20;
 
+/** The shared zero page: reserved, readable, never written. */
+export const ZERO_PFN = 0;
+
 export class PageAccess {
   /** @internal */
   constructor(private readonly machine: Machine) {}
 
   /** Throws EINVAL unless `pfn` is a frame with a struct page that is in use (refcount > 0). */
-  private inUse(fn: string, pfn: number): number {
+  private inUse(fn: string, pfn: number, zeroPageOk = false): number {
+    if (zeroPageOk && pfn === ZERO_PFN) return pfn;
     const m = this.machine;
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= m.config.frames + m.config.deviceFrames)
       fail("EINVAL", fn, `pfn ${String(pfn)} is not a frame of this machine`, pfn);
@@ -67,7 +71,7 @@ export class PageAccess {
 
   /** copy_highpage. */
   copy(dst: number, src: number): void {
-    this.machine.core.pageCopy(this.inUse("copy_highpage", dst), this.inUse("copy_highpage", src));
+    this.machine.core.pageCopy(this.inUse("copy_highpage", dst), this.inUse("copy_highpage", src, true));
   }
 
   clear(pfn: number): void {
@@ -78,7 +82,7 @@ export class PageAccess {
   readBytes(pfn: number): Uint8Array {
     this.needBytes("page.readBytes");
     const m = this.machine;
-    m.core.pageReadData(this.inUse("page.readBytes", pfn), 0);
+    m.core.pageReadData(this.inUse("page.readBytes", pfn, true), 0);
     return new Uint8Array(m.core.memory.buffer, m.layout.slots[L.DATA]!, 4096).slice();
   }
 
@@ -94,7 +98,7 @@ export class PageAccess {
   /** The page's content tag (tags mode), or its first 8 bytes (bytes mode). */
   readTag(pfn: number): bigint {
     const m = this.machine;
-    m.core.pageReadTag(this.inUse("page.readTag", pfn));
+    m.core.pageReadTag(this.inUse("page.readTag", pfn, true));
     return (BigInt(m.result.getUint32(92, true)) << 32n) | BigInt(m.result.getUint32(88, true));
   }
 
