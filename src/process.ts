@@ -310,8 +310,9 @@ export class Process {
     this.live(fn);
     if (!Number.isInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0)
       fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~7)}`, flags);
-    if (flags & MREMAP_DONTUNMAP) fail("EINVAL", fn, `MREMAP_DONTUNMAP is not modelled`, flags);
-    if ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) fail("EINVAL", fn, `MREMAP_FIXED needs MREMAP_MAYMOVE`, flags);
+    if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && !(flags & MREMAP_MAYMOVE))
+      fail("EINVAL", fn, `MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE`, flags);
+    const keepOld = (flags & MREMAP_DONTUNMAP) !== 0;
     const old = this.alignedAddr(fn, oldAddr);
     const oldPages = this.lengthPages(fn, oldLength);
     const newPages = this.lengthPages(fn, newLength);
@@ -319,20 +320,21 @@ export class Process {
     const vma = findVma(this.vmas, old);
     if (!vma || vma.end < old + oldPages)
       fail("EFAULT", fn, `range ${hex(oldAddr)}+${hex(oldPages * PAGE_SIZE)} is not inside one mapping`, oldAddr);
+    if (keepOld && oldPages !== newPages) fail("EINVAL", fn, `MREMAP_DONTUNMAP needs equal old and new lengths`, newLength);
 
     if (flags & MREMAP_FIXED) {
       const dest = this.alignedAddr(fn, newAddr);
       this.inBounds(fn, dest, newPages);
       if (dest < old + oldPages && old < dest + newPages) fail("EINVAL", fn, `the new range overlaps the old one`, newAddr);
       if (newAddr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(newAddr)} is below mmap_min_addr`, newAddr);
-      return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
+      return this.moveVma(fn, vma, old, oldPages, newPages, dest, keepOld) * PAGE_SIZE;
     }
-    if (newPages <= oldPages) {
+    if (newPages <= oldPages && !keepOld) {
       if (newPages < oldPages) this.unmapRange(fn, old + newPages, oldPages - newPages);
       return oldAddr;
     }
     // Grow in place when the range ends at the VMA's end and the pages after it are free.
-    if (vma.end === old + oldPages && old + newPages <= TASK_PAGES && rangeFree(this.vmas, vma.end, old + newPages)) {
+    if (!keepOld && vma.end === old + oldPages && old + newPages <= TASK_PAGES && rangeFree(this.vmas, vma.end, old + newPages)) {
       const grown = { ...vma, end: old + newPages };
       const { list } = insertVmas(this.vmas.filter((v) => v !== vma), [grown]);
       this.commit(list);
@@ -342,17 +344,20 @@ export class Process {
     // The old range is still mapped while the new one is chosen, so the two never overlap.
     const dest = this.unmappedArea(newPages);
     if (dest < 0) fail("ENOMEM", fn, `no free range of ${newPages} pages to move to`, newLength);
-    return this.moveVma(fn, vma, old, oldPages, newPages, dest) * PAGE_SIZE;
+    return this.moveVma(fn, vma, old, oldPages, newPages, dest, keepOld) * PAGE_SIZE;
   }
 
-  /** move_vma: the pages of [old, old+oldPages) to dest, keeping pgoff; the rest of dest is new. */
-  private moveVma(fn: string, vma: Vma, old: number, oldPages: number, newPages: number, dest: number): number {
+  /**
+   * move_vma: the pages of [old, old+oldPages) to dest, keeping pgoff; the rest of dest is new.
+   * With MREMAP_DONTUNMAP (`keepOld`) the old range stays mapped, empty.
+   */
+  private moveVma(fn: string, vma: Vma, old: number, oldPages: number, newPages: number, dest: number, keepOld: boolean): number {
     const movePages = Math.min(oldPages, newPages);
     const need = 3 * (Math.ceil(movePages / 512) + 2);
     if (this.machine.core.freeTables() < need) fail("ENOMEM", fn, `the page-table pool cannot hold the moved range`, oldPages);
     const clobbered: Vma[] = [];
     let list = cutRange(this.vmas, dest, dest + newPages, clobbered);
-    list = cutRange(list, old, old + oldPages);
+    if (!keepOld) list = cutRange(list, old, old + oldPages);
     const moved: Vma = { ...vma, start: dest, end: dest + newPages, pgoff: vma.pgoff + (old - vma.start) };
     const merged = insertVmas(list, [moved]).list;
     this.fitsMapCount(fn, merged);
@@ -423,6 +428,7 @@ export class Process {
     const r = this.machine.result;
     let from = 0;
     let retries = 0;
+    let lastAddr = -1;
     for (;;) {
       const done = core.access(this.mm, from, n);
       if (done === n) {
@@ -432,12 +438,14 @@ export class Process {
       const code = r.getUint32(4, true);
       const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
       const write = r.getUint32(16, true) !== 0;
-      const err = retries < 16 ? this.resolveFault(code, addr, write, r.getUint32(20, true)) : faultError(code, addr, write ? "write" : "read");
+      const err = retries < 16 ? this.resolveFault(code, addr, write, r.getUint32(20, true)) : stuckFault(addr, write);
       if (err) {
         this.machine.settle();
         return { completed: done, fault: err };
       }
-      retries = done === from ? retries + 1 : 0;
+      // Progress is a new op or a new address: each page may need its own fault resolved.
+      retries = done === from && addr === lastAddr ? retries + 1 : 0;
+      lastAddr = addr;
       from = done;
     }
   }
@@ -472,7 +480,7 @@ export class Process {
       const err = this.resolveFault(code, addr, write, this.machine.result.getUint32(20, true));
       if (err) return err;
     }
-    return faultError(FAULT_MIGRATION, addr, write ? "write" : "read");
+    return stuckFault(addr, write);
   }
 
   private runOne(batch: AccessBatch): void {
@@ -572,6 +580,11 @@ function faultError(code: number, addr: number, access: "read" | "write"): MmErr
     default:
       return new MmError("SIGBUS", "access", `${access} at ${hex(addr)}: the page cannot be brought in (VM_FAULT_SIGBUS)`, addr, info("BUS_ADRERR"));
   }
+}
+
+/** A fault that came back after being resolved again and again (a driver that never moves the page). */
+function stuckFault(addr: number, write: boolean): MmError {
+  return new MmError("EBUSY", "access", `${write ? "write" : "read"} at ${hex(addr)}: the fault kept coming back after 16 attempts to resolve it`, addr);
 }
 
 /** @internal The error a migrate_to_ram result turns into. */

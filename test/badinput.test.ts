@@ -93,7 +93,8 @@ describe("bad input is refused with the kernel's errno and changes nothing", () 
     refused(m, [p], "EINVAL", () => p.madvise(s, PAGE_SIZE, MADV_FREE));
     refused(m, [p], "EINVAL", () => p.mremap(a, PAGE_SIZE, PAGE_SIZE, 0x80));
     refused(m, [p], "EINVAL", () => p.mremap(a, PAGE_SIZE, PAGE_SIZE, MREMAP_FIXED, 0x10000000));
-    refused(m, [p], "EINVAL", () => p.mremap(a, PAGE_SIZE, PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP));
+    refused(m, [p], "EINVAL", () => p.mremap(a, PAGE_SIZE, PAGE_SIZE, MREMAP_DONTUNMAP));
+    refused(m, [p], "EINVAL", () => p.mremap(a, PAGE_SIZE, 2 * PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP));
     refused(m, [p], "EINVAL", () => p.writeTag(a, -1n));
     refused(m, [p], "EOPNOTSUPP", () => p.writeU32(a, 1));
   });
