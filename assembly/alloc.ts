@@ -67,7 +67,6 @@ const Z_NR_FREE = 112;
   if (pfn == NONE) return NONE;
   store<u32>(zoneBase(z) + Z_PCP_HEAD, lruNext(pfn));
   store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - 1);
-  setLruNext(pfn, 0);
   return pfn;
 }
 

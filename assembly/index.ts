@@ -10,7 +10,7 @@ import { accessBatch } from "./access";
 import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
 import { putPage } from "./alloc";
 import { checkMachine } from "./check";
-import { statAdd, NR_SHMEM } from "./stat";
+import { statAdd, statFold, NR_SHMEM } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
@@ -165,6 +165,10 @@ export function shmemClose(id: u32): void {
 // drain_all_pages: the pcp caches of every zone back to the buddy lists.
 export function drainAllPages(): void {
   for (let z: u32 = 0; z < nzones; z++) drainZone(z);
+}
+
+export function foldStats(): void {
+  statFold();
 }
 
 export function check(): u32 {

@@ -21,11 +21,46 @@ export const PGMIGRATE_SUCCESS = 15;
 export const PGMIGRATE_FAIL = 16;
 export const NR_STATS = 24;
 
-@inline export function statAdd(i: i32, n: i64): void {
-  const p = statsBase + (<usize>i << 3);
-  store<i64>(p, load<i64>(p) + n);
+// The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,
+// and are folded into the STATS region before anyone reads it (statFold).
+let dNrFree: i64 = 0;
+let dNrAnon: i64 = 0;
+let dPgfault: i64 = 0;
+let dPgallocNormal: i64 = 0;
+let dPgallocMovable: i64 = 0;
+let dPgfree: i64 = 0;
+
+@inline function slot(i: i32): usize {
+  return statsBase + (<usize>i << 3);
 }
 
-@inline export function statGet(i: i32): i64 {
-  return load<i64>(statsBase + (<usize>i << 3));
+@inline export function statAdd(i: i32, n: i64): void {
+  if (i == NR_FREE_PAGES) dNrFree += n;
+  else if (i == NR_ANON_PAGES) dNrAnon += n;
+  else if (i == PGFAULT) dPgfault += n;
+  else if (i == PGALLOC_NORMAL) dPgallocNormal += n;
+  else if (i == PGALLOC_MOVABLE) dPgallocMovable += n;
+  else if (i == PGFREE) dPgfree += n;
+  else store<i64>(slot(i), load<i64>(slot(i)) + n);
+}
+
+export function statFold(): void {
+  store<i64>(slot(NR_FREE_PAGES), load<i64>(slot(NR_FREE_PAGES)) + dNrFree);
+  store<i64>(slot(NR_ANON_PAGES), load<i64>(slot(NR_ANON_PAGES)) + dNrAnon);
+  store<i64>(slot(PGFAULT), load<i64>(slot(PGFAULT)) + dPgfault);
+  store<i64>(slot(PGALLOC_NORMAL), load<i64>(slot(PGALLOC_NORMAL)) + dPgallocNormal);
+  store<i64>(slot(PGALLOC_MOVABLE), load<i64>(slot(PGALLOC_MOVABLE)) + dPgallocMovable);
+  store<i64>(slot(PGFREE), load<i64>(slot(PGFREE)) + dPgfree);
+  dNrFree = 0;
+  dNrAnon = 0;
+  dPgfault = 0;
+  dPgallocNormal = 0;
+  dPgallocMovable = 0;
+  dPgfree = 0;
+}
+
+// A counter's value; folds the pending diffs first.
+export function statGet(i: i32): i64 {
+  statFold();
+  return load<i64>(slot(i));
 }

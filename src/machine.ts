@@ -348,6 +348,7 @@ export class Machine {
 
   /** vmstat counters, by their kernel names. */
   counters(): Counters {
+    this.core.foldStats();
     return readCounters(this.stats);
   }
 

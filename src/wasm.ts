@@ -28,6 +28,7 @@ export interface CoreExports {
   shmemOpen(id: number, sizePages: number): void;
   shmemClose(id: number): void;
   check(): number;
+  foldStats(): void;
   drainAllPages(): void;
   deviceZoneInit(z: number): void;
   deviceZoneRelease(z: number): number;
