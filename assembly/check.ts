@@ -1,12 +1,13 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import {
   pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
+  SWP_HWPOISON,
 } from "./pte";
 import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE, VM_SHARED } from "./mm";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
@@ -112,6 +113,8 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
   const pfn = ptePfn(pte);
   if (isSwapPte(pte)) {
     const t = swpType(pte);
+    // A hwpoison entry maps nothing: its page is held by the poison reference alone.
+    if (t == SWP_HWPOISON) return pfn < nframes && testFlag(pfn, PG_hwpoison) ? CHECK_OK : fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
     const ok = (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) ? pfn < nframes && isDevicePrivatePage(pfn)
       : t == SWP_DEVICE_EXCLUSIVE ? pfn < nframes && !isZoneDevicePage(pfn) : false;
     if (!ok) return fail(t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE ? CHECK_DEVICE_ENTRY : CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
@@ -232,7 +235,7 @@ export function checkMachine(): u32 {
     if (maps != mapcountOf(pfn)) return fail(CHECK_MAPCOUNT, pfn, maps, mapcountOf(pfn));
     if (refOf(pfn) < maps + cached) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), maps + cached);
     if (f & (1 << PG_locked)) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
-    if (maps == 0 && cached == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
+    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
     if (maps > 0 && pageIsAnon(pfn)) anon++;
   }
   if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));

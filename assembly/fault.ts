@@ -7,7 +7,7 @@ import { walkPte } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, pfnPte, ptePfn, pteWrite, pteSpecial,
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
-  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
+  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
@@ -26,6 +26,7 @@ export const FAULT_DEVICE_PRIVATE: u32 = 5;
 export const FAULT_DEVICE_EXCLUSIVE: u32 = 6;
 export const FAULT_MIGRATION: u32 = 7;
 export const FAULT_NOTIFY: u32 = 8;
+export const FAULT_HWPOISON: u32 = 9;
 
 // The page behind the entry of the last FAULT_DEVICE_* / FAULT_MIGRATION.
 export let faultPfn: u32 = 0;
@@ -88,6 +89,7 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
     if (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) return FAULT_DEVICE_PRIVATE;
     if (t == SWP_DEVICE_EXCLUSIVE) return FAULT_DEVICE_EXCLUSIVE;
     if (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) return FAULT_MIGRATION;
+    if (t == SWP_HWPOISON) return FAULT_HWPOISON;
     return FAULT_SIGBUS;
   }
   if (pteProtnone(pte)) return FAULT_SIGSEGV_ACCERR;

@@ -14,12 +14,12 @@ import { statAdd, statFold, NR_SHMEM } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
-import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive } from "./memmap";
+import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison } from "./memmap";
 import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { migTouchedOthers, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
 import { dataBase, migrateSrc, migrateDst } from "./layout";
@@ -309,6 +309,17 @@ export function migrateVmaSetup(mm: u32, vpn: f64, npages: u32, flags: u32, owne
 
 export function migrateDeviceRangeSetup(startPfn: u32, npages: u32): u32 {
   return migrateDeviceRange(startPfn, npages);
+}
+
+// memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY
+// for a free page (taking one off the free lists is not modelled).
+export function memoryFailurePoison(pfn: u32): i32 {
+  if (refOf(pfn) <= 0) return -16;
+  return <i32>poisonPage(pfn);
+}
+
+export function pageSetHwpoison(pfn: u32): void {
+  setFlag(pfn, PG_hwpoison);
 }
 
 export function migrateTouchedOthers(): bool {

@@ -6,7 +6,7 @@ import { migrateSrc, migrateDst, maxMms, NONE } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
-  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset,
+  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
 } from "./memmap";
 import { putPage, zonePgmapOwner } from "./alloc";
 import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage } from "./device";
@@ -14,7 +14,7 @@ import { walkPte } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
   isSwapPte, swpType, swpOffset, swpEntry, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
-  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
+  SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import {
   mmAlive, mmPgd, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
@@ -97,6 +97,7 @@ function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): 
 
 const RMAP_TRY_TO_MIGRATE: u32 = 0;
 const RMAP_REMOVE_MIGRATION: u32 = 1;
+const RMAP_POISON: u32 = 2;
 
 // rmap_walk: every place `pfn` can be mapped, found from page->mapping and ->index:
 // private VMAs for anon pages, VMAs of the same shmem object otherwise. The PTE is
@@ -119,7 +120,15 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
       const ptep = walkPte(mmPgd(mm), vmaStart(v) + (index - pgoff), false);
       if (ptep == 0) continue;
       const pte = load<u64>(ptep);
-      if (op == RMAP_TRY_TO_MIGRATE) {
+      if (op == RMAP_POISON) {
+        if (pteMaps(pte, pfn)) {
+          // try_to_unmap with TTU_HWPOISON: the next access gets SIGBUS.
+          store<u64>(ptep, swpEntry(SWP_HWPOISON, pfn, 0));
+          pageRemoveRmap(pfn, mm);
+          putPage(pfn);
+          rmapHits++;
+        }
+      } else if (op == RMAP_TRY_TO_MIGRATE) {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
           unmapOne(mm, ptep, pte, pfn);
@@ -143,6 +152,19 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
   if (!isSwapPte(pte)) return false;
   const t = swpType(pte);
   return (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) && swpOffset(pte) == pfn;
+}
+
+let rmapHits: u32 = 0;
+
+// The generic memory_failure handling of a page in use: mark it poisoned, keep a
+// reference so it never returns to an allocator, and turn every mapping into a
+// hwpoison entry. Returns how many mappings were replaced.
+export function poisonPage(pfn: u32): u32 {
+  setFlag(pfn, PG_hwpoison);
+  getPage(pfn);
+  rmapHits = 0;
+  rmapWalk(pfn, RMAP_POISON, NONE);
+  return rmapHits;
 }
 
 // remove_migration_ptes(src, dst) for entry i.

@@ -3,7 +3,7 @@
 
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14,
-  EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, EOPNOTSUPP: 95,
+  EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, EOPNOTSUPP: 95, EHWPOISON: 133,
 } as const;
 export type ErrnoName = keyof typeof ERRNO;
 export type SignalName = "SIGSEGV" | "SIGBUS";
@@ -12,7 +12,7 @@ export interface FaultInfo {
   /** Faulting virtual address. */
   addr: number;
   access: "read" | "write";
-  si_code: "SEGV_MAPERR" | "SEGV_ACCERR" | "BUS_ADRERR";
+  si_code: "SEGV_MAPERR" | "SEGV_ACCERR" | "BUS_ADRERR" | "BUS_MCEERR_AR";
 }
 
 export class MmError extends Error {

@@ -8,3 +8,4 @@ export const FAULT_DEVICE_PRIVATE = 5;
 export const FAULT_DEVICE_EXCLUSIVE = 6;
 export const FAULT_MIGRATION = 7;
 export const FAULT_NOTIFY = 8;
+export const FAULT_HWPOISON = 9;

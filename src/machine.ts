@@ -18,7 +18,7 @@ import { MmuIntervalNotifier, MmuSubscriptions, MMU_NOTIFY_EXCLUSIVE, MMU_NOTIFY
 import { VM_FAULT_SIGBUS } from "./device/pagemap.js";
 import { vmFaultError } from "./process.js";
 import { TASK_SIZE } from "./constants.js";
-import { PageAccess } from "./page.js";
+import { PageAccess, PG_reserved, PG_hwpoison } from "./page.js";
 
 export interface ZoneInfo {
   node: number;
@@ -254,6 +254,32 @@ export class Machine {
     const r = this.core.makeExclusive(proc.mm, addr / 4096);
     if (r < 0) fail(r === -16 ? "EBUSY" : r === -95 ? "EOPNOTSUPP" : "EFAULT", fn, r === -95 ? "only anonymous pages can be made exclusive" : `no page to make exclusive at ${addr}`, addr);
     return r;
+  }
+
+  /**
+   * memory_failure: hardware reports `pfn` corrupt. A device page's owner hears first
+   * (ops.memoryFailure); absent, or if it answers -EOPNOTSUPP, the generic path poisons
+   * the page and replaces every mapping with a hwpoison entry, so the next access gets
+   * SIGBUS (BUS_MCEERR_AR), as with vm.memory_failure_early_kill=0. Returns 0 or -errno.
+   */
+  memoryFailure(pfn: number, flags = 0): number {
+    const fn = "memory_failure";
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.config.frames + this.config.deviceFrames)
+      fail("EINVAL", fn, `pfn ${String(pfn)} is not a frame of this machine`, pfn);
+    const pageFlags = this.core.pageFlags(pfn);
+    if (pageFlags & (1 << PG_reserved)) return -6; // -ENXIO: memory outside our control
+    if (pageFlags & (1 << PG_hwpoison)) return -133; // -EHWPOISON: already poisoned
+    if (this.core.pageRefcount(pfn) <= 0) return -16; // a free page: taking it off its free list is not modelled
+    const pg = this.pagemapOf(pfn);
+    if (pg?.ops.memoryFailure) {
+      this.core.pageSetHwpoison(pfn);
+      const rc = pg.ops.memoryFailure(pg, pfn, 1, flags);
+      if (rc !== -95) return rc;
+    }
+    for (const p of this.processes) if (p.subscriptions) p.notify(0, TASK_SIZE, MMU_NOTIFY_CLEAR);
+    const r = this.core.memoryFailurePoison(pfn);
+    this.settle();
+    return r < 0 ? r : 0;
   }
 
   /** @internal do_swap_page on a device-private entry: the owner's migrate_to_ram. */

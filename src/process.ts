@@ -20,7 +20,7 @@ import {
 } from "./hmm/notifier.js";
 import { VM_FAULT_OOM } from "./device/pagemap.js";
 import {
-  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY,
+  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON,
 } from "./fault.js";
 
 export interface SpawnOptions {
@@ -575,6 +575,8 @@ function faultError(code: number, addr: number, access: "read" | "write"): MmErr
       return new MmError("SIGSEGV", "access", `${access} at ${hex(addr)}: the mapping does not allow it (SEGV_ACCERR)`, addr, info("SEGV_ACCERR"));
     case FAULT_OOM:
       return new MmError("ENOMEM", "access", `${access} at ${hex(addr)}: out of memory (VM_FAULT_OOM)`, addr);
+    case FAULT_HWPOISON:
+      return new MmError("SIGBUS", "access", `${access} at ${hex(addr)}: the page is poisoned (memory failure)`, addr, info("BUS_MCEERR_AR"));
     case FAULT_MIGRATION:
       return new MmError("EBUSY", "access", `${access} at ${hex(addr)}: the page is under migration (migration_entry_wait would sleep)`, addr);
     default:

@@ -57,6 +57,8 @@ export interface CoreExports {
   migrateVmaSetup(mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number): number;
   migrateDeviceRangeSetup(startPfn: number, npages: number): number;
   migrateTouchedOthers(): number;
+  memoryFailurePoison(pfn: number): number;
+  pageSetHwpoison(pfn: number): void;
   migrateRunPages(npages: number): void;
   migrateRunFinalize(npages: number): void;
   migrateAllocCopy(npages: number, z: number, node: number, failFirst: number): number;

@@ -82,3 +82,55 @@ describe("device-private memory", () => {
     expect(freed()).toBe(8);
   });
 });
+
+describe("memory_failure", () => {
+  it("poisons a mapped page: every mapping faults SIGBUS (BUS_MCEERR_AR), the page never returns", () => {
+    const m = Machine.create({ nodes: [{ normal: 4096 }], content: "tags" });
+    const p = m.spawn();
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+    p.touch(a, 4, true, 10n);
+    const c = p.fork();
+    const pfn = Number((p.pte(a + PAGE_SIZE) >> 12n) & 0xffffffffn);
+    const free = m.counters().nr_free_pages;
+    expect(m.memoryFailure(pfn)).toBe(0);
+    m.check();
+    for (const q of [p, c]) {
+      const r = q.run((() => { const b = q.batch(); b.readTag(a + PAGE_SIZE); return b; })());
+      expect(r.fault?.code).toBe("SIGBUS");
+      expect(r.fault?.fault?.si_code).toBe("BUS_MCEERR_AR");
+      expect(q.readTag(a)).toBe(10n);
+    }
+    expect(m.memoryFailure(pfn)).toBe(-133); // already poisoned
+    p.exit();
+    c.exit();
+    m.check();
+    // Three pages come back, the poisoned one stays out of circulation.
+    expect(m.counters().nr_free_pages).toBe(free + 3);
+  });
+
+  it("asks the device owner first and falls back to the generic path on -EOPNOTSUPP", () => {
+    const m = Machine.create({ nodes: [{ normal: 4096 }], deviceMemory: 512, content: "tags" });
+    const seen: number[] = [];
+    let answer = 0;
+    const owner = {};
+    const pg = m.memremapPages({
+      type: MEMORY_DEVICE_PRIVATE, nrPages: 64, owner,
+      ops: { migrateToRam: () => 0, memoryFailure: (_pg, pfn) => { seen.push(pfn); return answer; } },
+    });
+    const p = m.spawn();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    p.touch(a, 2, true, 5n);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
+    mig.allocAndCopy(pg);
+    mig.finalize();
+    expect(m.memoryFailure(pg.start)).toBe(0);
+    expect(seen).toEqual([pg.start]);
+    answer = -95;
+    expect(m.memoryFailure(pg.start + 1)).toBe(0);
+    m.check();
+    const r = p.run((() => { const b = p.batch(); b.readTag(a + PAGE_SIZE); return b; })());
+    expect(r.fault?.fault?.si_code).toBe("BUS_MCEERR_AR");
+    expect(m.memoryFailure(pg.start + 10)).toBe(-16); // a free device page
+    m.check();
+  });
+});
