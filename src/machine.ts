@@ -283,11 +283,11 @@ export class Machine {
   }
 
   /** @internal do_swap_page on a device-private entry: the owner's migrate_to_ram. */
-  deviceFault(proc: Process, addr: number, write: boolean, pfn: number): MmError | null {
+  deviceFault(proc: Process, addr: number, write: boolean, pfn: number, faultAddr = addr): MmError | null {
     const pg = this.pagemapOf(pfn);
-    if (!pg?.ops.migrateToRam) return vmFaultError(VM_FAULT_SIGBUS, addr, write);
+    if (!pg?.ops.migrateToRam) return vmFaultError(VM_FAULT_SIGBUS, faultAddr, write);
     if (!this.core.pageTrylock(pfn)) {
-      return new MmError("EBUSY", "access", `the device page behind ${addr} is locked (a migration of it is in flight)`, addr);
+      return new MmError("EBUSY", "access", `the device page behind ${faultAddr} is locked (a migration of it is in flight)`, faultAddr);
     }
     this.core.pageGet(pfn);
     let ret: number;
@@ -305,7 +305,7 @@ export class Machine {
       this.core.pagePut(pfn);
       this.settle();
     }
-    const err = vmFaultError(ret, addr, write);
+    const err = vmFaultError(ret, faultAddr, write);
     if (err && cause !== undefined) (err as { cause?: unknown }).cause = cause;
     return err;
   }

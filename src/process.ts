@@ -458,7 +458,7 @@ export class Process {
     const page = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
     switch (code) {
       case FAULT_DEVICE_PRIVATE:
-        return this.machine.deviceFault(this, page, write, pfn);
+        return this.machine.deviceFault(this, page, write, pfn, addr);
       case FAULT_DEVICE_EXCLUSIVE:
         this.notify(page, page + PAGE_SIZE, MMU_NOTIFY_EXCLUSIVE);
         this.machine.core.restoreExclusive(this.mm, page / PAGE_SIZE);
