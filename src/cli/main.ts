@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-wasm-dynamic-tiering
 // mmemu: runs the default demo and prints its report.
 import { runDemo } from "../demo.js";
 import { MmError } from "../errors.js";
