@@ -337,13 +337,15 @@ export function migrateRunFinalize(npages: u32): void {
 // A driver's alloc-and-copy in one call: for every src entry marked MIGRATE, a page
 // from device zone `z` (or, with z = -1, a locked system page from `node`), filled
 // from the source (or zeroed), with dst = migrate_pfn | the source's WRITE bit.
-// `failFirst` makes the first allocation fail (FAIL_ALLOC). Returns pages allocated.
-export function migrateAllocCopy(npages: u32, z: i32, node: u32, failFirst: bool): u32 {
+// `failFirst` makes the first allocation fail (FAIL_ALLOC); without `fillHoles`, entries
+// with no source page (holes, the zero page) are left alone. Returns pages allocated.
+export function migrateAllocCopy(npages: u32, z: i32, node: u32, failFirst: bool, fillHoles: bool): u32 {
   let n: u32 = 0;
   let fail = failFirst;
   for (let i: u32 = 0; i < npages; i++) {
     const e = load<u64>(migrateSrc + (<usize>i << 3));
     if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
+    if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
     let d: u32 = NONE;
     if (fail) fail = false;
     else if (z >= 0) d = allocDevicePage(<u32>z);

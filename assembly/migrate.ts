@@ -12,13 +12,13 @@ import { putPage, zonePgmapOwner } from "./alloc";
 import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage } from "./device";
 import { walkPte } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
   isSwapPte, swpType, swpOffset, swpEntry, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import {
   mmAlive, mmPgd, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
-  VM_SHARED, VM_WRITE,
+  VM_SHARED, VM_WRITE, VM_ACCESS_FLAGS,
 } from "./mm";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
@@ -87,12 +87,18 @@ function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): 
   if (isDevicePrivatePage(newPfn)) {
     pte = swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, newPfn, 0);
   } else {
-    pte = pfnPte(newPfn, _PAGE_PRESENT | _PAGE_USER | (entry & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0));
+    pte = mkPte(newPfn, (entry & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags);
   }
   if (t != SWP_MIGRATION_READ && pageIsAnon(newPfn)) setFlag(newPfn, PG_anon_exclusive);
   store<u64>(ptep, pte);
   getPage(newPfn);
   pageDupRmap(newPfn, mm);
+}
+
+// mk_pte with the VMA's protection: a PROT_NONE VMA gets a PROT_NONE entry.
+@inline function mkPte(pfn: u32, bits: u64, vmFlags: u32): u64 {
+  if ((vmFlags & VM_ACCESS_FLAGS) == 0) return pfnPte(pfn, _PAGE_PROTNONE | _PAGE_USER | (bits & ~_PAGE_RW));
+  return pfnPte(pfn, _PAGE_PRESENT | _PAGE_USER | bits);
 }
 
 const RMAP_TRY_TO_MIGRATE: u32 = 0;
@@ -313,7 +319,7 @@ function insertPage(i: u32, d: u32): bool {
   getPage(d);
   pageDupRmap(d, migMm);
   if (isDevicePrivatePage(d)) store<u64>(ptep, swpEntry(write ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
-  else store<u64>(ptep, pfnPte(d, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0)));
+  else store<u64>(ptep, mkPte(d, _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0), vmaFlags(v)));
   return true;
 }
 

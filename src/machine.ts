@@ -290,6 +290,7 @@ export class Machine {
       return new MmError("EBUSY", "access", `the device page behind ${faultAddr} is locked (a migration of it is in flight)`, faultAddr);
     }
     this.core.pageGet(pfn);
+    const outer = this.migration;
     let ret: number;
     let cause: unknown;
     try {
@@ -299,8 +300,8 @@ export class Machine {
       ret = VM_FAULT_SIGBUS;
       cause = e;
     } finally {
-      // A driver that left its migration open gets the restore path.
-      this.migration?.abort();
+      // A driver that left its own migration open gets the restore path.
+      if (this.migration && this.migration !== outer) this.migration.abort();
       this.core.pageUnlock(pfn);
       this.core.pagePut(pfn);
       this.settle();

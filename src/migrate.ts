@@ -72,8 +72,9 @@ export class MigrateVma {
    * The usual driver step in one Wasm call: for every src entry marked MIGRATE, a page
    * from `target` (device memory, or system memory of a node) filled from the source
    * (zeroed for holes), dst = migrate_pfn | the source's WRITE bit. Returns pages allocated.
+   * `holes: false` leaves entries without a source page (holes, the zero page) unfilled.
    */
-  allocAndCopy(target: DevPagemap | { node: number }, opts: { failFirst?: boolean } = {}): number {
+  allocAndCopy(target: DevPagemap | { node: number }, opts: { failFirst?: boolean; holes?: boolean } = {}): number {
     this.expect("collected", "allocAndCopy");
     const m = this.machine;
     let z = -1;
@@ -85,7 +86,7 @@ export class MigrateVma {
       node = target?.node;
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
     }
-    return m.core.migrateAllocCopy(this.npages, z, node, opts.failFirst ? 1 : 0);
+    return m.core.migrateAllocCopy(this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
   }
 
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */

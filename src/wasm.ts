@@ -61,7 +61,7 @@ export interface CoreExports {
   pageSetHwpoison(pfn: number): void;
   migrateRunPages(npages: number): void;
   migrateRunFinalize(npages: number): void;
-  migrateAllocCopy(npages: number, z: number, node: number, failFirst: number): number;
+  migrateAllocCopy(npages: number, z: number, node: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
   hmmLastFaultWrite(): number;
   reclaim(n: number): number;

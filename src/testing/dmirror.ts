@@ -504,7 +504,9 @@ export class HmmDmirror {
         if (!(s & MIGRATE_PFN_MIGRATE) || sp < 0) continue;
         this.pt.delete(from + i);
       }
-      if (mig.cpages > 0 && mig.allocAndCopy({ node: 0 }) < mig.cpages) oom = true;
+      // Holes stay holes: only pages the device holds come back.
+      const held = [...mig.src].filter((e) => e & MIGRATE_PFN_MIGRATE && e & MIGRATE_PFN_VALID).length;
+      if (held > 0 && mig.allocAndCopy({ node: 0 }, { holes: false }) < held) oom = true;
       mig.pages();
       for (let i = 0; i < mig.npages; i++) {
         const s = mig.src[i]!;
