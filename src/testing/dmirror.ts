@@ -94,6 +94,8 @@ export class HmmDmirrorDevice {
   calloc = 0;
   cfree = 0;
   readonly chunks: DevPagemap[] = [];
+  /** @internal Open mirrors of this device. */
+  readonly mirrors = new Set<HmmDmirror>();
   /** Which mirror migrated each device page in (page->zone_device_data). */
   /** @internal */ readonly pageMirror = new Map<number, HmmDmirror>();
 
@@ -143,6 +145,9 @@ export class HmmDmirrorDevice {
         pageFree: (_pg, pfn) => {
           this.cfree++;
           this.pageMirror.delete(pfn);
+          // Our own migrations skip the notifier, so a mirror may still map a page that
+          // came home through another mirror: no device table may keep a freed page.
+          for (const mirror of this.mirrors) mirror.forgetPage(pfn);
         },
         migrateToRam: type === MEMORY_DEVICE_PRIVATE ? (vmf) => this.devmemFault(vmf) : undefined,
       },
@@ -224,6 +229,7 @@ export class HmmDmirror {
     this.notifier = device.machine.mmuIntervalNotifierInsert(proc, 0, TASK_SIZE, {
       invalidate: (sub, range, cur) => this.invalidate(sub, range, cur),
     });
+    device.mirrors.add(this);
   }
 
   private get machine(): Machine {
@@ -249,6 +255,11 @@ export class HmmDmirror {
   /** @internal */
   erase(vpn: number): void {
     this.pt.delete(vpn);
+  }
+
+  /** @internal Drops every entry that maps `pfn`. */
+  forgetPage(pfn: number): void {
+    for (const [v, e] of this.pt) if (e.pfn === pfn) this.pt.delete(v);
   }
 
   /** Entries in the device page table (for tests). */
@@ -302,6 +313,7 @@ export class HmmDmirror {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.device.mirrors.delete(this);
     this.machine.mmuIntervalNotifierRemove(this.notifier);
     this.device.evictAll();
     this.pt.clear();
