@@ -19,10 +19,10 @@ import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
-import { dataBase, migrateSrc, migrateDst } from "./layout";
+import { dataBase } from "./layout";
 
 
 export function layoutPtr(): usize {
@@ -303,35 +303,36 @@ export function restoreExclusive(mm: u32, vpn: f64): bool {
 
 // ---- migrate_vma -----------------------------------------------------------------
 
-export function migrateVmaSetup(mm: u32, vpn: f64, npages: u32, flags: u32, owner: u32, faultPage: i32): u32 {
-  return migrateVmaCollect(mm, <u64>vpn, npages, flags, owner, faultPage < 0 ? NONE : <u32>faultPage);
+// Every migration call names its slot (see assembly/migrate.ts).
+export function migrateVmaSetup(slot: u32, mm: u32, vpn: f64, npages: u32, flags: u32, owner: u32, faultPage: i32): u32 {
+  selectSlot(slot);
+  const r = migrateVmaCollect(mm, <u64>vpn, npages, flags, owner, faultPage < 0 ? NONE : <u32>faultPage);
+  saveSlot();
+  return r;
 }
 
-export function migrateDeviceRangeSetup(startPfn: u32, npages: u32): u32 {
-  return migrateDeviceRange(startPfn, npages);
+export function migrateDeviceRangeSetup(slot: u32, startPfn: u32, npages: u32): u32 {
+  selectSlot(slot);
+  const r = migrateDeviceRange(startPfn, npages);
+  saveSlot();
+  return r;
 }
 
-// memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY
-// for a free page (taking one off the free lists is not modelled).
-export function memoryFailurePoison(pfn: u32): i32 {
-  if (refOf(pfn) <= 0) return -16;
-  return <i32>poisonPage(pfn);
-}
-
-export function pageSetHwpoison(pfn: u32): void {
-  setFlag(pfn, PG_hwpoison);
-}
-
-export function migrateTouchedOthers(): bool {
+export function migrateTouchedOthers(slot: u32): bool {
+  selectSlot(slot);
   return migTouchedOthers;
 }
 
-export function migrateRunPages(npages: u32): void {
+export function migrateRunPages(slot: u32, npages: u32): void {
+  selectSlot(slot);
   migratePages(npages);
+  saveSlot();
 }
 
-export function migrateRunFinalize(npages: u32): void {
+export function migrateRunFinalize(slot: u32, npages: u32): void {
+  selectSlot(slot);
   migrateFinalize(npages);
+  saveSlot();
 }
 
 // A driver's alloc-and-copy in one call: for every src entry marked MIGRATE, a page
@@ -339,11 +340,14 @@ export function migrateRunFinalize(npages: u32): void {
 // from the source (or zeroed), with dst = migrate_pfn | the source's WRITE bit.
 // `failFirst` makes the first allocation fail (FAIL_ALLOC); without `fillHoles`, entries
 // with no source page (holes, the zero page) are left alone. Returns pages allocated.
-export function migrateAllocCopy(npages: u32, z: i32, node: u32, failFirst: bool, fillHoles: bool): u32 {
+export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, failFirst: bool, fillHoles: bool): u32 {
+  selectSlot(slot);
+  const src = srcAddr();
+  const dst = dstAddr();
   let n: u32 = 0;
   let fail = failFirst;
   for (let i: u32 = 0; i < npages; i++) {
-    const e = load<u64>(migrateSrc + (<usize>i << 3));
+    const e = load<u64>(src + (<usize>i << 3));
     if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
     if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
     let d: u32 = NONE;
@@ -356,10 +360,21 @@ export function migrateAllocCopy(npages: u32, z: i32, node: u32, failFirst: bool
     if (d == NONE) continue;
     if ((e & MIGRATE_PFN_VALID) != 0) copyFrame(d, <u32>(e >> MIGRATE_PFN_SHIFT));
     else clearFrame(d);
-    store<u64>(migrateDst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
+    store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
     n++;
   }
   return n;
+}
+
+// memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY
+// for a free page (taking one off the free lists is not modelled).
+export function memoryFailurePoison(pfn: u32): i32 {
+  if (refOf(pfn) <= 0) return -16;
+  return <i32>poisonPage(pfn);
+}
+
+export function pageSetHwpoison(pfn: u32): void {
+  setFlag(pfn, PG_hwpoison);
 }
 
 // ---- hmm_range_fault -------------------------------------------------------------

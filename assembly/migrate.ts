@@ -2,7 +2,7 @@
 // unmap into migration entries, let the driver allocate and copy, migrate the
 // struct page state, then remap the new pages or restore the old ones.
 // src/dst are arrays of MIGRATE_PFN entries (u64) in the MIGRATE region.
-import { migrateSrc, migrateDst, maxMms, NONE } from "./layout";
+import { migrateSrc, migrateDst, maxMigrate, maxMms, NONE } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
@@ -36,19 +36,52 @@ export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE: u32 = 1 << 1;
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT: u32 = 1 << 2;
 export const MIGRATE_VMA_SELECT_COMPOUND: u32 = 1 << 3;
 
-// The migration in flight: where its pages were mapped (vma-based) or NONE (pfn-based).
+// Migrations in flight, one per slot (a driver's migrate_to_ram may run while another
+// migration waits for its driver): each slot has its own src/dst arrays and state.
+export const MIGRATE_SLOTS: u32 = 4;
+const SLOT_STATE: usize = 32;
+const slotState: usize = memory.data(<i32>(MIGRATE_SLOTS * <u32>SLOT_STATE), 16);
+const sharedFlags: usize = memory.data(<i32>(MIGRATE_SLOTS * 65536));
+
+// The selected slot's state.
+let curSlot: u32 = 0;
+let curSrc: usize = 0;
+let curDst: usize = 0;
+let migShared: usize = 0;
 let migMm: u32 = NONE;
 let migStart: u64 = 0;
-let migNpages: u32 = 0;
 let migFaultPage: u32 = NONE;
 // Set when an rmap walk unmapped a page in an mm other than the collecting one.
 export let migTouchedOthers: bool = false;
-// Per entry: 1 when the page had mappings beyond the collected one (rmap walk needed).
-const migShared: usize = memory.data(65536);
 
-@inline function srcAt(i: u32): u64 { return load<u64>(migrateSrc + (<usize>i << 3)); }
-@inline function setSrc(i: u32, v: u64): void { store<u64>(migrateSrc + (<usize>i << 3), v); }
-@inline function dstAt(i: u32): u64 { return load<u64>(migrateDst + (<usize>i << 3)); }
+// Makes `slot` the current migration; saveSlot() writes its state back.
+export function selectSlot(slot: u32): void {
+  assert(slot < MIGRATE_SLOTS, "migration slot out of range");
+  curSlot = slot;
+  curSrc = migrateSrc + <usize>slot * <usize>maxMigrate * 8;
+  curDst = migrateDst + <usize>slot * <usize>maxMigrate * 8;
+  migShared = sharedFlags + <usize>slot * 65536;
+  const st = slotState + <usize>slot * SLOT_STATE;
+  migMm = load<u32>(st);
+  migStart = load<u64>(st + 8);
+  migFaultPage = load<u32>(st + 16);
+  migTouchedOthers = load<u32>(st + 20) != 0;
+}
+
+export function saveSlot(): void {
+  const st = slotState + <usize>curSlot * SLOT_STATE;
+  store<u32>(st, migMm);
+  store<u64>(st + 8, migStart);
+  store<u32>(st + 16, migFaultPage);
+  store<u32>(st + 20, migTouchedOthers ? 1 : 0);
+}
+
+@inline export function srcAddr(): usize { return curSrc; }
+@inline export function dstAddr(): usize { return curDst; }
+
+@inline function srcAt(i: u32): u64 { return load<u64>(curSrc + (<usize>i << 3)); }
+@inline function setSrc(i: u32, v: u64): void { store<u64>(curSrc + (<usize>i << 3), v); }
+@inline function dstAt(i: u32): u64 { return load<u64>(curDst + (<usize>i << 3)); }
 @inline export function migratePfn(pfn: u32): u64 { return (<u64>pfn << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID; }
 @inline function entryPfn(e: u64): u32 { return (e & MIGRATE_PFN_VALID) != 0 ? <u32>(e >> MIGRATE_PFN_SHIFT) : NONE; }
 
@@ -200,11 +233,10 @@ function checkPage(pfn: u32): bool {
 export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
   migMm = mm;
   migStart = start;
-  migNpages = npages;
   migFaultPage = faultPage;
   migTouchedOthers = false;
-  memory.fill(migrateSrc, 0, <usize>npages << 3);
-  memory.fill(migrateDst, 0, <usize>npages << 3);
+  memory.fill(curSrc, 0, <usize>npages << 3);
+  memory.fill(curDst, 0, <usize>npages << 3);
   memory.fill(migShared, 0, npages);
   const pgd = mmPgd(mm);
   const v = findVma(mm, start);
@@ -283,11 +315,10 @@ function migrateUnmap(npages: u32): u32 {
 // migrate_device_range: pfn-based collection for eviction, no VMA.
 export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
   migMm = NONE;
-  migNpages = npages;
   migFaultPage = NONE;
   migTouchedOthers = false;
-  memory.fill(migrateSrc, 0, <usize>npages << 3);
-  memory.fill(migrateDst, 0, <usize>npages << 3);
+  memory.fill(curSrc, 0, <usize>npages << 3);
+  memory.fill(curDst, 0, <usize>npages << 3);
   memory.fill(migShared, 0, npages);
   for (let i: u32 = 0; i < npages; i++) {
     const pfn = startPfn + i;

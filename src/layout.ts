@@ -37,6 +37,8 @@ export const L = {
 
 /** Entries of the migrate_vma src/dst arrays and of the hmm_range_fault pfn array. */
 export const MAX_MIGRATE = 65536;
+/** Migrations that may be in flight at once (assembly/migrate.ts MIGRATE_SLOTS). */
+export const MIGRATE_SLOTS = 4;
 
 export interface ZoneLayout {
   id: number;
@@ -101,8 +103,8 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   slots[L.DATA_SIZE] = DATA_SIZE;
   region(L.STATS, 8 * NR_STAT_SLOTS);
   region(L.RESULT, RESULT_SIZE);
-  region(L.MIGRATE_SRC, 8 * MAX_MIGRATE, 8);
-  region(L.MIGRATE_DST, 8 * MAX_MIGRATE, 8);
+  region(L.MIGRATE_SRC, 8 * MAX_MIGRATE * MIGRATE_SLOTS, 8);
+  region(L.MIGRATE_DST, 8 * MAX_MIGRATE * MIGRATE_SLOTS, 8);
   slots[L.MAX_MIGRATE] = MAX_MIGRATE;
   region(L.HMM_PFNS, 8 * MAX_MIGRATE, 8);
   region(L.FREED_RING, 4 * Math.max(1, cfg.deviceFrames));

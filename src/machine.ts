@@ -1,7 +1,7 @@
 // One emulated machine: a Wasm instance laid out from a configuration, its processes,
 // counters and invariant checks.
 import { resolveConfig, type MachineConfig, type ResolvedConfig } from "./config.js";
-import { computeLayout, L, ZONE_RECORD, type Layout, type ZoneLayout } from "./layout.js";
+import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, type Layout, type ZoneLayout } from "./layout.js";
 import { instantiateCore, type CoreExports } from "./wasm.js";
 import { readCounters, type Counters } from "./stats.js";
 import { MmError, fail } from "./errors.js";
@@ -55,10 +55,8 @@ export class Machine {
   /** @internal ZONE_DEVICE ranges by zone id. */
   readonly pgmaps = new Map<number, DevPagemap>();
   private readonly ownerIds = new Map<unknown, number>();
-  /** @internal The migration in flight (one at a time: src/dst live in the core). */
-  migration: MigrateVma | null = null;
-  /** @internal Its pgmap owner, passed on to MIGRATE invalidations. */
-  migrationOwner: unknown = null;
+  /** @internal Migrations in flight, by slot of the core's src/dst arrays. */
+  readonly migrations: (MigrateVma | null)[] = new Array(MIGRATE_SLOTS).fill(null);
   /** struct page access for drivers: references, locks, contents. */
   readonly page: PageAccess;
 
@@ -290,7 +288,7 @@ export class Machine {
       return new MmError("EBUSY", "access", `the device page behind ${faultAddr} is locked (a migration of it is in flight)`, faultAddr);
     }
     this.core.pageGet(pfn);
-    const outer = this.migration;
+    const before = new Set(this.migrations);
     let ret: number;
     let cause: unknown;
     try {
@@ -301,7 +299,7 @@ export class Machine {
       cause = e;
     } finally {
       // A driver that left its own migration open gets the restore path.
-      if (this.migration && this.migration !== outer) this.migration.abort();
+      for (const mig of this.migrations) if (mig && !before.has(mig)) mig.abort();
       this.core.pageUnlock(pfn);
       this.core.pagePut(pfn);
       this.settle();
@@ -312,8 +310,8 @@ export class Machine {
   }
 
   /** @internal After an rmap-driven unmap reached other processes, their notifiers hear of it. */
-  notifyOtherMappings(collector: Process | null): void {
-    if (!this.core.migrateTouchedOthers()) return;
+  notifyOtherMappings(slot: number, collector: Process | null): void {
+    if (!this.core.migrateTouchedOthers(slot)) return;
     for (const p of this.processes) if (p !== collector && p.subscriptions) p.notify(0, TASK_SIZE, MMU_NOTIFY_CLEAR);
   }
 
@@ -359,13 +357,13 @@ export class Machine {
   }
 
   /** @internal */
-  migrateSrcView(n: number): BigUint64Array {
-    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_SRC]!, n);
+  migrateSrcView(slot: number, n: number): BigUint64Array {
+    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_SRC]! + slot * MAX_MIGRATE * 8, n);
   }
 
   /** @internal */
-  migrateDstView(n: number): BigUint64Array {
-    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_DST]!, n);
+  migrateDstView(slot: number, n: number): BigUint64Array {
+    return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_DST]! + slot * MAX_MIGRATE * 8, n);
   }
 
   /** @internal */

@@ -57,11 +57,18 @@ export class MigrateVma {
   private stage: Stage = "collected";
 
   /** @internal */
-  constructor(private readonly machine: Machine, npages: number, cpages: number, private readonly where: { proc: Process; start: number } | null) {
+  constructor(
+    private readonly machine: Machine,
+    /** @internal The core's src/dst arrays this migration uses. */ readonly slot: number,
+    npages: number,
+    cpages: number,
+    private readonly where: { proc: Process; start: number } | null,
+    private readonly owner: unknown,
+  ) {
     this.npages = npages;
     this.cpages = cpages;
-    this.src = machine.migrateSrcView(npages);
-    this.dst = machine.migrateDstView(npages);
+    this.src = machine.migrateSrcView(slot, npages);
+    this.dst = machine.migrateDstView(slot, npages);
   }
 
   get finished(): boolean {
@@ -86,7 +93,7 @@ export class MigrateVma {
       node = target?.node;
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
     }
-    return m.core.migrateAllocCopy(this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
+    return m.core.migrateAllocCopy(this.slot, this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
   }
 
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */
@@ -95,9 +102,9 @@ export class MigrateVma {
     this.checkDst();
     if (this.where && this.hasHoleToFill()) {
       const { proc, start } = this.where;
-      proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.machine.migrationOwner);
+      proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.owner);
     }
-    this.machine.core.migrateRunPages(this.npages);
+    this.machine.core.migrateRunPages(this.slot, this.npages);
     this.stage = "pages";
   }
 
@@ -105,7 +112,7 @@ export class MigrateVma {
   finalize(): void {
     if (this.stage === "collected") this.pages();
     this.expect("pages", "migrate_vma_finalize");
-    this.machine.core.migrateRunFinalize(this.npages);
+    this.machine.core.migrateRunFinalize(this.slot, this.npages);
     this.end();
   }
 
@@ -116,14 +123,14 @@ export class MigrateVma {
       this.src[i] = this.src[i]! & ~MIGRATE_PFN_MIGRATE;
       if (this.dst[i] && this.dstProblem(i)) this.dst[i] = 0n;
     }
-    if (this.stage === "collected") this.machine.core.migrateRunPages(this.npages);
-    this.machine.core.migrateRunFinalize(this.npages);
+    if (this.stage === "collected") this.machine.core.migrateRunPages(this.slot, this.npages);
+    this.machine.core.migrateRunFinalize(this.slot, this.npages);
     this.end();
   }
 
   private end(): void {
     this.stage = "done";
-    this.machine.migration = null;
+    this.machine.migrations[this.slot] = null;
     this.machine.settle();
   }
 
@@ -188,13 +195,12 @@ export function migrateVmaSetup(m: Machine, args: MigrateVmaArgs): MigrateVma {
     if (!pg || pg.type !== MEMORY_DEVICE_PRIVATE || !(m.core.pageFlags(faultPage) & (1 << PG_locked)))
       fail("EINVAL", fn, `fault_page ${String(faultPage)} is not a locked device-private page`, faultPage);
   }
-  if (m.migration) fail("EBUSY", fn, "another migration is in flight on this machine", start);
-  m.migrationOwner = args.pgmapOwner;
+  const slot = freeSlot(m, fn);
   proc.notify(start, end, MMU_NOTIFY_MIGRATE, args.pgmapOwner);
-  const cpages = m.core.migrateVmaSetup(proc.mm, start / PAGE_SIZE, npages, flags, m.ownerId(args.pgmapOwner), faultPage);
-  const mig = new MigrateVma(m, npages, cpages, { proc, start });
-  m.migration = mig;
-  m.notifyOtherMappings(proc);
+  const cpages = m.core.migrateVmaSetup(slot, proc.mm, start / PAGE_SIZE, npages, flags, m.ownerId(args.pgmapOwner), faultPage);
+  const mig = new MigrateVma(m, slot, npages, cpages, { proc, start }, args.pgmapOwner);
+  m.migrations[slot] = mig;
+  m.notifyOtherMappings(slot, proc);
   return mig;
 }
 
@@ -205,12 +211,17 @@ export function migrateDeviceRange(m: Machine, startPfn: number, npages: number)
   if (!pg || !Number.isInteger(npages) || npages <= 0 || !pg.contains(startPfn + npages - 1))
     fail("EINVAL", fn, `pfns ${String(startPfn)}+${String(npages)} are not inside one device range`, startPfn);
   if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one migration holds (${MAX_MIGRATE})`, npages);
-  if (m.migration) fail("EBUSY", fn, "another migration is in flight on this machine", startPfn);
-  m.migrationOwner = pg.owner;
-  const cpages = m.core.migrateDeviceRangeSetup(startPfn, npages);
-  const mig = new MigrateVma(m, npages, cpages, null);
-  m.migration = mig;
-  m.notifyOtherMappings(null);
+  const slot = freeSlot(m, fn);
+  const cpages = m.core.migrateDeviceRangeSetup(slot, startPfn, npages);
+  const mig = new MigrateVma(m, slot, npages, cpages, null, pg.owner);
+  m.migrations[slot] = mig;
+  m.notifyOtherMappings(slot, null);
   return mig;
+}
+
+function freeSlot(m: Machine, fn: string): number {
+  const slot = m.migrations.indexOf(null);
+  if (slot < 0) fail("EBUSY", fn, `${m.migrations.length} migrations are in flight on this machine already`, m.migrations.length);
+  return slot;
 }
 
