@@ -3,7 +3,7 @@
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
 import {
   flagsOf, setFlagsOf, setRef, setMapcount, setMapping, setIndex, setPrivate, setPincount,
-  mapcountOf, pincountOf, mappingOf, indexOf, privateOf,
+  mapcountOf, pincountOf, mappingOf, indexOf, privateOf, clearPageFields,
   lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf,
   PGTY_buddy, PG_reserved,
 } from "./memmap";
@@ -271,13 +271,7 @@ export function freePages(pfn: u32, order: u32): void {
     return;
   }
   const n: u32 = 1 << order;
-  setRef(pfn, 0);
-  setMapcount(pfn, 0);
-  setPincount(pfn, 0);
-  setMapping(pfn, 0);
-  setIndex(pfn, 0);
-  setPrivate(pfn, 0);
-  setFlagsOf(pfn, 0);
+  clearPageFields(pfn);
   setZoneFree(z, zoneFree(z) + n);
   statAdd(NR_FREE_PAGES, <i64>n);
   statAdd(PGFREE, <i64>n);

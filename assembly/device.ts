@@ -2,10 +2,7 @@
 // after system RAM. Each range is a zone of its own whose free pages sit on one list
 // (the pcp list fields) for the owning driver to allocate from.
 import { freedRing, freedRingSize, systemFrames, nframes, NONE } from "./layout";
-import {
-  flagsOf, setFlagsOf, setRef, refOf, setMapcount, setMapping, setIndex, setPrivate, setPincount, setOrder,
-  PG_locked, PG_reserved,
-} from "./memmap";
+import { setFlagsOf, setRef, refOf, setOrder, clearPageFields, PG_locked, PG_reserved } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, setZoneFree, pcpPush, pcpPop, zonePgmapType, zoneIsDevice, zoneListsInit } from "./alloc";
 import { zoneOf } from "./memmap";
 
@@ -68,13 +65,7 @@ export function zoneDevicePageInit(pfn: u32): void {
 
 // free_zone_device_folio: clear the page, give it back to the range, tell the owner.
 export function freeDevicePage(z: u32, pfn: u32): void {
-  setRef(pfn, 0);
-  setMapcount(pfn, 0);
-  setPincount(pfn, 0);
-  setMapping(pfn, 0);
-  setIndex(pfn, 0);
-  setPrivate(pfn, 0);
-  setFlagsOf(pfn, 0);
+  clearPageFields(pfn);
   pcpPush(z, pfn);
   setZoneFree(z, zoneFree(z) + 1);
   if (freedCount < freedRingSize) store<u32>(freedRing + (<usize>freedCount << 2), pfn);

@@ -128,3 +128,14 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 @inline export function getPage(pfn: u32): void {
   setRef(pfn, refOf(pfn) + 1);
 }
+
+// A page going back to an allocator keeps no state: new pages need only their first reference.
+export function clearPageFields(pfn: u32): void {
+  setRef(pfn, 0);
+  setMapcount(pfn, 0);
+  setPincount(pfn, 0);
+  setMapping(pfn, 0);
+  setIndex(pfn, 0);
+  setPrivate(pfn, 0);
+  setFlagsOf(pfn, 0);
+}

@@ -228,9 +228,8 @@ function checkPage(pfn: u32): bool {
   return refOf(pfn) - extra <= mapcountOf(pfn);
 }
 
-// migrate_vma_setup: collect [start, start+npages) of `mm` into src, then unmap.
-// The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
-export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
+// A fresh migration in the current slot: empty src/dst, where it collects from.
+function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32): void {
   migMm = mm;
   migStart = start;
   migFaultPage = faultPage;
@@ -238,6 +237,12 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   memory.fill(curSrc, 0, <usize>npages << 3);
   memory.fill(curDst, 0, <usize>npages << 3);
   memory.fill(migShared, 0, npages);
+}
+
+// migrate_vma_setup: collect [start, start+npages) of `mm` into src, then unmap.
+// The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
+export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
+  migrateBegin(mm, start, faultPage, npages);
   const pgd = mmPgd(mm);
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
@@ -314,12 +319,7 @@ function migrateUnmap(npages: u32): u32 {
 
 // migrate_device_range: pfn-based collection for eviction, no VMA.
 export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
-  migMm = NONE;
-  migFaultPage = NONE;
-  migTouchedOthers = false;
-  memory.fill(curSrc, 0, <usize>npages << 3);
-  memory.fill(curDst, 0, <usize>npages << 3);
-  memory.fill(migShared, 0, npages);
+  migrateBegin(NONE, 0, NONE, npages);
   for (let i: u32 = 0; i < npages; i++) {
     const pfn = startPfn + i;
     if (refOf(pfn) == 0) continue;
