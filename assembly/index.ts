@@ -14,7 +14,7 @@ import { statAdd, statFold, NR_SHMEM } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
-import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison } from "./memmap";
+import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
 import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
@@ -22,7 +22,7 @@ import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSp
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
-import { dataBase } from "./layout";
+import { dataBase, scratchBase } from "./layout";
 
 
 export function layoutPtr(): usize {
@@ -333,6 +333,70 @@ export function migrateRunFinalize(slot: u32, npages: u32): void {
   selectSlot(slot);
   migrateFinalize(npages);
   saveSlot();
+}
+
+let dstHasHoles: bool = false;
+
+// Checks the driver's dst entries before migrate_vma_pages: each must be a locked,
+// unmapped page in use that is not one of the sources. Returns -1, or the first bad
+// entry as index << 4 | reason (1 no VALID, 2 no such frame, 3 reserved, 4 free,
+// 5 not locked, 6 mapped, 7 a source page). With `drop`, bad entries are zeroed instead.
+export function migrateCheckDst(slot: u32, npages: u32, drop: bool): i32 {
+  selectSlot(slot);
+  const src = srcAddr();
+  const dst = dstAddr();
+  // The check scratch marks the sources; what check() left there is cleared first.
+  for (let i: u32 = 0; i < npages; i++) {
+    const d = load<u64>(dst + (<usize>i << 3));
+    if ((d & MIGRATE_PFN_VALID) != 0 && (d >> MIGRATE_PFN_SHIFT) < <u64>nframes) store<u32>(scratchBase + (<usize>(<u32>(d >> MIGRATE_PFN_SHIFT)) << 2), 0);
+  }
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = load<u64>(src + (<usize>i << 3));
+    if (e & MIGRATE_PFN_VALID) store<u32>(scratchBase + (<usize>(<u32>(e >> MIGRATE_PFN_SHIFT)) << 2), 1);
+  }
+  let first: i32 = -1;
+  dstHasHoles = false;
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = load<u64>(src + (<usize>i << 3));
+    const d = load<u64>(dst + (<usize>i << 3));
+    if ((e & MIGRATE_PFN_MIGRATE) == 0 || d == 0) continue;
+    let reason: i32 = 0;
+    const pfn = d >> MIGRATE_PFN_SHIFT;
+    if ((d & MIGRATE_PFN_VALID) == 0) reason = 1;
+    else if (pfn >= <u64>nframes) reason = 2;
+    else if (testFlag(<u32>pfn, PG_reserved)) reason = 3;
+    else if (refOf(<u32>pfn) < 1) reason = 4;
+    else if (!testFlag(<u32>pfn, PG_locked)) reason = 5;
+    else if (mapcountOf(<u32>pfn) != 0) reason = 6;
+    else if (load<u32>(scratchBase + (<usize>(<u32>pfn) << 2)) != 0) reason = 7;
+    if (reason == 0) {
+      if ((e & MIGRATE_PFN_VALID) == 0) dstHasHoles = true;
+    } else if (drop) {
+      store<u64>(dst + (<usize>i << 3), 0);
+    } else if (first < 0) {
+      first = (<i32>i << 4) | reason;
+    }
+  }
+  for (let i: u32 = 0; i < npages; i++) {
+    const e = load<u64>(src + (<usize>i << 3));
+    if (e & MIGRATE_PFN_VALID) store<u32>(scratchBase + (<usize>(<u32>(e >> MIGRATE_PFN_SHIFT)) << 2), 0);
+  }
+  return first;
+}
+
+// Whether the last checked dst fills a hole (migrate_vma_insert_page will run).
+export function migrateDstFillsHoles(): bool {
+  return dstHasHoles;
+}
+
+// The restore path for a driver that cannot go on: nothing migrates.
+export function migrateClearAll(slot: u32, npages: u32): void {
+  selectSlot(slot);
+  const src = srcAddr();
+  for (let i: u32 = 0; i < npages; i++) {
+    const a = src + (<usize>i << 3);
+    store<u64>(a, load<u64>(a) & ~MIGRATE_PFN_MIGRATE);
+  }
 }
 
 // A driver's alloc-and-copy in one call: for every src entry marked MIGRATE, a page

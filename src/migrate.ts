@@ -8,7 +8,7 @@ import { fail, hex } from "./errors.js";
 import { MAX_MIGRATE } from "./layout.js";
 import { PAGE_SIZE, VM_IO, VM_PFNMAP } from "./constants.js";
 import { MMU_NOTIFY_MIGRATE } from "./hmm/notifier.js";
-import { PG_locked, PG_reserved } from "./page.js";
+import { PG_locked } from "./page.js";
 
 export const MIGRATE_PFN_VALID = 1n << 0n;
 export const MIGRATE_PFN_MIGRATE = 1n << 1n;
@@ -45,6 +45,11 @@ export interface MigrateVmaArgs {
 }
 
 type Stage = "collected" | "pages" | "done";
+
+const DST_PROBLEMS = [
+  "", "has no MIGRATE_PFN_VALID", "is not a frame of this machine", "is a reserved frame", "is a free page (allocate it first)",
+  "is not locked", "is mapped already", "is one of the source pages",
+];
 
 export class MigrateVma {
   readonly npages: number;
@@ -99,12 +104,17 @@ export class MigrateVma {
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */
   pages(): void {
     this.expect("collected", "migrate_vma_pages");
-    this.checkDst();
-    if (this.where && this.hasHoleToFill()) {
+    const core = this.machine.core;
+    const bad = core.migrateCheckDst(this.slot, this.npages, 0);
+    if (bad >= 0) {
+      this.abort();
+      fail("EINVAL", "migrate_vma_pages", `dst[${bad >> 4}] ${DST_PROBLEMS[bad & 15]}; the migration was rolled back`, bad >> 4);
+    }
+    if (this.where && core.migrateDstFillsHoles()) {
       const { proc, start } = this.where;
       proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.owner);
     }
-    this.machine.core.migrateRunPages(this.slot, this.npages);
+    core.migrateRunPages(this.slot, this.npages);
     this.stage = "pages";
   }
 
@@ -119,12 +129,12 @@ export class MigrateVma {
   /** The restore path for a driver that cannot go on: nothing migrates, new pages are freed. */
   abort(): void {
     if (this.stage === "done") return;
-    for (let i = 0; i < this.npages; i++) {
-      this.src[i] = this.src[i]! & ~MIGRATE_PFN_MIGRATE;
-      if (this.dst[i] && this.dstProblem(i)) this.dst[i] = 0n;
-    }
-    if (this.stage === "collected") this.machine.core.migrateRunPages(this.slot, this.npages);
-    this.machine.core.migrateRunFinalize(this.slot, this.npages);
+    const core = this.machine.core;
+    // Bad entries are dropped before anything can put them; then nothing migrates.
+    core.migrateCheckDst(this.slot, this.npages, 1);
+    core.migrateClearAll(this.slot, this.npages);
+    if (this.stage === "collected") core.migrateRunPages(this.slot, this.npages);
+    core.migrateRunFinalize(this.slot, this.npages);
     this.end();
   }
 
@@ -132,40 +142,6 @@ export class MigrateVma {
     this.stage = "done";
     this.machine.migrations[this.slot] = null;
     this.machine.settle();
-  }
-
-  private hasHoleToFill(): boolean {
-    for (let i = 0; i < this.npages; i++) {
-      const s = this.src[i]!;
-      if (s & MIGRATE_PFN_MIGRATE && !(s & MIGRATE_PFN_VALID) && this.dst[i]) return true;
-    }
-    return false;
-  }
-
-  private dstProblem(i: number): string | null {
-    const d = this.dst[i]!;
-    if (!(d & MIGRATE_PFN_VALID)) return "has no MIGRATE_PFN_VALID";
-    const pfn = Number(d >> MIGRATE_PFN_SHIFT);
-    const m = this.machine;
-    if (pfn >= m.config.frames + m.config.deviceFrames) return `pfn ${pfn} is not a frame of this machine`;
-    const flags = m.core.pageFlags(pfn);
-    if (flags & (1 << PG_reserved)) return `pfn ${pfn} is reserved`;
-    if (m.core.pageRefcount(pfn) < 1) return `pfn ${pfn} is a free page (allocate it first)`;
-    if (!(flags & (1 << PG_locked))) return `pfn ${pfn} is not locked`;
-    if (m.core.pageMapcount(pfn) !== 0) return `pfn ${pfn} is mapped already`;
-    for (let k = 0; k < this.npages; k++) if (migratePfnToPage(this.src[k]!) === pfn) return `pfn ${pfn} is a source page`;
-    return null;
-  }
-
-  private checkDst(): void {
-    for (let i = 0; i < this.npages; i++) {
-      if (!(this.src[i]! & MIGRATE_PFN_MIGRATE) || this.dst[i] === 0n) continue;
-      const problem = this.dstProblem(i);
-      if (problem) {
-        this.abort();
-        fail("EINVAL", "migrate_vma_pages", `dst[${i}] ${problem}; the migration was rolled back`, i);
-      }
-    }
   }
 
   private expect(stage: Stage, fn: string): void {

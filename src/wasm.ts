@@ -60,6 +60,9 @@ export interface CoreExports {
   memoryFailurePoison(pfn: number): number;
   pageSetHwpoison(pfn: number): void;
   migrateRunPages(slot: number, npages: number): void;
+  migrateCheckDst(slot: number, npages: number, drop: number): number;
+  migrateDstFillsHoles(): number;
+  migrateClearAll(slot: number, npages: number): void;
   migrateRunFinalize(slot: number, npages: number): void;
   migrateAllocCopy(slot: number, npages: number, z: number, node: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
