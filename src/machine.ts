@@ -405,6 +405,8 @@ export class Machine {
 
   /** Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one. */
   check(): void {
+    const inFlight = this.migrations.filter(Boolean).length;
+    if (inFlight > 0) fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first`, inFlight);
     this.checksRun++;
     const code = this.core.check();
     if (code === 0) return;
