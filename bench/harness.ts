@@ -42,12 +42,15 @@ export function measure(name: string, fn: () => unknown, hooks: FnOptions = {}, 
   return { ms, lo: ms, hi: ms, samples: r.latency.samplesCount };
 }
 
+/** What a throughput counts: pages, whole operations, or bytes copied. */
+export type Unit = "pages/s" | "ops/s" | "B/s";
+
 /** One thing to time: its set-up is done when the variant is made; `run` times one round. */
 export interface Variant {
   variant: string;
-  /** Work units per call (pages, or 1 for whole operations). */
+  /** Work units per call (pages, bytes, or 1 for whole operations). */
   units: number;
-  unit: "pages/s" | "ops/s";
+  unit: Unit;
   run(): Timing;
 }
 

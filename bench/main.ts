@@ -2,13 +2,16 @@
 // TypeScript API against the plain-TypeScript reference kernel and a raw limit, in the same run.
 // Prints a text table and a markdown table; `--write` also rewrites BENCHMARKS.md at the repo root.
 // `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
-// benchmark runs (default 5; the reported time is the median of the round medians).
+// benchmark runs (default 5; the reported time is the median of the round medians); `--only TEXT`
+// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
 import { faultIn } from "./faultin.js";
 import { fork } from "./fork.js";
 import { walk, walkSink } from "./walk.js";
+import { migrateBytes, migrateTags } from "./migrate.js";
+import { hmm, hmmSink } from "./hmm.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -16,37 +19,48 @@ const args = new Set(argv);
 const debug = !args.has("--no-debug");
 const ri = argv.indexOf("--rounds");
 const nRounds = ri >= 0 ? Math.max(1, Number.parseInt(argv[ri + 1] ?? "", 10) || 1) : 5;
+const oi = argv.indexOf("--only");
+const only = oi >= 0 ? argv[oi + 1] ?? "" : "";
 const load = loadavg()[0]!.toFixed(2);
 const t0 = performance.now();
 
-const steps: [string, () => Group][] = [
+const steps: [string, () => Group | Group[]][] = [
   ["anon fault-in", () => faultIn(debug, nRounds)],
   ["fork", () => fork(debug, false, nRounds)],
   ["fork + COW break", () => fork(debug, true, nRounds)],
   ["PTE walk", () => walk(debug, nRounds)],
   ["machine creation", () => create(nRounds)],
+  ["migrate_vma, bytes mode", () => migrateBytes(nRounds)],
+  ["migrate_vma, tags mode", () => migrateTags(nRounds)],
+  ["hmm_range_fault", () => hmm(debug, nRounds)],
 ];
 const groups: Group[] = [];
 for (const [name, run] of steps) {
-  process.stderr.write(`bench: ${name}...\n`);
-  groups.push(run());
+  if (!name.includes(only)) continue;
+  const t = performance.now();
+  process.stderr.write(`bench: ${name}...`);
+  groups.push(...[run()].flat());
+  process.stderr.write(` ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
 }
-if (walkSink() < 0) console.log("unreachable");
+if (walkSink() < 0 || hmmSink() < 0) console.log("unreachable");
 
 const seconds = (performance.now() - t0) / 1000;
+// The suite itself keeps one core busy, so about 1 of this is its own.
+const loadEnd = loadavg()[0]!.toFixed(2);
 const cpu = cpus();
 const machine = `${cpu[0]?.model.trim() ?? "unknown CPU"}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`;
 const date = new Date().toISOString().slice(0, 10);
 
 console.log(`\n${textTable(groups)}\n`);
 for (const g of groups) for (const n of g.notes ?? []) console.log(n);
-console.log(`\nnode ${process.version}, ${machine}; 1-min load average ${load} at start; suite took ${seconds.toFixed(0)} s\n`);
+console.log(`\nnode ${process.version}, ${machine}; 1-min load average ${load} at start, ${loadEnd} at the end; suite took ${seconds.toFixed(0)} s\n`);
 
 const md = [
   "# Benchmarks",
   "",
   "Produced by `npm run bench -- --write` (plain `npm run bench` prints the same table without writing this file).",
-  `Date ${date}; node ${process.version}; ${machine}; 1-min load average ${load} when the run started; ` +
+  `Date ${date}; node ${process.version}; ${machine}; 1-min load average ${load} when the run started ` +
+    `and ${loadEnd} when it ended (the suite's own process adds about 1); ` +
     `${nRounds} rounds; the suite took ${seconds.toFixed(0)} s.`,
   "",
   "Each benchmark runs its variants in turn, round after round; a time is the median over rounds of each round's",

@@ -1,14 +1,16 @@
 // Result rows and their rendering: an aligned text table for the terminal and a markdown table
 // for BENCHMARKS.md. A row's ratios are computed from figures measured in the same run.
-import { rounds, type Timing, type Variant } from "./harness.js";
+import { rounds, type Timing, type Unit, type Variant } from "./harness.js";
 
 export interface Row {
   /** What ran: "Wasm release", "reference (TS)", "limit: …". */
   variant: string;
   timing: Timing;
-  /** Work units per call (pages, or 1 for whole operations). */
+  /** Work units per call (pages, bytes, or 1 for whole operations). */
   units: number;
-  unit: "pages/s" | "ops/s";
+  unit: Unit;
+  /** Why the row was not timed (it shows "not run" and this reason goes into the group's notes). */
+  notRun?: string;
   /** Throughput ratio against the reference row of the group (higher is faster). */
   vsRef?: number;
   /** Throughput ratio against the limit row of the group (1.0 = as fast as the limit). */
@@ -31,24 +33,31 @@ export const rate = (r: Row): number => r.units / (r.timing.ms / 1000);
 
 /**
  * Times `variants` in interleaved rounds and returns their rows, with vsRef and vsLimit filled from
- * the variants at index `ref` and `limit`.
+ * the variants at index `ref` and `limit`. `ref` may also give each row its own reference index
+ * (-1: none), for groups that compare several operations with their own references.
  */
-export function timeRows(variants: Variant[], nRounds: number, ref: number, limit: number): Row[] {
+export function timeRows(variants: Variant[], nRounds: number, ref: number | number[], limit: number): Row[] {
   const timings = rounds(variants, nRounds);
   const rows: Row[] = variants.map((v, i) => ({ variant: v.variant, units: v.units, unit: v.unit, timing: timings[i]! }));
-  const refRow = rows[ref]!;
-  const limRow = rows[limit]!;
-  for (const r of rows) {
-    if (r !== refRow) r.vsRef = rate(r) / rate(refRow);
-    if (r !== limRow) r.vsLimit = rate(r) / rate(limRow);
-  }
+  const limRow = rows[limit];
+  rows.forEach((r, i) => {
+    const refRow = rows[Array.isArray(ref) ? ref[i] ?? -1 : ref];
+    if (refRow && r !== refRow) r.vsRef = rate(r) / rate(refRow);
+    if (limRow && r !== limRow) r.vsLimit = rate(r) / rate(limRow);
+  });
   return rows;
 }
 
+/** A row that was not timed, shown as "not run" with the reason in the notes. */
+export function notRunRow(variant: string, unit: Unit, reason: string): Row {
+  return { variant, units: 0, unit, timing: { ms: NaN, lo: NaN, hi: NaN, samples: 0 }, notRun: reason };
+}
+
 function fmtRate(v: number, unit: string): string {
-  if (v >= 1e9) return `${(v / 1e9).toFixed(2)} G ${unit}`;
-  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M ${unit}`;
-  if (v >= 1e3) return `${(v / 1e3).toFixed(2)} k ${unit}`;
+  const sep = unit === "B/s" ? "" : " ";
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)} G${sep}${unit}`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M${sep}${unit}`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(2)} k${sep}${unit}`;
   return `${v.toFixed(2)} ${unit}`;
 }
 
@@ -70,6 +79,10 @@ function cells(groups: Group[]): string[][] {
   const out: string[][] = [];
   for (const g of groups) {
     for (const r of g.rows) {
+      if (r.notRun !== undefined) {
+        out.push([g.title, r.variant, "not run", "—", "—", "—", r.bar ?? "—", r.met === undefined ? "—" : r.met ? "yes" : "**no**"]);
+        continue;
+      }
       out.push([
         g.title, r.variant, fmtTime(r.timing), fmtRate(rate(r), r.unit),
         fmtRatio(r.vsRef), fmtRatio(r.vsLimit), r.bar ?? "—", r.met === undefined ? "—" : r.met ? "yes" : "**no**",

@@ -2,11 +2,19 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_ORDER,
   PG_anon_exclusive,
+  PG_dirty,
+  PG_locked,
   RefMachine,
+  SWP_DEVICE_READ,
+  SWP_DEVICE_WRITE,
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
   _PAGE_PRESENT,
   _PAGE_RW,
   _PAGE_SPECIAL,
+  _PAGE_USER,
   ptePfn,
+  pteSwpType,
 } from './kernel.js';
 
 const PAGES = 4096;
@@ -169,5 +177,144 @@ describe('reference kernel', () => {
     const mm2 = m.spawn(); // last table
     mm2.mmapAnon(0, 1);
     expect(() => mm2.touch(0, 1, false, 0n)).toThrow('ENOMEM');
+  });
+});
+
+describe('reference migrate_vma', () => {
+  const DEV = 64;
+  /** A device-private entry: marker bit 1 only in the low flag bits, type in bits 57..61. */
+  const deviceEntryType = (pte: bigint): number => {
+    expect(pte & 0xfffn).toBe(2n);
+    return pteSwpType(pte);
+  };
+
+  it('moves written pages to device memory and back, tags and counts intact', () => {
+    const m = new RefMachine({ pages: PAGES, devicePages: DEV });
+    const mm = m.spawn();
+    mm.mmapAnon(0x200, 16);
+    mm.touch(0x200, 16, true, 500n);
+    const before = m.counters();
+    const sysPfn = ptePfn(mm.pteAt(0x203));
+
+    expect(mm.migrate(0x200, 16, true)).toEqual({ npages: 16, cpages: 16, migrated: 16 });
+    let c = m.counters();
+    expect(c.pgmigrate_success).toBe(16);
+    expect(c.nr_free_pages).toBe(before.nr_free_pages + 16); // the system pages went back
+    expect(c.nr_anon_pages).toBe(16); // device-private pages are anon pages
+    expect(m.nrFreeDevicePages).toBe(DEV - 16);
+    expect(m.refcount[sysPfn]).toBe(0);
+    for (let i = 0; i < 16; i++) {
+      const pte = mm.pteAt(0x200 + i);
+      expect(deviceEntryType(pte)).toBe(SWP_DEVICE_WRITE);
+      const pfn = ptePfn(pte);
+      expect(m.isDevicePage(pfn)).toBe(true);
+      expect([m.refcount[pfn], m.mapcount[pfn]]).toEqual([1, 1]);
+      expect(m.flags[pfn] & (PG_locked | PG_anon_exclusive | PG_dirty)).toBe(PG_anon_exclusive | PG_dirty);
+      expect(mm.readTag(0x200 + i)).toBe(500n + BigInt(i));
+    }
+    expect(mm.walk(0x200, 16).present).toBe(0);
+
+    expect(mm.migrate(0x200, 16, false)).toEqual({ npages: 16, cpages: 16, migrated: 16 });
+    c = m.counters();
+    expect(c.pgmigrate_success).toBe(32);
+    expect(c.pgmigrate_fail).toBe(0);
+    expect(c.nr_free_pages).toBe(before.nr_free_pages);
+    expect(m.nrFreeDevicePages).toBe(DEV);
+    for (let i = 0; i < 16; i++) {
+      const pte = mm.pteAt(0x200 + i);
+      // Writable again; young and dirty did not travel through the device entry.
+      expect(pte & 0xfffn).toBe(_PAGE_PRESENT | _PAGE_USER | _PAGE_RW);
+      expect(m.isDevicePage(ptePfn(pte))).toBe(false);
+      expect(mm.readTag(0x200 + i)).toBe(500n + BigInt(i));
+    }
+    mm.exit();
+    expect(m.counters().nr_free_pages).toBe(PAGES - 1);
+  });
+
+  it('fills holes and the zero page with zeroed pages; device->system leaves the zero page', () => {
+    const m = new RefMachine({ pages: PAGES, devicePages: DEV });
+    const mm = m.spawn();
+    mm.mmapAnon(0, 8);
+    mm.touch(0, 4, false, 0n); // zero page
+    mm.touch(4, 2, true, 9n); // written; 6 and 7 stay pte_none
+    expect(mm.migrate(0, 8, false)).toEqual({ npages: 8, cpages: 2, migrated: 2 }); // the holes only
+    expect(ptePfn(mm.pteAt(0))).toBe(0);
+    expect(mm.pteAt(6) & 0xfffn).toBe(_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_RW | _PAGE_DIRTY);
+    mm.exit();
+
+    const mm2 = m.spawn();
+    mm2.mmapAnon(0, 8);
+    mm2.touch(0, 4, false, 0n);
+    mm2.touch(4, 2, true, 9n);
+    expect(mm2.migrate(0, 8, true)).toEqual({ npages: 8, cpages: 8, migrated: 8 });
+    expect(m.nrFreeDevicePages).toBe(DEV - 8);
+    for (let i = 0; i < 8; i++) {
+      expect(deviceEntryType(mm2.pteAt(i))).toBe(SWP_DEVICE_WRITE);
+      expect(mm2.readTag(i)).toBe(i === 4 ? 9n : i === 5 ? 10n : 0n);
+    }
+    mm2.exit();
+    expect(m.nrFreeDevicePages).toBe(DEV);
+    expect(m.counters().nr_anon_pages).toBe(0);
+  });
+
+  it('a read-only page goes as a read entry; a CPU write faults it back and reuses it', () => {
+    const m = new RefMachine({ pages: PAGES, devicePages: DEV });
+    const parent = m.spawn();
+    parent.mmapAnon(0, 4);
+    parent.touch(0, 4, true, 1n);
+    parent.fork().exit(); // write-protected and no longer exclusive, but mapped once
+    expect(parent.migrate(0, 4, true).migrated).toBe(4);
+    expect(deviceEntryType(parent.pteAt(2))).toBe(SWP_DEVICE_READ);
+    const c = m.counters();
+    parent.touch(2, 1, true, 77n); // device fault, migrate_to_ram, then a write fault that reuses
+    const d = m.counters();
+    expect(d.pgfault - c.pgfault).toBe(2);
+    expect(d.cow_fault).toBe(c.cow_fault);
+    expect(d.pgmigrate_success - c.pgmigrate_success).toBe(1);
+    expect(m.nrFreeDevicePages).toBe(DEV - 3);
+    expect(parent.pteAt(2) & (_PAGE_PRESENT | _PAGE_RW)).toBe(_PAGE_PRESENT | _PAGE_RW);
+    expect(parent.readTag(2)).toBe(77n);
+    parent.touch(0, 1, false, 0n); // a read brings it back read-only
+    expect(parent.pteAt(0) & (_PAGE_PRESENT | _PAGE_RW)).toBe(_PAGE_PRESENT);
+    expect(parent.readTag(0)).toBe(1n);
+  });
+
+  it('skips pages mapped by another process, and fork shares device pages read-only', () => {
+    const m = new RefMachine({ pages: PAGES, devicePages: DEV });
+    const parent = m.spawn();
+    parent.mmapAnon(0, 4);
+    parent.touch(0, 4, true, 1n);
+    const child = parent.fork();
+    const pfn = ptePfn(parent.pteAt(1));
+    expect(parent.migrate(0, 4, true)).toEqual({ npages: 4, cpages: 0, migrated: 0 });
+    expect(parent.pteAt(1) & 0xfffn).toBe(_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY);
+    expect([m.refcount[pfn], m.mapcount[pfn], m.flags[pfn] & PG_locked]).toEqual([2, 2, 0]);
+    child.exit();
+
+    expect(parent.migrate(0, 4, true).migrated).toBe(4);
+    const c2 = parent.fork();
+    const dev = ptePfn(parent.pteAt(1));
+    expect(deviceEntryType(parent.pteAt(1))).toBe(SWP_DEVICE_READ);
+    expect(deviceEntryType(c2.pteAt(1))).toBe(SWP_DEVICE_READ);
+    expect([m.refcount[dev], m.mapcount[dev]]).toEqual([2, 2]);
+    expect(c2.readTag(1)).toBe(2n);
+    parent.exit();
+    expect([m.refcount[dev], m.mapcount[dev]]).toEqual([1, 1]);
+    c2.exit();
+    expect(m.nrFreeDevicePages).toBe(DEV);
+    expect(m.counters().nr_free_pages).toBe(PAGES - 1);
+  });
+
+  it('leaves pages in place when device memory runs out, and rejects ranges outside a VMA', () => {
+    const m = new RefMachine({ pages: PAGES, devicePages: 8 });
+    const mm = m.spawn();
+    mm.mmapAnon(0, 12);
+    mm.touch(0, 12, true, 100n);
+    expect(mm.migrate(0, 12, true)).toEqual({ npages: 12, cpages: 12, migrated: 8 });
+    expect(m.counters().pgmigrate_fail).toBe(4);
+    expect(deviceEntryType(mm.pteAt(7))).toBe(SWP_DEVICE_WRITE);
+    expect(mm.pteAt(8) & 0xfffn).toBe(_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_RW);
+    for (let i = 0; i < 12; i++) expect(mm.readTag(i)).toBe(100n + BigInt(i));
+    expect(() => mm.migrate(10, 4, true)).toThrow('EINVAL');
   });
 });
