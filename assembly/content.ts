@@ -26,3 +26,9 @@ import { contentMode, CONTENT_TAGS, tagsBase, framesBase, PAGE_SIZE } from "./la
   if (contentMode == CONTENT_TAGS) store<u64>(tagsBase + (<usize>pfn << 3), tag);
   else store<u64>(frameAddr(pfn), tag);
 }
+
+// n consecutive frames at once (one memory.copy for bytes, one for tags).
+export function copyFrames(dst: u32, src: u32, n: u32): void {
+  if (contentMode == CONTENT_TAGS) memory.copy(tagsBase + (<usize>dst << 3), tagsBase + (<usize>src << 3), <usize>n << 3);
+  else memory.copy(frameAddr(dst), frameAddr(src), <usize>n << 12);
+}

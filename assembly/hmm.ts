@@ -4,13 +4,13 @@
 import { hmmPfns } from "./layout";
 import { zoneOf } from "./memmap";
 import { zonePgmapOwner } from "./alloc";
-import { walkPte } from "./pagetable";
+import { pteTableBase } from "./pagetable";
 import {
   ptePfn, pteWrite, pteSpecial, pteProtnone, isSwapPte, swpType, swpOffset,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
   MAX_SWAPFILES,
 } from "./pte";
-import { findVma, vmaFlags, mmPgd, VM_READ, VM_WRITE, VM_IO, VM_PFNMAP } from "./mm";
+import { findVma, vmaFlags, vmaStart, vmaEnd, mmPgd, VM_READ, VM_WRITE, VM_IO, VM_PFNMAP } from "./mm";
 import { ZERO_PFN } from "./rmap";
 
 export const HMM_PFN_VALID: u64 = 1 << 63;
@@ -30,6 +30,8 @@ const EBUSY: i32 = -16;
 // Set when the walk stops for a fault: is it a write fault?
 export let hmmFaultWrite: bool = false;
 
+const U64_NONE: u64 = 0xffffffffffffffff;
+
 // Walks entries [from, npages) of the range starting at `start`. Returns npages when
 // every entry is filled, an index < npages where a fault is needed, or a negative errno.
 // Flags arrive as their high 32 bits (all HMM_PFN_* flags live there).
@@ -37,6 +39,11 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
   const pgd = mmPgd(mm);
   const defaultFlags = <u64>defaultHi << 32;
   const mask = <u64>maskHi << 32;
+  // The VMA and the PTE table stay the same for runs of pages: look them up once per run.
+  let v: usize = 0;
+  let vEnd: u64 = 0;
+  let table: usize = 0;
+  let tableVpn: u64 = U64_NONE;
   for (let i = from; i < npages; i++) {
     const slot = hmmPfns + (<usize>i << 3);
     const cur = load<u64>(slot);
@@ -45,15 +52,21 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
     const wantFault = wantWrite || (req & HMM_PFN_REQ_FAULT) != 0;
     const sticky = cur & HMM_PFN_STICKY;
     const vpn = start + <u64>i;
-    const v = findVma(mm, vpn);
+    if (v == 0 || vpn >= vEnd || vpn < vmaStart(v)) {
+      v = findVma(mm, vpn);
+      vEnd = v == 0 ? 0 : vmaEnd(v);
+    }
     const flags = v == 0 ? 0 : vmaFlags(v);
     if (v == 0 || (flags & (VM_IO | VM_PFNMAP)) != 0 || (flags & VM_READ) == 0) {
       if (wantFault) return EFAULT;
       store<u64>(slot, sticky | HMM_PFN_ERROR);
       continue;
     }
-    const ptep = walkPte(pgd, vpn, false);
-    const pte = ptep == 0 ? 0 : load<u64>(ptep);
+    if ((vpn & ~(<u64>511)) != tableVpn) {
+      tableVpn = vpn & ~(<u64>511);
+      table = pteTableBase(pgd, vpn);
+    }
+    const pte = table == 0 ? 0 : load<u64>(table + (<usize>(<u32>vpn & 511) << 3));
     let cpu: u64 = 0;
     let pfn: u32 = 0;
     if (pte == 0 || pteProtnone(pte)) {

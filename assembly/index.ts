@@ -15,7 +15,7 @@ import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
 import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
-import { copyFrame, clearFrame, frameAddr, readTag, writeTag } from "./content";
+import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
@@ -412,7 +412,8 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
   let fail = failFirst;
   for (let i: u32 = 0; i < npages; i++) {
     const e = load<u64>(src + (<usize>i << 3));
-    if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
+    store<u8>(allocatedNow + i, 0);
+    if ((e & MIGRATE_PFN_MIGRATE) == 0 || load<u64>(dst + (<usize>i << 3)) != 0) continue;
     if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
     let d: u32 = NONE;
     if (fail) fail = false;
@@ -422,12 +423,43 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
       if (d != NONE) setFlag(d, PG_locked);
     }
     if (d == NONE) continue;
-    if ((e & MIGRATE_PFN_VALID) != 0) copyFrame(d, <u32>(e >> MIGRATE_PFN_SHIFT));
-    else clearFrame(d);
     store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
+    store<u8>(allocatedNow + i, 1);
     n++;
   }
+  copyRuns(src, dst, npages);
   return n;
+}
+
+// Entries the current migrateAllocCopy filled (a driver may have set others itself).
+const allocatedNow: usize = memory.data(65536);
+
+// The batch copy: runs of entries whose source and destination frames are both
+// consecutive go in one memory.copy; holes are zeroed.
+function copyRuns(src: usize, dst: usize, npages: u32): void {
+  let runSrc: u32 = NONE;
+  let runDst: u32 = NONE;
+  let runLen: u32 = 0;
+  for (let i: u32 = 0; i < npages; i++) {
+    if (load<u8>(allocatedNow + i) == 0) continue;
+    const d = load<u64>(dst + (<usize>i << 3));
+    const e = load<u64>(src + (<usize>i << 3));
+    const dp = <u32>(d >> MIGRATE_PFN_SHIFT);
+    if ((e & MIGRATE_PFN_VALID) == 0) {
+      clearFrame(dp);
+      continue;
+    }
+    const sp = <u32>(e >> MIGRATE_PFN_SHIFT);
+    if (runLen > 0 && sp == runSrc + runLen && dp == runDst + runLen) {
+      runLen++;
+      continue;
+    }
+    if (runLen > 0) copyFrames(runDst, runSrc, runLen);
+    runSrc = sp;
+    runDst = dp;
+    runLen = 1;
+  }
+  if (runLen > 0) copyFrames(runDst, runSrc, runLen);
 }
 
 // memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY

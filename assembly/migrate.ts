@@ -10,7 +10,7 @@ import {
 } from "./memmap";
 import { putPage, zonePgmapOwner } from "./alloc";
 import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage } from "./device";
-import { walkPte } from "./pagetable";
+import { walkPte, pteTableBase } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
   isSwapPte, swpType, swpOffset, swpEntry, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
@@ -210,13 +210,38 @@ export function poisonPage(pfn: u32): u32 {
 function removeMigrationPtes(i: u32, pfn: u32, newPfn: u32): void {
   if (migMm != NONE && load<u8>(migShared + i) == 0) {
     const vpn = migStart + <u64>i;
-    const ptep = walkPte(mmPgd(migMm), vpn, false);
+    const ptep = knownPtep(vpn);
     if (ptep != 0 && isMigrationEntryFor(load<u64>(ptep), pfn)) {
-      remapOne(migMm, ptep, load<u64>(ptep), newPfn, vmaFlags(findVma(migMm, vpn)));
+      remapOne(migMm, ptep, load<u64>(ptep), newPfn, knownVmaFlags(vpn));
     }
     return;
   }
   rmapWalk(pfn, RMAP_REMOVE_MIGRATION, newPfn);
+}
+
+// The collected range's PTE table and VMA, looked up once per run of pages
+// (reset by forgetKnown() at the start of each pass).
+let knownTable: usize = 0;
+let knownTableVpn: u64 = 0xffffffffffffffff;
+let knownVma: usize = 0;
+
+function forgetKnown(): void {
+  knownTable = 0;
+  knownTableVpn = 0xffffffffffffffff;
+  knownVma = 0;
+}
+
+@inline function knownPtep(vpn: u64): usize {
+  if ((vpn & ~(<u64>511)) != knownTableVpn) {
+    knownTableVpn = vpn & ~(<u64>511);
+    knownTable = pteTableBase(mmPgd(migMm), vpn);
+  }
+  return knownTable == 0 ? 0 : knownTable + (<usize>(<u32>vpn & 511) << 3);
+}
+
+@inline function knownVmaFlags(vpn: u64): u32 {
+  if (knownVma == 0 || vpn < vmaStart(knownVma) || vpn >= vmaEnd(knownVma)) knownVma = findVma(migMm, vpn);
+  return knownVma == 0 ? 0 : vmaFlags(knownVma);
 }
 
 // migrate_vma_check_page: references beyond the mappings and ours mean someone (a pin) holds it.
@@ -230,6 +255,7 @@ function checkPage(pfn: u32): bool {
 
 // A fresh migration in the current slot: empty src/dst, where it collects from.
 function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32): void {
+  forgetKnown();
   migMm = mm;
   migStart = start;
   migFaultPage = faultPage;
@@ -243,11 +269,10 @@ function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32): void {
 // The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
 export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
   migrateBegin(mm, start, faultPage, npages);
-  const pgd = mmPgd(mm);
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
   for (let i: u32 = 0; i < npages; i++) {
-    const ptep = walkPte(pgd, start + <u64>i, false);
+    const ptep = knownPtep(start + <u64>i);
     const pte = ptep == 0 ? 0 : load<u64>(ptep);
     if (pte == 0) {
       if (anonVma) setSrc(i, MIGRATE_PFN_MIGRATE);
@@ -292,6 +317,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
 // migrate_device_unmap: other mappings become migration entries too; pages that stay
 // mapped or carry extra references (pins) are restored and dropped from the migration.
 function migrateUnmap(npages: u32): u32 {
+  forgetKnown();
   let cpages: u32 = 0;
   for (let i: u32 = 0; i < npages; i++) {
     const e = srcAt(i);
@@ -404,6 +430,7 @@ export function migratePages(npages: u32): void {
 
 // migrate_vma_finalize / migrate_device_finalize: remap to the new page, or restore.
 export function migrateFinalize(npages: u32): void {
+  forgetKnown();
   for (let i: u32 = 0; i < npages; i++) {
     const e = srcAt(i);
     const s = entryPfn(e);

@@ -98,6 +98,13 @@ export function walkPte(pgd: u32, vpn: u64, alloc: bool): usize {
   return tableAddr(pt) + (<usize>pteIndex(vpn) << 3);
 }
 
+// Address of the first entry of the PTE table covering `vpn`, or 0: loops over
+// consecutive pages walk once per 512 with it.
+export function pteTableBase(pgd: u32, vpn: u64): usize {
+  const t = pteTableOf(pgd, vpn);
+  return t == NONE ? 0 : tableAddr(t);
+}
+
 // The PTE table covering `vpn`, or NONE.
 export function pteTableOf(pgd: u32, vpn: u64): u32 {
   const pud = descend(pgd, pgdIndex(vpn), false);

@@ -325,10 +325,16 @@ export class Machine {
     return id;
   }
 
+  private pageFreeWatched(): boolean {
+    for (const pg of this.pgmaps.values()) if (pg.ops.pageFree) return true;
+    return false;
+  }
+
   /** @internal Tells the owners of device pages freed since the last call (page_free). */
   settle(): void {
     const n = this.core.deviceTakeFreed();
     if (n === 0) return;
+    if (!this.pageFreeWatched()) return;
     const ring = new Uint32Array(this.core.memory.buffer, this.layout.slots[L.FREED_RING]!, Math.min(n, this.layout.slots[L.FREED_RING_SIZE]!));
     let thrown: unknown;
     for (const pfn of ring.slice()) {
