@@ -6,7 +6,7 @@ import { zoneOf } from "./memmap";
 import { zonePgmapOwner } from "./alloc";
 import { pteTableBase } from "./pagetable";
 import {
-  ptePfn, pteWrite, pteSpecial, pteProtnone, isSwapPte, swpType, swpOffset,
+  _PAGE_PRESENT, _PAGE_SPECIAL, _PAGE_RW, ptePfn, pteWrite, pteSpecial, pteProtnone, isSwapPte, swpType, swpOffset,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
   MAX_SWAPFILES,
 } from "./pte";
@@ -41,7 +41,9 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
   const mask = <u64>maskHi << 32;
   // The VMA and the PTE table stay the same for runs of pages: look them up once per run.
   let v: usize = 0;
+  let vStart: u64 = 0;
   let vEnd: u64 = 0;
+  let flags: u32 = 0;
   let table: usize = 0;
   let tableVpn: u64 = U64_NONE;
   for (let i = from; i < npages; i++) {
@@ -52,11 +54,12 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
     const wantFault = wantWrite || (req & HMM_PFN_REQ_FAULT) != 0;
     const sticky = cur & HMM_PFN_STICKY;
     const vpn = start + <u64>i;
-    if (v == 0 || vpn >= vEnd || vpn < vmaStart(v)) {
+    if (vpn >= vEnd || vpn < vStart) {
       v = findVma(mm, vpn);
+      vStart = v == 0 ? 0 : vmaStart(v);
       vEnd = v == 0 ? 0 : vmaEnd(v);
+      flags = v == 0 ? 0 : vmaFlags(v);
     }
-    const flags = v == 0 ? 0 : vmaFlags(v);
     if (v == 0 || (flags & (VM_IO | VM_PFNMAP)) != 0 || (flags & VM_READ) == 0) {
       if (wantFault) return EFAULT;
       store<u64>(slot, sticky | HMM_PFN_ERROR);
@@ -67,6 +70,11 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
       table = pteTableBase(pgd, vpn);
     }
     const pte = table == 0 ? 0 : load<u64>(table + (<usize>(<u32>vpn & 511) << 3));
+    // The common case first: a present, ordinary PTE that satisfies the request.
+    if ((pte & (_PAGE_PRESENT | _PAGE_SPECIAL)) == _PAGE_PRESENT && (!wantWrite || (pte & _PAGE_RW) != 0)) {
+      store<u64>(slot, <u64>ptePfn(pte) | HMM_PFN_VALID | ((pte & _PAGE_RW) != 0 ? HMM_PFN_WRITE : 0) | sticky);
+      continue;
+    }
     let cpu: u64 = 0;
     let pfn: u32 = 0;
     if (pte == 0 || pteProtnone(pte)) {

@@ -21,7 +21,8 @@ function wasm(build: WasmBuild): Variant {
       return true;
     },
   });
-  const hmmPfns = new BigUint64Array(P);
+  // The machine's own pfn buffer: hmm_range_fault fills it in place, no copies in or out.
+  const hmmPfns = machine.hmmPfnsBuffer(P);
   const owner = { name: "bench device" };
   const fault = (): void => {
     for (let off = 0; off < P; off += CHUNK) {

@@ -372,6 +372,15 @@ export class Machine {
     return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.MIGRATE_DST]! + slot * MAX_MIGRATE * 8, n);
   }
 
+  /**
+   * A pfn array inside the machine for hmmRangeFault's `hmmPfns` (up to 65536 entries):
+   * walks that use it need no copies in and out. Valid until the next call that uses it.
+   */
+  hmmPfnsBuffer(n: number): BigUint64Array {
+    if (!Number.isInteger(n) || n <= 0 || n > MAX_MIGRATE) fail("EINVAL", "hmmPfnsBuffer", `n must be in [1, ${MAX_MIGRATE}]`, n);
+    return this.hmmPfnsView(n);
+  }
+
   /** @internal */
   hmmPfnsView(n: number): BigUint64Array {
     return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.HMM_PFNS]!, n);

@@ -56,8 +56,10 @@ export function hmmRangeFault(m: Machine, range: HmmRange): number {
     fail("EINVAL", fn, `hmmPfns must be a BigUint64Array of at least ${npages} entries`, hmmPfns?.length);
   if (typeof range.defaultFlags !== "bigint" || typeof range.pfnFlagsMask !== "bigint") fail("EINVAL", fn, "defaultFlags and pfnFlagsMask must be bigints", range.defaultFlags);
   if (proc.exited) return 0; // the mm is gone
+  // A driver that walks in the machine's own pfn buffer (machine.hmmPfnsBuffer) saves two copies.
   const work = m.hmmPfnsView(npages);
-  work.set(hmmPfns.subarray(0, npages));
+  const inPlace = hmmPfns.buffer === work.buffer && hmmPfns.byteOffset === work.byteOffset;
+  if (!inPlace) work.set(hmmPfns.subarray(0, npages));
   const owner = m.ownerId(range.devPrivateOwner);
   const vpn0 = start / PAGE_SIZE;
   let from = 0;
@@ -70,7 +72,7 @@ export function hmmRangeFault(m: Machine, range: HmmRange): number {
     if (err) return faultErrno(err);
     from = r;
   }
-  hmmPfns.set(work);
+  if (!inPlace) hmmPfns.set(work);
   return 0;
 }
 
