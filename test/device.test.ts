@@ -1,32 +1,12 @@
 import { describe, it, expect } from "vitest";
 import {
   Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, PAGE_SIZE, MEMORY_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, type DevPagemap, type VmFault,
+  MIGRATE_VMA_SELECT_SYSTEM,
 } from "../src/index.js";
+import { privateDevice } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-function privateDevice(m: Machine, nrPages: number) {
-  const owner = { name: "gpu0" };
-  let freed = 0;
-  const pg: DevPagemap = m.memremapPages({
-    type: MEMORY_DEVICE_PRIVATE, nrPages, owner,
-    ops: {
-      pageFree: () => { freed++; },
-      migrateToRam(vmf: VmFault) {
-        const mig = m.migrateVmaSetup({
-          proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE,
-          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: owner, faultPage: vmf.page,
-        });
-        mig.allocAndCopy({ node: 0 });
-        mig.finalize();
-        return 0;
-      },
-    },
-  });
-  return { pg, owner, freed: () => freed };
-}
 
 describe("device-private memory", () => {
   it("migrates anon pages to the device and back on CPU faults, contents intact", () => {

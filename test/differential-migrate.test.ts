@@ -4,9 +4,10 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import {
-  Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, PAGE_SIZE, MEMORY_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, type DevPagemap, type Process, type VmFault,
+  Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, PAGE_SIZE,
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, type DevPagemap, type Process,
 } from "../src/index.js";
+import { privateDevice } from "./drivers.js";
 import { RefMachine, type RefMm } from "../bench/reference/kernel.js";
 
 const BASE_VPN = 0x10000;
@@ -32,21 +33,7 @@ const pfnOf = (pte: bigint): number => Number((pte >> 12n) & 0xffffffffffn);
 /** A Wasm machine with one device-private range whose driver migrates a faulting page back. */
 function wasmMachine(): { m: Machine; p: Process; pg: DevPagemap; owner: object } {
   const m = Machine.create({ nodes: [{ normal: FRAMES }], content: "tags", deviceMemory: DEVICE_PAGES });
-  const owner = { name: "differential" };
-  const pg = m.memremapPages({
-    type: MEMORY_DEVICE_PRIVATE, nrPages: DEVICE_PAGES, owner,
-    ops: {
-      migrateToRam(vmf: VmFault) {
-        const mig = m.migrateVmaSetup({
-          proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE,
-          flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: owner, faultPage: vmf.page,
-        });
-        mig.allocAndCopy({ node: 0 });
-        mig.finalize();
-        return 0;
-      },
-    },
-  });
+  const { pg, owner } = privateDevice(m, DEVICE_PAGES, "differential");
   const p = m.spawn();
   p.mmap(BASE_VPN * PAGE_SIZE, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
   return { m, p, pg, owner };
