@@ -1,12 +1,7 @@
 // Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
 // split on allocation (expand), merge with the buddy on free.
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
-import {
-  flagsOf, setFlagsOf, setRef, setMapcount, setMapping, setIndex, setPrivate, setPincount,
-  mapcountOf, pincountOf, mappingOf, indexOf, privateOf, clearPageFields,
-  lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf,
-  PGTY_buddy, PG_reserved,
-} from "./memmap";
+import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, mappingOf, indexOf, privateOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
 

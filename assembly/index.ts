@@ -1,9 +1,9 @@
 // The Wasm surface. Addresses cross the boundary as page numbers in f64 (exact to
 // 2^53), never as i64; results that do not fit a return value go to the result block.
-import { LAYOUT, readLayout, nzones, maxMms, maxMappings, nframes, resultBase, NONE } from "./layout";
+import { LAYOUT, readLayout, nzones, maxMms, nframes, resultBase, NONE } from "./layout";
 import { setFlag, setRef, PG_reserved } from "./memmap";
 import { zoneInit, buildZonelists, drainZone } from "./alloc";
-import { tablesInit, allocPageTable, freePageTable, tablesFree, tableAddr, entryTable, entryPresent, walkPte } from "./pagetable";
+import { tablesInit, allocPageTable, freePageTable, tablesFree, walkPte } from "./pagetable";
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
 import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES } from "./ptrange";
 import { accessBatch } from "./access";
