@@ -384,7 +384,7 @@ export function migrateCheckDst(slot: u32, npages: u32, drop: bool): i32 {
   return first;
 }
 
-// Whether the last checked dst fills a hole (migrate_vma_insert_page will run).
+// Whether the last checked (or allocated) dst fills a hole (migrate_vma_insert_page will run).
 export function migrateDstFillsHoles(): bool {
   return dstHasHoles;
 }
@@ -410,6 +410,7 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
   const dst = dstAddr();
   let n: u32 = 0;
   let fail = failFirst;
+  dstHasHoles = false;
   for (let i: u32 = 0; i < npages; i++) {
     const e = load<u64>(src + (<usize>i << 3));
     store<u8>(allocatedNow + i, 0);
@@ -425,6 +426,7 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
     if (d == NONE) continue;
     store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
     store<u8>(allocatedNow + i, 1);
+    if ((e & MIGRATE_PFN_VALID) == 0) dstHasHoles = true;
     n++;
   }
   copyRuns(src, dst, npages);

@@ -57,8 +57,11 @@ export class MigrateVma {
   readonly cpages: number;
   /** Source entries (do not modify). */
   readonly src: BigUint64Array;
-  /** Destination entries: migrate_pfn(page) | flags of a locked new page, or 0 to skip. */
-  readonly dst: BigUint64Array;
+  private readonly dstView: BigUint64Array;
+  /** Whether dst holds only what allocAndCopy wrote (then it needs no checking). */
+  private dstTrusted = true;
+  /** Whether allocAndCopy gave a hole a new page (migrate_vma_insert_page will run). */
+  private fillsHoles = false;
   private stage: Stage = "collected";
 
   /** @internal */
@@ -73,7 +76,13 @@ export class MigrateVma {
     this.npages = npages;
     this.cpages = cpages;
     this.src = machine.migrateSrcView(slot, npages);
-    this.dst = machine.migrateDstView(slot, npages);
+    this.dstView = machine.migrateDstView(slot, npages);
+  }
+
+  /** Destination entries: migrate_pfn(page) | flags of a locked new page, or 0 to skip. */
+  get dst(): BigUint64Array {
+    this.dstTrusted = false;
+    return this.dstView;
   }
 
   get finished(): boolean {
@@ -98,19 +107,22 @@ export class MigrateVma {
       node = target?.node;
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
     }
-    return m.core.migrateAllocCopy(this.slot, this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
+    const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
+    if (m.core.migrateDstFillsHoles()) this.fillsHoles = true;
+    return n;
   }
 
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */
   pages(): void {
     this.expect("collected", "migrate_vma_pages");
     const core = this.machine.core;
-    const bad = core.migrateCheckDst(this.slot, this.npages, 0);
+    // Entries a driver wrote itself are checked; allocAndCopy's are known good.
+    const bad = this.dstTrusted ? -1 : core.migrateCheckDst(this.slot, this.npages, 0);
     if (bad >= 0) {
       this.abort();
       fail("EINVAL", "migrate_vma_pages", `dst[${bad >> 4}] ${DST_PROBLEMS[bad & 15]}; the migration was rolled back`, bad >> 4);
     }
-    if (this.where && core.migrateDstFillsHoles()) {
+    if (this.where && (this.dstTrusted ? this.fillsHoles : core.migrateDstFillsHoles())) {
       const { proc, start } = this.where;
       proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.owner);
     }
