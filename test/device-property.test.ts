@@ -18,7 +18,8 @@ import {
   HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT,
   HMM_DMIRROR_RELEASE, HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FAIL_ALLOC,
 } from "../src/testing/index.js";
-import { Shadow, type ShadowProc, type Entry, type PageData, type Mode, type Access, pattern, BASE_VPN } from "./shadow.js";
+import { Shadow, type ShadowProc, type Entry, type PageData, type Mode, type Access, type AccSpec, accessAt, pattern, BASE_VPN } from "./shadow.js";
+import { errorOf, privateDevice } from "./drivers.js";
 
 const EPERM = -1;
 const ENOENT = -2;
@@ -116,14 +117,7 @@ class Driver {
 /** An address: a window page (0), a mapped page (1), a page holding data (2), a page that may be on a device (3). */
 interface DSel { kind: 0 | 1 | 2 | 3; n: number }
 
-type CpuSpec =
-  | { k: "write"; at: DSel; off: number; len: number; seed: number }
-  | { k: "read"; at: DSel; off: number; len: number }
-  | { k: "writeU32"; at: DSel; off: number; value: number }
-  | { k: "readU32"; at: DSel; off: number }
-  | { k: "writeTag"; at: DSel; off: number; tag: bigint }
-  | { k: "readTag"; at: DSel; off: number }
-  | { k: "touch"; at: DSel; npages: number; write: boolean; base: bigint };
+type CpuSpec = AccSpec<DSel>;
 
 type Drv = "P" | "C";
 
@@ -190,16 +184,6 @@ function newDevTotals(): DevTotals {
     dwrites: 0, dwriteEperm: 0, dFault: 0, snapshots: 0, drvMoved: 0, drvBack: 0, evicted: 0, closes: 0, releases: 0,
     forkDevpriv: 0, injected: 0, injectedMirror: 0, badDst: 0, einvalSetup: 0, inflight: 0, cowFaults: 0, cpuDeviceFaults: 0,
   };
-}
-
-function errorOf(fn: () => unknown): MmError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof MmError) return err;
-    throw err;
-  }
-  throw new Error("expected an MmError");
 }
 
 class DeviceRun {
@@ -495,16 +479,7 @@ class DeviceRun {
   }
 
   private toAccess(sp: ShadowProc, a: CpuSpec): Access {
-    const addr = this.resolve(sp, a.at) * PAGE_SIZE;
-    switch (a.k) {
-      case "write": return { k: "write", addr: addr + a.off, data: pattern(a.seed, a.len) };
-      case "read": return { k: "read", addr: addr + a.off, len: a.len };
-      case "writeU32": return { k: "writeU32", addr: addr + a.off, value: a.value };
-      case "readU32": return { k: "readU32", addr: addr + a.off };
-      case "writeTag": return { k: "writeTag", addr: addr + a.off, tag: a.tag };
-      case "readTag": return { k: "readTag", addr: addr + a.off };
-      case "touch": return { k: "touch", addr, npages: a.npages, write: a.write, base: a.base };
-    }
+    return accessAt(this.resolve(sp, a.at) * PAGE_SIZE, a);
   }
 
   private access(sp: ShadowProc, specs: CpuSpec[], batch: boolean): void {
@@ -1190,27 +1165,6 @@ describe("device property regressions", () => {
   const RW = PROT_READ | PROT_WRITE;
   const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
-  /** A private device whose migrate_to_ram does the usual migration, or throws when `fail` is set. */
-  function privateDevice(m: Machine, fail = false) {
-    const owner = { name: "gpu" };
-    const pg = m.memremapPages({
-      type: MEMORY_DEVICE_PRIVATE, nrPages: 8, owner,
-      ops: {
-        migrateToRam(vmf) {
-          if (fail) throw new Error("injected");
-          const mig = m.migrateVmaSetup({
-            proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE,
-            flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: owner, faultPage: vmf.page,
-          });
-          mig.allocAndCopy({ node: 0 });
-          mig.finalize();
-          return 0;
-        },
-      },
-    });
-    return { owner, pg };
-  }
-
   function toDevice(m: Machine, p: Process, addr: number, owner: unknown, pg: DevPagemap): void {
     const mig = m.migrateVmaSetup({ proc: p, start: addr, end: addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
     expect(mig.allocAndCopy(pg)).toBe(1);
@@ -1222,7 +1176,7 @@ describe("device property regressions", () => {
     // x86 do_sigbus reports the faulting address (cr2), as every other fault here does;
     // the device-private path (Machine.deviceFault) passed the page-aligned address on.
     const m = Machine.create({ nodes: [{ normal: 1024 }], deviceMemory: 64, content: "tags" });
-    const { owner, pg } = privateDevice(m, true);
+    const { owner, pg } = privateDevice(m, 8, "gpu", true);
     const p = m.spawn();
     const a = p.mmap(0, PAGE_SIZE, RW, ANON);
     p.writeTag(a, 7n);
@@ -1320,7 +1274,7 @@ describe("device property regressions", () => {
     // the access got SIGBUS; deviceFault's restore path also aborted the migration that
     // was in flight, which its caller then could not finalize.
     const m = Machine.create({ nodes: [{ normal: 1024 }], deviceMemory: 64, content: "tags" });
-    const { owner, pg } = privateDevice(m);
+    const { owner, pg } = privateDevice(m, 8, "gpu");
     const p = m.spawn();
     const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
     p.writeTag(a, 1n);

@@ -1,10 +1,24 @@
-// A minimal device-private driver for tests: its migrate_to_ram moves the one faulting
-// page back to system memory, as the simplest real driver would.
+// Helpers shared by the tests: a minimal device-private driver, and catching MmErrors.
 import {
-  MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, PAGE_SIZE, type DevPagemap, type Machine, type VmFault,
+  MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, PAGE_SIZE, type DevPagemap, type Machine, type VmFault,
 } from "../src/index.js";
 
-export function privateDevice(m: Machine, nrPages: number, name = "gpu0") {
+/** The MmError `fn` throws (fails the test when it throws nothing). */
+export function errorOf(fn: () => unknown): MmError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof MmError) return err;
+    throw err;
+  }
+  throw new Error("expected an MmError");
+}
+
+/**
+ * A device-private range whose migrate_to_ram moves the one faulting page back to system
+ * memory, as the simplest real driver would; with `fail` it throws instead.
+ */
+export function privateDevice(m: Machine, nrPages: number, name = "gpu0", fail = false) {
   const owner = { name };
   let freed = 0;
   const pg: DevPagemap = m.memremapPages({
@@ -14,6 +28,7 @@ export function privateDevice(m: Machine, nrPages: number, name = "gpu0") {
         freed++;
       },
       migrateToRam(vmf: VmFault) {
+        if (fail) throw new Error("injected");
         const mig = m.migrateVmaSetup({
           proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE,
           flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: owner, faultPage: vmf.page,

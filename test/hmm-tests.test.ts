@@ -88,6 +88,17 @@ function hmm_migrate_dev_to_sys(fd: HmmDmirror, buffer: HmmBuffer, npages: numbe
   return hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buffer, npages);
 }
 
+/** An anonymous buffer of `npages` filled with 0, 1, 2 ... in system memory, migrated to the device. */
+function anonOnDevice(p: Process, fd: HmmDmirror, npages: number): HmmBuffer {
+  const size = npages << page_shift;
+  const buffer = newBuffer(size);
+  buffer.ptr = p.mmap(0, size, RW, ANON);
+  p.write(buffer.ptr, intBytes(size / 4, (i) => i));
+  expect(hmm_migrate_sys_to_dev(fd, buffer, npages)).toBe(0);
+  expect(buffer.cpages).toBe(npages);
+  return buffer;
+}
+
 function hmm_buffer_free(p: Process, buffer: HmmBuffer): void {
   if (buffer.ptr) p.munmap(buffer.ptr, buffer.size);
   buffer.ptr = 0;
@@ -447,16 +458,8 @@ for (const variant of HMM_VARIANTS) {
     it(T("migrate"), withHmm(dev, ({ m, p, fd }) => {
       const npages = NPAGES;
       const size = npages << page_shift;
-      const buffer = newBuffer(size);
-      buffer.ptr = p.mmap(0, size, RW, ANON);
-
-      /* Initialize buffer in system memory. */
-      p.write(buffer.ptr, intBytes(size / 4, (i) => i));
-
-      /* Migrate memory to device. */
-      const ret = hmm_migrate_sys_to_dev(fd, buffer, npages);
-      expect(ret).toBe(0);
-      expect(buffer.cpages).toBe(npages);
+      /* Anonymous memory initialized in system memory, then migrated to the device. */
+      const buffer = anonOnDevice(p, fd, npages);
       m.check();
 
       /* Check what the device read. */
@@ -473,16 +476,9 @@ for (const variant of HMM_VARIANTS) {
     it(T("migrate_fault"), withHmm(dev, ({ m, p, fd }) => {
       const npages = NPAGES;
       const size = npages << page_shift;
-      const buffer = newBuffer(size);
-      buffer.ptr = p.mmap(0, size, RW, ANON);
-
-      /* Initialize buffer in system memory. */
-      p.write(buffer.ptr, intBytes(size / 4, (i) => i));
-
-      /* Migrate memory to device. */
-      let ret = hmm_migrate_sys_to_dev(fd, buffer, npages);
-      expect(ret).toBe(0);
-      expect(buffer.cpages).toBe(npages);
+      /* Anonymous memory initialized in system memory, then migrated to the device. */
+      const buffer = anonOnDevice(p, fd, npages);
+      let ret: number;
 
       /* Check what the device read. */
       assertInts(buffer.mirror, 0, size / 4, (i) => i, "mirror");
@@ -507,16 +503,9 @@ for (const variant of HMM_VARIANTS) {
     it(T("migrate_release"), withHmm(dev, ({ m, p, fd }) => {
       const npages = NPAGES;
       const size = npages << page_shift;
-      const buffer = newBuffer(size);
-      buffer.ptr = p.mmap(0, size, RW, ANON);
-
-      /* Initialize buffer in system memory. */
-      p.write(buffer.ptr, intBytes(size / 4, (i) => i));
-
-      /* Migrate memory to device. */
-      let ret = hmm_migrate_sys_to_dev(fd, buffer, npages);
-      expect(ret).toBe(0);
-      expect(buffer.cpages).toBe(npages);
+      /* Anonymous memory initialized in system memory, then migrated to the device. */
+      const buffer = anonOnDevice(p, fd, npages);
+      let ret: number;
 
       /* Check what the device read. */
       assertInts(buffer.mirror, 0, size / 4, (i) => i, "mirror");
@@ -751,16 +740,9 @@ for (const variant of HMM_VARIANTS) {
     it(T("hmm_cow_in_device"), withHmm(dev, ({ m, p, fd }) => {
       const npages = 4;
       const size = npages << page_shift;
-      const buffer = newBuffer(size);
-      buffer.ptr = p.mmap(0, size, RW, ANON);
-
-      /* Initialize buffer in system memory. */
-      p.write(buffer.ptr, intBytes(size / 4, (i) => i));
-
-      /* Migrate memory to device. */
-      let ret = hmm_migrate_sys_to_dev(fd, buffer, npages);
-      expect(ret).toBe(0);
-      expect(buffer.cpages).toBe(npages);
+      /* Anonymous memory initialized in system memory, then migrated to the device. */
+      const buffer = anonOnDevice(p, fd, npages);
+      let ret: number;
       m.check();
 
       // The child spins until SIGKILL: it just exists until the parent kills it.

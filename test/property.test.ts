@@ -4,8 +4,9 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import {
-  Machine, MmError, PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MREMAP_MAYMOVE,
+  Machine, PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MREMAP_MAYMOVE,
 } from "../src/index.js";
+import { errorOf } from "./drivers.js";
 import { type Mode, type Op, type AccSpec, type RunConfig, runSequence, newTotals } from "./shadow.js";
 
 // ---- generators -------------------------------------------------------------------
@@ -103,16 +104,6 @@ describe("property: random VM operations against a shadow model", () => {
   }
 });
 
-/** The MmError `fn` throws (fails the test when it throws nothing). */
-function errorOf(fn: () => unknown): MmError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof MmError) return err;
-    throw err;
-  }
-  throw new Error("expected an MmError");
-}
 
 // Minimal sequences of bugs the properties (or reading the code while writing them) found.
 describe("property regressions", () => {

@@ -1,8 +1,9 @@
 import { describe, it, expect } from "vitest";
 import {
-  Machine, MmError, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED,
+  Machine, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED,
   MAP_POPULATE, MADV_DONTNEED, MADV_FREE, MREMAP_MAYMOVE, MREMAP_FIXED, PAGE_SIZE,
 } from "../src/index.js";
+import { errorOf } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -12,15 +13,6 @@ function machine(pages = 8192) {
   return Machine.create({ nodes: [{ normal: pages }] });
 }
 
-function fault(fn: () => unknown): MmError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof MmError) return e;
-    throw e;
-  }
-  throw new Error("expected a fault");
-}
 
 describe("demand faults", () => {
   it("reads of untouched anonymous memory map the shared zero page", () => {
@@ -153,7 +145,7 @@ describe("protections", () => {
     p.writeU32(a, 42);
     p.mprotect(a, 4 * PAGE_SIZE, PROT_READ);
     expect(p.pte(a) & 2n).toBe(0n);
-    const e = fault(() => p.writeU32(a, 1));
+    const e = errorOf(() => p.writeU32(a, 1));
     expect(e.code).toBe("SIGSEGV");
     expect(e.fault).toEqual({ addr: a, access: "write", si_code: "SEGV_ACCERR" });
     expect(p.readU32(a)).toBe(42);
@@ -171,13 +163,13 @@ describe("protections", () => {
     const a = p.mmap(0, 3 * PAGE_SIZE, RW, ANON);
     p.writeU32(a, 1);
     p.mprotect(a, PAGE_SIZE, PROT_NONE);
-    expect(fault(() => p.readU32(a)).fault?.si_code).toBe("SEGV_ACCERR");
+    expect(errorOf(() => p.readU32(a)).fault?.si_code).toBe("SEGV_ACCERR");
     m.check();
     p.mprotect(a + PAGE_SIZE, PAGE_SIZE, PROT_WRITE);
     p.mprotect(a + 2 * PAGE_SIZE, PAGE_SIZE, PROT_EXEC);
     expect(p.readU32(a + PAGE_SIZE)).toBe(0);
     expect(p.readU32(a + 2 * PAGE_SIZE)).toBe(0);
-    expect(fault(() => p.writeU32(a + 2 * PAGE_SIZE, 1)).code).toBe("SIGSEGV");
+    expect(errorOf(() => p.writeU32(a + 2 * PAGE_SIZE, 1)).code).toBe("SIGSEGV");
     p.mprotect(a, PAGE_SIZE, PROT_READ);
     expect(p.readU32(a)).toBe(1);
     expect(p.maps().length).toBe(3);
@@ -210,7 +202,7 @@ describe("munmap and mremap", () => {
     p.munmap(a + 3 * PAGE_SIZE, 4 * PAGE_SIZE);
     expect(m.counters().nr_free_pages).toBe(free + 4);
     expect(p.maps().length).toBe(2);
-    expect(fault(() => p.readU32(a + 4 * PAGE_SIZE)).fault?.si_code).toBe("SEGV_MAPERR");
+    expect(errorOf(() => p.readU32(a + 4 * PAGE_SIZE)).fault?.si_code).toBe("SEGV_MAPERR");
     expect([0, 1, 2, 7, 8, 9].map((i) => p.readU32(a + i * PAGE_SIZE))).toEqual([1, 2, 3, 8, 9, 10]);
     m.check();
     p.munmap(a, 10 * PAGE_SIZE);
@@ -229,12 +221,12 @@ describe("munmap and mremap", () => {
     expect(b).not.toBe(a);
     expect([0, 1, 2, 3].map((i) => p.readU32(b + i * PAGE_SIZE))).toEqual([10, 11, 12, 13]);
     expect(p.readU32(b + 6 * PAGE_SIZE)).toBe(0);
-    expect(fault(() => p.readU32(a)).fault?.si_code).toBe("SEGV_MAPERR");
+    expect(errorOf(() => p.readU32(a)).fault?.si_code).toBe("SEGV_MAPERR");
     m.check();
     const c = p.mremap(b, 8 * PAGE_SIZE, 2 * PAGE_SIZE);
     expect(c).toBe(b);
     expect(p.readU32(b + PAGE_SIZE)).toBe(11);
-    expect(fault(() => p.readU32(b + 2 * PAGE_SIZE)).code).toBe("SIGSEGV");
+    expect(errorOf(() => p.readU32(b + 2 * PAGE_SIZE)).code).toBe("SIGSEGV");
     const grown = p.mremap(b, 2 * PAGE_SIZE, 3 * PAGE_SIZE);
     expect(grown).toBe(b);
     const target = 0x10000000;

@@ -601,14 +601,15 @@ export const MAX_PROCS = 5;
 /** An address: a page of the window (kind 0), a mapped page (1), or a page holding written data (2). */
 export interface Sel { kind: 0 | 1 | 2; n: number }
 
-export type AccSpec =
-  | { k: "write"; at: Sel; off: number; len: number; seed: number }
-  | { k: "read"; at: Sel; off: number; len: number }
-  | { k: "writeU32"; at: Sel; off: number; value: number }
-  | { k: "readU32"; at: Sel; off: number }
-  | { k: "writeTag"; at: Sel; off: number; tag: bigint }
-  | { k: "readTag"; at: Sel; off: number }
-  | { k: "touch"; at: Sel; npages: number; write: boolean; base: bigint };
+/** A CPU access to generate, at a page chosen by a selector of type S. */
+export type AccSpec<S = Sel> =
+  | { k: "write"; at: S; off: number; len: number; seed: number }
+  | { k: "read"; at: S; off: number; len: number }
+  | { k: "writeU32"; at: S; off: number; value: number }
+  | { k: "readU32"; at: S; off: number }
+  | { k: "writeTag"; at: S; off: number; tag: bigint }
+  | { k: "readTag"; at: S; off: number }
+  | { k: "touch"; at: S; npages: number; write: boolean; base: bigint };
 
 export type Op =
   | { op: "mmap"; p: number; at: Sel; pages: number; prot: number; shared: boolean; mode: 0 | 1 | 2; populate: boolean }
@@ -642,7 +643,11 @@ function resolve(sh: Shadow, sp: ShadowProc, s: Sel, window: number): number {
 }
 
 function toAccess(sh: Shadow, sp: ShadowProc, a: AccSpec, window: number): Access {
-  const addr = resolve(sh, sp, a.at, window) * PAGE_SIZE;
+  return accessAt(resolve(sh, sp, a.at, window) * PAGE_SIZE, a);
+}
+
+/** The access `a` describes, at the page `addr` its selector chose. */
+export function accessAt<S>(addr: number, a: AccSpec<S>): Access {
   switch (a.k) {
     case "write": return { k: "write", addr: addr + a.off, data: pattern(a.seed, a.len) };
     case "read": return { k: "read", addr: addr + a.off, len: a.len };

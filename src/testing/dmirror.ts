@@ -289,9 +289,9 @@ export class HmmDmirror {
     const end = start + npages;
     switch (command) {
       case HMM_DMIRROR_READ:
-        return this.read(start, end, c, out);
+        return this.readWrite(start, end, c, out, false);
       case HMM_DMIRROR_WRITE:
-        return this.write(start, end, c, out);
+        return this.readWrite(start, end, c, out, true);
       case HMM_DMIRROR_MIGRATE_TO_DEV:
         return this.migrateToDevice(start, end, c, out);
       case HMM_DMIRROR_MIGRATE_TO_SYS:
@@ -359,40 +359,26 @@ export class HmmDmirror {
     return 0;
   }
 
-  private read(start: number, end: number, c: DmirrorCmd, out: DmirrorResult): DmirrorResult {
+  /**
+   * dmirror_read / dmirror_write: copy through the device table; at the first page it
+   * lacks (or lacks write access to), fault the rest of the range in and go on.
+   */
+  private readWrite(start: number, end: number, c: DmirrorCmd, out: DmirrorResult, write: boolean): DmirrorResult {
     const buf = this.dataBuffer(c, end - start);
     for (;;) {
-      const r = this.doRead(start, end, buf, out);
+      const r = write ? this.doWrite(start, end, buf, out) : this.doRead(start, end, buf, out);
       if (r !== ENOENT) {
         out.ret = r;
         break;
       }
-      const f = this.fault(start + out.cpages, end, false);
+      const f = this.fault(start + out.cpages, end, write);
       if (f) {
         out.ret = f;
         break;
       }
       out.faults++;
     }
-    if (out.ret === 0) out.buffer = buf;
-    return out;
-  }
-
-  private write(start: number, end: number, c: DmirrorCmd, out: DmirrorResult): DmirrorResult {
-    const buf = this.dataBuffer(c, end - start);
-    for (;;) {
-      const r = this.doWrite(start, end, buf, out);
-      if (r !== ENOENT) {
-        out.ret = r;
-        break;
-      }
-      const f = this.fault(start + out.cpages, end, true);
-      if (f) {
-        out.ret = f;
-        break;
-      }
-      out.faults++;
-    }
+    if (out.ret === 0 && !write) out.buffer = buf;
     return out;
   }
 
