@@ -116,7 +116,7 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
     // A hwpoison entry maps nothing: its page is held by the poison reference alone.
     if (t == SWP_HWPOISON) return pfn < nframes && testFlag(pfn, PG_hwpoison) ? CHECK_OK : fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
     const ok = (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) ? pfn < nframes && isDevicePrivatePage(pfn)
-      : t == SWP_DEVICE_EXCLUSIVE ? pfn < nframes && !isZoneDevicePage(pfn) : false;
+      : t == SWP_DEVICE_EXCLUSIVE ? pfn < nframes && !isDevicePrivatePage(pfn) && (!isZoneDevicePage(pfn) || pageIsAnon(pfn)) : false;
     if (!ok) return fail(t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE ? CHECK_DEVICE_ENTRY : CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
     if (t == SWP_DEVICE_WRITE && (flags & VM_WRITE) == 0) return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
   } else if (pfn < nframes && isDevicePrivatePage(pfn)) {

@@ -484,3 +484,7 @@ export function hmmRangeWalk(mm: u32, vpn: f64, npages: u32, from: u32, defaultH
 export function hmmLastFaultWrite(): bool {
   return hmmFaultWrite;
 }
+
+// ---- page-state census (the stress runner's page map) --------------------------
+
+export { pageCensus } from "./census";

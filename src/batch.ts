@@ -106,6 +106,15 @@ export class AccessBatch {
       Number(tagBase & 0xffffffffn), Number(tagBase >> 32n));
   }
 
+  /** A completed readTag's value, low and high 32 bits (no bigint made: for hot loops). */
+  tagLow(i: number): number {
+    return this.ops[i * WORDS + 4]!;
+  }
+
+  tagHigh(i: number): number {
+    return this.ops[i * WORDS + 5]!;
+  }
+
   /** The value a completed read op left: a number (readU32), a bigint (readTag) or bytes (read). */
   value(i: number): number | bigint | Uint8Array {
     const w = i * WORDS;

@@ -66,6 +66,7 @@ export interface CoreExports {
   migrateRunFinalize(slot: number, npages: number): void;
   migrateAllocCopy(slot: number, npages: number, z: number, node: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
+  pageCensus(framesPerBucket: number): number;
   hmmLastFaultWrite(): number;
   reclaim(n: number): number;
 }

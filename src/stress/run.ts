@@ -1,0 +1,238 @@
+// One stress run: a scenario's generator (or a recorded op stream) driven through a
+// World, then the final verification, and the run's report. Everything in the report
+// is a function of the ops, so the same seed gives the same report, byte for byte.
+import { Rng } from "../random.js";
+import type { Counters } from "../stats.js";
+import { PAGE_STATES } from "./census.js";
+import { LATENCY_KINDS, type LatencyKind, type TraceEvent } from "./timeline.js";
+import type { HistogramData } from "./histogram.js";
+import { Histogram } from "./histogram.js";
+import { InputError, type MachineSpec } from "./machine-spec.js";
+import { Emitter, scenarioByName, SCENARIOS } from "./scenarios/index.js";
+import { OP_WORDS } from "./ops.js";
+import { StressFailure, World, type FailureKind } from "./world.js";
+
+/** Census samples a run of known length takes at most (plus one at the start), and ops between two at least. */
+export const SAMPLES = 200;
+export const MIN_SAMPLE_EVERY = 16384;
+/** Without a known length (--duration), one census per this many ops. */
+export const DURATION_SAMPLE_EVERY = 65536;
+
+export interface RunOptions {
+  scenario: string;
+  seed: number;
+  /** Ops to run; or `durationMs` of wall time. */
+  ops?: number;
+  durationMs?: number;
+  machine: MachineSpec;
+  /** machine.check() every this many ops (default 65536). */
+  checkEvery?: number;
+  /** Chrome trace events of simulated time. */
+  trace?: boolean;
+  /** Keep the op stream for a record file. */
+  record?: boolean;
+  build?: "debug" | "release";
+  /** Called about every 4096 ops with the ops done. */
+  onProgress?: (done: number) => void;
+}
+
+export interface LatencySummary {
+  count: number;
+  meanNs: number;
+  p50Ns: number;
+  p90Ns: number;
+  p99Ns: number;
+  maxNs: number;
+  histogram: HistogramData;
+}
+
+export interface DeviceReport {
+  name: string;
+  kind: string;
+  pages: number;
+  migratedIn: number;
+  migratedOut: number;
+  evicted: number;
+  cpuFaults: number;
+  hmmFaults: number;
+  pagesRead: number;
+  pagesWritten: number;
+}
+
+export interface TimelineSample {
+  op: number;
+  simNs: number;
+  /** Frames per page state, in `states` order. */
+  counts: number[];
+  /** One digit per bucket of frames: the index of its most common state other than free. */
+  map: string;
+  pgmigrate_success: number;
+  pgfault: number;
+}
+
+export interface RunReport {
+  scenario: string;
+  seed: number;
+  machine: MachineSpec;
+  ops: number;
+  checkEvery: number;
+  checks: number;
+  simulatedNs: number;
+  opCounts: Record<string, number>;
+  counters: Counters;
+  devices: DeviceReport[];
+  exclusiveRefused: number;
+  /** Pages read back and compared with the shadow at the end. */
+  verifiedPages: number;
+  latency: Record<LatencyKind, LatencySummary>;
+  /** Per simulated second, over the whole run. */
+  rates: { opsPerSimSecond: number; migrationsPerSimSecond: number };
+  timeline: { states: readonly string[]; frames: number; framesPerBucket: number; samples: TimelineSample[] };
+  failure: { kind: FailureKind; opIndex: number; message: string } | null;
+}
+
+export interface RunResult {
+  report: RunReport;
+  /** Trace-event JSON object, when asked. */
+  trace?: { traceEvents: TraceEvent[] };
+  /** The op stream, when asked: a header and the words. */
+  record?: { header: RecordHeader; words: Uint32Array };
+  /** Wall time of the ops, for the terminal only (never in the report). */
+  wallMs: number;
+}
+
+export interface RecordHeader {
+  format: "mmemu-record";
+  version: 1;
+  scenario: string;
+  seed: number;
+  machine: MachineSpec;
+  checkEvery: number;
+  sampleEvery: number;
+  ops: number;
+}
+
+function summarize(h: Histogram): LatencySummary {
+  return {
+    count: h.count, meanNs: h.count ? Math.round(h.sumNs / h.count) : 0,
+    p50Ns: h.percentile(50), p90Ns: h.percentile(90), p99Ns: h.percentile(99), maxNs: h.maxNs, histogram: h.toJSON(),
+  };
+}
+
+interface Drive {
+  /** Runs ops into the world until done; returns nothing (a failure throws). */
+  (world: World): void;
+}
+
+function execute(opts: RunOptions, sampleEvery: number, drive: Drive, header: Omit<RecordHeader, "ops" | "sampleEvery">): RunResult {
+  const checkEvery = header.checkEvery;
+  const world = new World({ spec: opts.machine, build: opts.build, checkEvery, sampleEvery, trace: opts.trace, record: opts.record });
+  let failure: RunReport["failure"] = null;
+  let verifiedPages = 0;
+  let counters: Counters | null = null;
+  const t0 = performance.now();
+  let wallMs = 0;
+  try {
+    drive(world);
+    world.check();
+    if (sampleEvery > 0 && world.samples.at(-1)?.op !== world.ops) world.sample();
+    wallMs = performance.now() - t0;
+    counters = world.machine.counters();
+    verifiedPages = world.verifyAndTearDown();
+  } catch (e) {
+    wallMs ||= performance.now() - t0;
+    if (e instanceof InputError) throw e;
+    const f = e instanceof StressFailure ? e : new StressFailure("error", world.ops, `emulator crashed: ${(e as Error)?.stack ?? String(e)}`);
+    failure = { kind: f.kind, opIndex: f.opIndex, message: f.message };
+  }
+  counters ??= safeCounters(world);
+  const simS = world.tl.now / 1e9;
+  const migrations = world.gpus.reduce((s, g) => s + g.stats.migratedIn + g.stats.migratedOut + g.stats.evicted, 0);
+  const { framesPerBucket, frames } = world.buckets;
+  const report: RunReport = {
+    scenario: header.scenario,
+    seed: header.seed,
+    machine: opts.machine,
+    ops: world.ops,
+    checkEvery,
+    checks: world.machine.checksRun,
+    simulatedNs: world.tl.now,
+    opCounts: world.opCounts,
+    counters,
+    devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
+    exclusiveRefused: world.exclusiveRefused,
+    verifiedPages,
+    latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarize(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
+    rates: {
+      opsPerSimSecond: simS > 0 ? Math.round(world.ops / simS) : 0,
+      migrationsPerSimSecond: simS > 0 ? Math.round(migrations / simS) : 0,
+    },
+    timeline: {
+      states: PAGE_STATES, frames, framesPerBucket,
+      samples: world.samples.map((s) => ({ op: s.op, simNs: s.simNs, counts: s.census.counts, map: s.census.map, pgmigrate_success: s.pgmigrate_success, pgfault: s.pgfault })),
+    },
+    failure,
+  };
+  const out: RunResult = { report, wallMs };
+  if (opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
+  if (world.log) out.record = { header: { ...header, sampleEvery, ops: world.log.length }, words: world.log.view() };
+  return out;
+}
+
+function safeCounters(world: World): Counters {
+  try {
+    return world.machine.counters();
+  } catch {
+    return {} as Counters;
+  }
+}
+
+export function checkRunOptions(opts: RunOptions): void {
+  if (!scenarioByName(opts.scenario)) throw new InputError(`unknown scenario "${opts.scenario}" (scenarios: ${SCENARIOS.map((s) => s.name).join(", ")})`);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new InputError(`seed must be an integer in [0, 2^32), got ${opts.seed}`);
+  if (opts.ops !== undefined && (!Number.isInteger(opts.ops) || opts.ops < 1 || opts.ops > 1e10)) throw new InputError(`ops must be a positive integer, got ${opts.ops}`);
+  if (opts.checkEvery !== undefined && (!Number.isInteger(opts.checkEvery) || opts.checkEvery < 1)) throw new InputError(`check interval must be a positive integer, got ${opts.checkEvery}`);
+  const sc = scenarioByName(opts.scenario)!;
+  for (const kind of sc.needs) {
+    if (!opts.machine.devices.some((d) => d.kind === kind)) throw new InputError(`scenario "${sc.name}" needs a device-${kind} device; the machine has none`);
+  }
+}
+
+/** Runs a scenario from its seed. */
+export function runScenario(opts: RunOptions): RunResult {
+  checkRunOptions(opts);
+  const scenario = scenarioByName(opts.scenario)!;
+  const ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
+  const sampleEvery = Number.isFinite(ops) ? Math.max(Math.min(MIN_SAMPLE_EVERY, ops), Math.ceil(ops / SAMPLES)) : DURATION_SAMPLE_EVERY;
+  const checkEvery = opts.checkEvery ?? 65536;
+  return execute(opts, sampleEvery, (world) => {
+    const rng = new Rng(opts.seed);
+    const gen = scenario.create(world, rng);
+    const e = new Emitter(world, ops);
+    const deadline = opts.durationMs !== undefined ? performance.now() + opts.durationMs : Infinity;
+    let nextProgress = 4096;
+    while (e.left > 0) {
+      gen.step(e);
+      if (world.ops >= nextProgress) {
+        nextProgress = world.ops + 4096;
+        opts.onProgress?.(world.ops);
+        if (performance.now() >= deadline) break;
+      }
+    }
+    world.flush();
+  }, { format: "mmemu-record", version: 1, scenario: scenario.name, seed: opts.seed, machine: opts.machine, checkEvery });
+}
+
+/** Re-runs a recorded op stream; its report equals the recorded run's. */
+export function replay(header: RecordHeader, words: Uint32Array, opts: { trace?: boolean; build?: "debug" | "release"; onProgress?: (done: number) => void } = {}): RunResult {
+  const run: RunOptions = { scenario: header.scenario, seed: header.seed, machine: header.machine, checkEvery: header.checkEvery, ...opts };
+  return execute(run, header.sampleEvery, (world) => {
+    for (let i = 0; i < header.ops; i++) {
+      const w = i * OP_WORDS;
+      world.exec(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!);
+      if ((i & 4095) === 4095) opts.onProgress?.(i + 1);
+    }
+    world.flush();
+  }, { format: "mmemu-record", version: 1, scenario: header.scenario, seed: header.seed, machine: header.machine, checkEvery: header.checkEvery });
+}
+

@@ -1,0 +1,101 @@
+// What every scenario is made of: an emitter that runs ops until the run's budget is
+// spent, and the workload pieces the scenarios share (CPU bursts with locality, a
+// device "kernel launch" that migrates a range in and works on it).
+import type { Rng } from "../../random.js";
+import type { DeviceKind } from "../machine-spec.js";
+import type { Region, World } from "../world.js";
+import {
+  OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
+} from "../ops.js";
+
+export class Emitter {
+  constructor(readonly world: World, private readonly limit: number) {}
+
+  /** Ops still to run in this run. */
+  get left(): number {
+    return this.limit - this.world.ops;
+  }
+
+  op(kind: number, a = 0, b = 0, c = 0): void {
+    if (this.world.ops < this.limit) this.world.exec(kind, a, b, c);
+  }
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly summary: string;
+  /** Device kinds it drives; a machine without one of them is refused. */
+  readonly needs: DeviceKind[];
+  /** A fresh generator for one run. */
+  create(world: World, rng: Rng): Generator;
+}
+
+export interface Generator {
+  /** Emits the next few ops. */
+  step(e: Emitter): void;
+}
+
+/** System RAM frames of the machine. */
+export function ramPages(w: World): number {
+  return w.machine.config.frames;
+}
+
+/** The first device of a kind. */
+export function deviceOf(w: World, kind: DeviceKind): number {
+  return w.gpus.findIndex((g) => g.kind === kind);
+}
+
+export function liveRegions(w: World, proc?: number): Region[] {
+  return w.regions.filter((r): r is Region => r !== null && (proc === undefined || r.proc === proc));
+}
+
+export function liveProcs(w: World): number[] {
+  const out: number[] = [];
+  w.procs.forEach((p, i) => {
+    if (p) out.push(i);
+  });
+  return out;
+}
+
+/** Spawns a process and maps one region in it; returns the region. */
+export function spawnWithRegion(e: Emitter, pages: number, shared = false): Region {
+  const w = e.world;
+  e.op(OP_SPAWN);
+  e.op(OP_MMAP, w.procs.length - 1, pages, shared ? 1 : 0);
+  return w.regions[w.regions.length - 1]!;
+}
+
+/** `n` CPU accesses to pages around a random spot of the region (a working set with locality). */
+export function cpuBurst(e: Emitter, rng: Rng, r: Region, n: number, writeShare: number, window = 64): void {
+  const center = rng.int(r.pages);
+  const win = Math.min(window, r.pages);
+  for (let i = 0; i < n && e.left > 0; i++) {
+    const page = (center + rng.int(win)) % r.pages;
+    e.op(r.writable && rng.next() < writeShare ? OP_CPU_WRITE : OP_CPU_READ, r.slot, page);
+  }
+}
+
+/** A random sub-range of a region, at most `max` pages. */
+export function subRange(rng: Rng, r: Region, max: number): { page: number; n: number } {
+  const n = 1 + rng.int(Math.min(max, r.pages));
+  return { page: rng.int(r.pages - n + 1), n };
+}
+
+/**
+ * A device kernel launch: the driver migrates a range to its memory, then the device
+ * loads and stores it in chunks (stores only where the region is writable).
+ */
+export function deviceKernel(e: Emitter, rng: Rng, dev: number, r: Region, max: number, migrate = true): void {
+  const { page, n } = subRange(rng, r, max);
+  if (migrate) e.op(OP_MIGRATE_TO_DEV, dev, r.slot, packRange(page, n));
+  for (let at = page; at < page + n && e.left > 0; at += 32) {
+    const k = Math.min(32, page + n - at);
+    e.op(r.writable && rng.int(2) === 0 ? OP_DEV_WRITE : OP_DEV_READ, dev, r.slot, packRange(at, k));
+  }
+}
+
+/** The driver moves a range back to system memory (e.g. after a kernel finished). */
+export function migrateBack(e: Emitter, rng: Rng, dev: number, r: Region, max: number): void {
+  const { page, n } = subRange(rng, r, max);
+  e.op(OP_MIGRATE_TO_SYS, dev, r.slot, packRange(page, n));
+}

@@ -1,0 +1,15 @@
+// The stress scenarios by name.
+import type { Scenario } from "./common.js";
+import { gpuOffload } from "./gpu-offload.js";
+import { coherentShare } from "./coherent-share.js";
+import { oversubscribe } from "./oversubscribe.js";
+import { mixed } from "./mixed.js";
+
+export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe];
+export const DEFAULT_SCENARIO = "mixed";
+
+export function scenarioByName(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name);
+}
+
+export { Emitter, type Scenario, type Generator } from "./common.js";
