@@ -6,9 +6,9 @@ import type { Counters } from "../stats.js";
 import { PAGE_STATES } from "./census.js";
 import { LATENCY_KINDS, type LatencyKind, type TraceEvent } from "./timeline.js";
 import type { HistogramData } from "./histogram.js";
-import { Histogram } from "./histogram.js";
+import { summarizeHistogram } from "./report.js";
 import { InputError, type MachineSpec } from "./machine-spec.js";
-import { Emitter, scenarioByName, SCENARIOS } from "./scenarios/index.js";
+import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/index.js";
 import { OP_WORDS } from "./ops.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
 
@@ -112,71 +112,151 @@ export interface RecordHeader {
   ops: number;
 }
 
-function summarize(h: Histogram): LatencySummary {
-  return {
-    count: h.count, meanNs: h.count ? Math.round(h.sumNs / h.count) : 0,
-    p50Ns: h.percentile(50), p90Ns: h.percentile(90), p99Ns: h.percentile(99), maxNs: h.maxNs, histogram: h.toJSON(),
-  };
+/** Where a run's ops come from: a scenario's generator, or a recorded stream. */
+interface Source {
+  /** Runs ops until `world.ops` reaches `target` (or a little past it) or the source ends; false when it has ended. */
+  run(world: World, target: number): boolean;
 }
 
-interface Drive {
-  /** Runs ops into the world until done; returns nothing (a failure throws). */
-  (world: World): void;
-}
+/**
+ * A run that can go step by step (the browser demo draws between steps) or to its end.
+ * Step boundaries fall between generator steps, so any stepping gives the same ops.
+ */
+export class StressRun {
+  readonly world: World;
+  private failure: RunReport["failure"] = null;
+  private ended = false;
+  private wallMs = 0;
 
-function execute(opts: RunOptions, sampleEvery: number, drive: Drive, header: Omit<RecordHeader, "ops" | "sampleEvery">): RunResult {
-  const checkEvery = header.checkEvery;
-  const world = new World({ spec: opts.machine, build: opts.build, checkEvery, sampleEvery, trace: opts.trace, record: opts.record });
-  let failure: RunReport["failure"] = null;
-  let verifiedPages = 0;
-  let counters: Counters | null = null;
-  const t0 = performance.now();
-  let wallMs = 0;
-  try {
-    drive(world);
-    world.check();
-    if (sampleEvery > 0 && world.samples.at(-1)?.op !== world.ops) world.sample();
-    wallMs = performance.now() - t0;
-    counters = world.machine.counters();
-    verifiedPages = world.verifyAndTearDown();
-  } catch (e) {
-    wallMs ||= performance.now() - t0;
-    if (e instanceof InputError) throw e;
-    const f = e instanceof StressFailure ? e : new StressFailure("error", world.ops, `emulator crashed: ${(e as Error)?.stack ?? String(e)}`);
-    failure = { kind: f.kind, opIndex: f.opIndex, message: f.message };
+  private constructor(
+    private readonly opts: RunOptions,
+    private readonly header: Omit<RecordHeader, "ops">,
+    private readonly source: Source,
+  ) {
+    this.world = new World({
+      spec: opts.machine, build: opts.build, checkEvery: header.checkEvery, sampleEvery: header.sampleEvery, trace: opts.trace, record: opts.record,
+    });
   }
-  counters ??= safeCounters(world);
-  const simS = world.tl.now / 1e9;
-  const migrations = world.gpus.reduce((s, g) => s + g.stats.migratedIn + g.stats.migratedOut + g.stats.evicted, 0);
-  const { framesPerBucket, frames } = world.buckets;
-  const report: RunReport = {
-    scenario: header.scenario,
-    seed: header.seed,
-    machine: opts.machine,
-    ops: world.ops,
-    checkEvery,
-    checks: world.machine.checksRun,
-    simulatedNs: world.tl.now,
-    opCounts: world.opCounts,
-    counters,
-    devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
-    exclusiveRefused: world.exclusiveRefused,
-    verifiedPages,
-    latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarize(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
-    rates: {
-      opsPerSimSecond: simS > 0 ? Math.round(world.ops / simS) : 0,
-      migrationsPerSimSecond: simS > 0 ? Math.round(migrations / simS) : 0,
-    },
-    timeline: {
-      states: PAGE_STATES, frames, framesPerBucket,
-      samples: world.samples.map((s) => ({ op: s.op, simNs: s.simNs, counts: s.census.counts, map: s.census.map, pgmigrate_success: s.pgmigrate_success, pgfault: s.pgfault })),
-    },
-    failure,
-  };
-  const out: RunResult = { report, wallMs };
-  if (opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
-  if (world.log) out.record = { header: { ...header, sampleEvery, ops: world.log.length }, words: world.log.view() };
-  return out;
+
+  /** A run of a scenario from its seed. */
+  static fromScenario(opts: RunOptions): StressRun {
+    checkRunOptions(opts);
+    const scenario = scenarioByName(opts.scenario)!;
+    const ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
+    const sampleEvery = Number.isFinite(ops) ? Math.max(Math.min(MIN_SAMPLE_EVERY, ops), Math.ceil(ops / SAMPLES)) : DURATION_SAMPLE_EVERY;
+    const header = { format: "mmemu-record", version: 1, scenario: scenario.name, seed: opts.seed, machine: opts.machine, checkEvery: opts.checkEvery ?? 65536, sampleEvery } as const;
+    let gen: Generator | null = null;
+    let emitter: Emitter | null = null;
+    const deadline = opts.durationMs !== undefined ? performance.now() + opts.durationMs : Infinity;
+    return new StressRun(opts, header, {
+      run(world, target) {
+        if (!gen) {
+          gen = scenario.create(world, new Rng(opts.seed));
+          emitter = new Emitter(world, ops);
+        }
+        while (emitter!.left > 0 && world.ops < target) gen.step(emitter!);
+        return emitter!.left > 0 && performance.now() < deadline;
+      },
+    });
+  }
+
+  /** A re-run of a recorded op stream; its report equals the recorded run's. */
+  static fromRecord(header: RecordHeader, words: Uint32Array, opts: Pick<RunOptions, "trace" | "build" | "onProgress"> = {}): StressRun {
+    const run: RunOptions = { scenario: header.scenario, seed: header.seed, machine: header.machine, checkEvery: header.checkEvery, ...opts };
+    let i = 0;
+    return new StressRun(run, header, {
+      run(world, target) {
+        for (; i < header.ops && world.ops < target; i++) {
+          const w = i * OP_WORDS;
+          world.exec(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!);
+        }
+        return i < header.ops;
+      },
+    });
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Runs about `n` more ops; false once the run has ended (all ops run, out of time, or failed). */
+  step(n: number): boolean {
+    if (this.ended) return false;
+    const t0 = performance.now();
+    try {
+      const more = this.source.run(this.world, this.world.ops + n);
+      this.world.flush();
+      if (!more) this.ended = true;
+    } catch (e) {
+      this.ended = true;
+      this.fail(e);
+    }
+    this.wallMs += performance.now() - t0;
+    this.opts.onProgress?.(this.world.ops);
+    return !this.ended;
+  }
+
+  private fail(e: unknown): void {
+    if (e instanceof InputError) throw e;
+    const f = e instanceof StressFailure ? e : new StressFailure("error", this.world.ops, `emulator crashed: ${(e as Error)?.stack ?? String(e)}`);
+    this.failure = { kind: f.kind, opIndex: f.opIndex, message: f.message };
+  }
+
+  /** Runs what is left, then the final checks; returns the report. */
+  finish(): RunResult {
+    while (this.step(65536));
+    const world = this.world;
+    let verifiedPages = 0;
+    let counters: Counters | null = null;
+    if (!this.failure) {
+      try {
+        world.check();
+        if (this.header.sampleEvery > 0 && world.samples.at(-1)?.op !== world.ops) world.sample();
+        counters = world.machine.counters();
+        verifiedPages = world.verifyAndTearDown();
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+    counters ??= safeCounters(world);
+    return this.result(counters, verifiedPages);
+  }
+
+  private result(counters: Counters, verifiedPages: number): RunResult {
+    const world = this.world;
+    const header = this.header;
+    const simS = world.tl.now / 1e9;
+    const migrations = world.gpus.reduce((s, g) => s + g.stats.migratedIn + g.stats.migratedOut + g.stats.evicted, 0);
+    const { framesPerBucket, frames } = world.buckets;
+    const report: RunReport = {
+      scenario: header.scenario,
+      seed: header.seed,
+      machine: header.machine,
+      ops: world.ops,
+      checkEvery: header.checkEvery,
+      checks: world.machine.checksRun,
+      simulatedNs: world.tl.now,
+      opCounts: world.opCounts,
+      counters,
+      devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
+      exclusiveRefused: world.exclusiveRefused,
+      verifiedPages,
+      latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
+      rates: {
+        opsPerSimSecond: simS > 0 ? Math.round(world.ops / simS) : 0,
+        migrationsPerSimSecond: simS > 0 ? Math.round(migrations / simS) : 0,
+      },
+      timeline: {
+        states: PAGE_STATES, frames, framesPerBucket,
+        samples: world.samples.map((s) => ({ op: s.op, simNs: s.simNs, counts: s.census.counts, map: s.census.map, pgmigrate_success: s.pgmigrate_success, pgfault: s.pgfault })),
+      },
+      failure: this.failure,
+    };
+    const out: RunResult = { report, wallMs: this.wallMs };
+    if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
+    if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
+    return out;
+  }
 }
 
 function safeCounters(world: World): Counters {
@@ -198,41 +278,12 @@ export function checkRunOptions(opts: RunOptions): void {
   }
 }
 
-/** Runs a scenario from its seed. */
+/** Runs a scenario from its seed to its end. */
 export function runScenario(opts: RunOptions): RunResult {
-  checkRunOptions(opts);
-  const scenario = scenarioByName(opts.scenario)!;
-  const ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
-  const sampleEvery = Number.isFinite(ops) ? Math.max(Math.min(MIN_SAMPLE_EVERY, ops), Math.ceil(ops / SAMPLES)) : DURATION_SAMPLE_EVERY;
-  const checkEvery = opts.checkEvery ?? 65536;
-  return execute(opts, sampleEvery, (world) => {
-    const rng = new Rng(opts.seed);
-    const gen = scenario.create(world, rng);
-    const e = new Emitter(world, ops);
-    const deadline = opts.durationMs !== undefined ? performance.now() + opts.durationMs : Infinity;
-    let nextProgress = 4096;
-    while (e.left > 0) {
-      gen.step(e);
-      if (world.ops >= nextProgress) {
-        nextProgress = world.ops + 4096;
-        opts.onProgress?.(world.ops);
-        if (performance.now() >= deadline) break;
-      }
-    }
-    world.flush();
-  }, { format: "mmemu-record", version: 1, scenario: scenario.name, seed: opts.seed, machine: opts.machine, checkEvery });
+  return StressRun.fromScenario(opts).finish();
 }
 
-/** Re-runs a recorded op stream; its report equals the recorded run's. */
-export function replay(header: RecordHeader, words: Uint32Array, opts: { trace?: boolean; build?: "debug" | "release"; onProgress?: (done: number) => void } = {}): RunResult {
-  const run: RunOptions = { scenario: header.scenario, seed: header.seed, machine: header.machine, checkEvery: header.checkEvery, ...opts };
-  return execute(run, header.sampleEvery, (world) => {
-    for (let i = 0; i < header.ops; i++) {
-      const w = i * OP_WORDS;
-      world.exec(words[w]!, words[w + 1]!, words[w + 2]!, words[w + 3]!);
-      if ((i & 4095) === 4095) opts.onProgress?.(i + 1);
-    }
-    world.flush();
-  }, { format: "mmemu-record", version: 1, scenario: header.scenario, seed: header.seed, machine: header.machine, checkEvery: header.checkEvery });
+/** Re-runs a recorded op stream to its end. */
+export function replay(header: RecordHeader, words: Uint32Array, opts: Pick<RunOptions, "trace" | "build" | "onProgress"> = {}): RunResult {
+  return StressRun.fromRecord(header, words, opts).finish();
 }
-

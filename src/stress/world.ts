@@ -392,6 +392,12 @@ export class World {
     this.tl.counter("pages", Object.fromEntries(census.counts.map((n, i) => [PAGE_STATES[i]!, n])));
   }
 
+  /** The page-state census now, without recording a sample (for live pictures). */
+  censusNow(): Census {
+    this.flush();
+    return this.census.take();
+  }
+
   get opCounts(): Record<string, number> {
     return Object.fromEntries(Object.entries(OP_NAMES).map(([k, n]) => [n, this.opKinds[Number(k)]!]));
   }
