@@ -95,6 +95,12 @@ export class AccessBatch {
     return this.push("writeTag", OP_WRITE_TAG, addr, 8, Number(tag & 0xffffffffn), Number(tag >> 32n));
   }
 
+  /** writeTag of a tag below 2^32 given as a number: no bigint made (for hot loops). */
+  writeTagU32(addr: number, tag: number): number {
+    if (!Number.isInteger(tag) || tag < 0 || tag >= TWO32) fail("EINVAL", "writeTagU32", `tag ${tag} is not a u32`, tag);
+    return this.push("writeTagU32", OP_WRITE_TAG, addr, 8, tag, 0);
+  }
+
   /** Touches `npages` pages from `addr` (page-aligned); writes store tag `tagBase + i` in page i. */
   touch(addr: number, npages: number, write: boolean, tagBase = 0n): number {
     if (addr % 4096 !== 0) fail("EINVAL", "touch", `address ${hex(addr)} is not page-aligned`, addr);

@@ -5,7 +5,9 @@
 export interface CostModel {
   /** A CPU load or store that hits a present PTE. */
   cpuAccessNs: number;
-  /** A demand fault that maps a fresh zeroed page (or the zero page). */
+  /** A read fault that maps the shared zero page. */
+  zeroPageFaultNs: number;
+  /** A demand fault that allocates and zeroes a fresh page. */
   anonFaultNs: number;
   /** A copy-on-write fault: fault plus a 4 KiB copy. */
   cowFaultNs: number;
@@ -31,6 +33,7 @@ export interface CostModel {
 
 export const DEFAULT_COST: CostModel = {
   cpuAccessNs: 5,
+  zeroPageFaultNs: 350,
   anonFaultNs: 700,
   cowFaultNs: 1500,
   deviceFaultNs: 10_000,

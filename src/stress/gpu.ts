@@ -10,7 +10,8 @@ import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_SHIFT, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM, type MigrateVma,
 } from "../migrate.js";
-import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, hmmPfnToPfn } from "../hmm/range.js";
+import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID } from "../hmm/range.js";
+import { L } from "../layout.js";
 import type { MmuIntervalNotifier } from "../hmm/notifier.js";
 import { PAGE_SIZE, TASK_SIZE } from "../constants.js";
 import type { DeviceKind } from "./machine-spec.js";
@@ -18,6 +19,10 @@ import type { Timeline } from "./timeline.js";
 import type { CostModel } from "./cost.js";
 
 const EBUSY = -16;
+const HMM_VALID_HI = Number(HMM_PFN_VALID >> 32n) | 0;
+const HMM_ERROR_HI = Number(HMM_PFN_ERROR >> 32n);
+/** Pages a CPU fault on device memory brings back at once (64 KiB). */
+const FAULT_AROUND = 16;
 
 export class Gpu {
   readonly pgmap: DevPagemap;
@@ -26,6 +31,8 @@ export class Gpu {
   private readonly resident = new Map<number, true>();
   private readonly notifiers = new Map<Process, MmuIntervalNotifier>();
   private readonly copyNs: number;
+  /** Every frame's 64-bit tag as two u32 words (tags mode). */
+  private readonly frameTags: Uint32Array;
   readonly stats = { migratedIn: 0, migratedOut: 0, evicted: 0, cpuFaults: 0, hmmFaults: 0, pagesRead: 0, pagesWritten: 0 };
 
   constructor(
@@ -38,6 +45,8 @@ export class Gpu {
   ) {
     this.name = `gpu${index} (${kind})`;
     this.copyNs = kind === "private" ? cost.pageCopyPrivateNs : cost.pageCopyCoherentNs;
+    const frames = machine.config.frames + machine.config.deviceFrames;
+    this.frameTags = new Uint32Array(machine.core.memory.buffer, machine.layout.slots[L.TAGS]!, frames * 2);
     this.pgmap = machine.memremapPages({
       type: kind === "private" ? MEMORY_DEVICE_PRIVATE : MEMORY_DEVICE_COHERENT,
       nrPages: pages,
@@ -63,12 +72,18 @@ export class Gpu {
     return this.kind === "private" ? MIGRATE_VMA_SELECT_DEVICE_PRIVATE : MIGRATE_VMA_SELECT_DEVICE_COHERENT;
   }
 
-  /** A CPU touched one of our device-private pages: bring that page back. */
+  /**
+   * A CPU touched one of our device-private pages: bring back the aligned window of
+   * FAULT_AROUND pages around it (inside its VMA), as GPU drivers migrate ranges, not pages.
+   */
   private migrateToRam(vmf: VmFault): number {
     const t0 = this.tl.now;
+    const vma = vmf.proc.vmaAt(vmf.address)!;
+    const span = FAULT_AROUND * PAGE_SIZE;
+    const start = Math.max(vma.start, Math.floor(vmf.address / span) * span);
+    const end = Math.min(vma.end, start + span);
     const mig = this.machine.migrateVmaSetup({
-      proc: vmf.proc, start: vmf.address, end: vmf.address + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-      pgmapOwner: this, faultPage: vmf.page,
+      proc: vmf.proc, start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this, faultPage: vmf.page,
     });
     const n = mig.cpages > 0 ? mig.allocAndCopy({ node: vmf.proc.node }) : 0;
     mig.finalize();
@@ -119,12 +134,11 @@ export class Gpu {
 
   /** After migrate_vma_pages: the new device pages that will stay mapped join the LRU. */
   private adopt(mig: MigrateVma): number {
-    const src = mig.src;
-    const dst = mig.dst;
+    const { src, dst } = low32(mig);
     let moved = 0;
     for (let i = 0; i < mig.npages; i++) {
-      if (!(src[i]! & MIGRATE_PFN_MIGRATE) || dst[i] === 0n) continue;
-      this.resident.set(Number(dst[i]! >> MIGRATE_PFN_SHIFT), true);
+      if (!(src[2 * i]! & PFN_MIGRATE) || dst[2 * i] === 0) continue;
+      this.resident.set(dst[2 * i]! >>> PFN_SHIFT, true);
       moved++;
     }
     return moved;
@@ -200,15 +214,22 @@ export class Gpu {
     } while (r === EBUSY && calls < 64);
     if (r !== 0) return r;
     this.stats.hmmFaults += calls;
-    const page = this.machine.page;
+    // The device's DMA: straight at the frames' tags, as u32 pairs (the runner's tags are < 2^32).
+    const words = new Uint32Array(pfns.buffer, pfns.byteOffset, n * 2);
+    const frameTags = this.frameTags;
     let local = 0;
     for (let i = 0; i < n; i++) {
-      const x = pfns[i]!;
-      if (x & HMM_PFN_ERROR || !(x & HMM_PFN_VALID)) return -14;
-      const pfn = hmmPfnToPfn(x);
-      if (this.pgmap.contains(pfn)) local++;
-      if (write) page.writeTag(pfn, BigInt(tags[i]!));
-      else tags[i] = Number(page.readTag(pfn));
+      const hi = words[2 * i + 1]!;
+      if (hi & HMM_ERROR_HI || !(hi & HMM_VALID_HI)) return -14;
+      const pfn = words[2 * i]!;
+      if (pfn >= this.pgmap.start && pfn < this.pgmap.end) local++;
+      if (write) {
+        frameTags[2 * pfn] = tags[i]!;
+        frameTags[2 * pfn + 1] = 0;
+      } else {
+        if (frameTags[2 * pfn + 1] !== 0) return -14;
+        tags[i] = frameTags[2 * pfn]!;
+      }
     }
     if (write) this.stats.pagesWritten += n;
     else this.stats.pagesRead += n;
@@ -220,8 +241,19 @@ export class Gpu {
   }
 }
 
+// MIGRATE_PFN_* entries of this machine's pfns fit their low 32 bits (pfns < 2^26):
+// reading them as u32 pairs makes no bigints.
+const PFN_MIGRATE = Number(MIGRATE_PFN_MIGRATE);
+const PFN_SHIFT = Number(MIGRATE_PFN_SHIFT);
+
+function low32(mig: MigrateVma): { src: Uint32Array; dst: Uint32Array } {
+  const u32 = (a: BigUint64Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
+  return { src: u32(mig.src), dst: u32(mig.dst) };
+}
+
 function count(mig: MigrateVma): number {
+  const { src, dst } = low32(mig);
   let moved = 0;
-  for (let i = 0; i < mig.npages; i++) if (mig.src[i]! & MIGRATE_PFN_MIGRATE && mig.dst[i] !== 0n) moved++;
+  for (let i = 0; i < mig.npages; i++) if (src[2 * i]! & PFN_MIGRATE && dst[2 * i] !== 0) moved++;
   return moved;
 }

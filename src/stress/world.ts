@@ -63,6 +63,9 @@ export interface Sample {
 
 /** Live processes a run keeps at most (the scenarios stay below). */
 export const MAX_PROCS = 16;
+/** Live regions and their pages a run keeps at most (the shadow costs 4 bytes a page). */
+export const MAX_REGIONS = 4096;
+export const MAX_MAPPED_PAGES = 1 << 24;
 
 const MASK32 = 0xffffffff;
 
@@ -221,7 +224,7 @@ export class World {
       const tag = this.nextTag;
       this.nextTag = tag === MASK32 ? 1 : tag + 1;
       r.shadow[page] = tag;
-      this.batch.writeTag(addr, BigInt(tag));
+      this.batch.writeTagU32(addr, tag);
       this.batchExpect[i] = -1;
     } else {
       this.batch.readTag(addr);
@@ -250,12 +253,15 @@ export class World {
     // Minor faults are priced from the vmstat deltas; device faults priced themselves inside run().
     const now = this.machine.counters();
     const cow = now.cow_fault - this.last.cow_fault;
-    const anon = Math.max(0, now.pgfault - this.last.pgfault - cow);
+    const zero = now.zero_page_fault - this.last.zero_page_fault;
+    const anon = Math.max(0, now.pgfault - this.last.pgfault - cow - zero);
     this.last = now;
-    this.tl.latency("cpu_fault", this.cost.anonFaultNs, anon);
-    this.tl.latency("cpu_fault", this.cost.cowFaultNs, cow);
-    this.tl.advance(batch.length * this.cost.cpuAccessNs + anon * this.cost.anonFaultNs + cow * this.cost.cowFaultNs);
-    this.tl.span(1 + this.batchProc, `${batch.length} CPU accesses`, t0, this.tl.now - t0, { faults: anon + cow });
+    const { cpuAccessNs, zeroPageFaultNs, anonFaultNs, cowFaultNs } = this.cost;
+    this.tl.latency("cpu_fault", zeroPageFaultNs, zero);
+    this.tl.latency("cpu_fault", anonFaultNs, anon);
+    this.tl.latency("cpu_fault", cowFaultNs, cow);
+    this.tl.advance(batch.length * cpuAccessNs + zero * zeroPageFaultNs + anon * anonFaultNs + cow * cowFaultNs);
+    this.tl.span(1 + this.batchProc, `${batch.length} CPU accesses`, t0, this.tl.now - t0, { faults: zero + anon + cow });
   }
 
   // ---- device ops ---------------------------------------------------------------
@@ -310,6 +316,12 @@ export class World {
 
   // ---- address-space ops --------------------------------------------------------
 
+  private roomFor(regions: number, pages: number): void {
+    const live = this.regions.reduce((n, r) => n + (r ? 1 : 0), 0);
+    if (live + regions > MAX_REGIONS || this.mappedPages + pages > MAX_MAPPED_PAGES)
+      throw new InputError(`op ${this.ops}: more than ${MAX_REGIONS} regions or ${MAX_MAPPED_PAGES} mapped pages`);
+  }
+
   private addRegion(proc: number, addr: number, pages: number, shared: boolean, writable: boolean, shadow: Uint32Array): void {
     this.regions.push({ slot: this.regions.length, proc, addr, pages, shared, writable, shadow });
     this.mappedPages += pages;
@@ -317,6 +329,7 @@ export class World {
 
   private mmap(proc: Process, pages: number, shared: boolean): void {
     this.flush();
+    this.roomFor(1, pages);
     const slot = this.procs.indexOf(proc);
     const addr = this.guard(() => proc.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS));
     this.addRegion(slot, addr, pages, shared, true, new Uint32Array(pages));
@@ -335,6 +348,8 @@ export class World {
     this.flush();
     if (this.liveProcs >= MAX_PROCS) throw new InputError(`op ${this.ops}: fork past ${MAX_PROCS} live processes`);
     const from = this.procs.indexOf(parent);
+    const mine = this.regions.filter((r) => r?.proc === from);
+    this.roomFor(mine.length, mine.reduce((n, r) => n + r!.pages, 0));
     const child = this.guard(() => parent.fork());
     const slot = this.procs.length;
     this.procs.push(child);

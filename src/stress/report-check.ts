@@ -1,0 +1,99 @@
+// Checks a JSON report from outside (mmemu merge) before anything sums or draws it:
+// the fields the totals and the HTML use, with their types.
+import { InputError, checkMachineSpec } from "./machine-spec.js";
+import { LATENCY_KINDS } from "./timeline.js";
+import { buildReport, type Report } from "./report.js";
+import type { RunReport } from "./run.js";
+
+type Obj = Record<string, unknown>;
+
+class Checker {
+  constructor(private readonly where: string) {}
+
+  fail(path: string, what: string): never {
+    throw new InputError(`${this.where}: ${path} ${what}`);
+  }
+
+  obj(v: unknown, path: string): Obj {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) this.fail(path, "must be an object");
+    return v as Obj;
+  }
+
+  num(v: unknown, path: string): number {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) this.fail(path, "must be a non-negative number");
+    return v as number;
+  }
+
+  str(v: unknown, path: string, max = 10_000): string {
+    if (typeof v !== "string" || v.length > max) this.fail(path, `must be a string of at most ${max} characters`);
+    return v as string;
+  }
+
+  arr(v: unknown, path: string, max: number): unknown[] {
+    if (!Array.isArray(v) || v.length > max) this.fail(path, `must be an array of at most ${max} items`);
+    return v as unknown[];
+  }
+
+  numbers(v: unknown, path: string): void {
+    const o = this.obj(v, path);
+    if (Object.keys(o).length > 1000) this.fail(path, "has too many fields");
+    for (const [k, x] of Object.entries(o)) this.num(x, `${path}.${k}`);
+  }
+}
+
+function checkRun(c: Checker, v: unknown, path: string): RunReport {
+  const r = c.obj(v, path);
+  c.str(r.scenario, `${path}.scenario`, 100);
+  c.num(r.seed, `${path}.seed`);
+  checkMachineSpec(r.machine, `${path}.machine`);
+  for (const k of ["ops", "checkEvery", "checks", "simulatedNs", "exclusiveRefused", "verifiedPages"]) c.num(r[k], `${path}.${k}`);
+  c.numbers(r.opCounts, `${path}.opCounts`);
+  c.numbers(r.counters, `${path}.counters`);
+  c.numbers(r.rates, `${path}.rates`);
+  for (const [i, d] of c.arr(r.devices, `${path}.devices`, 16).entries()) {
+    const o = c.obj(d, `${path}.devices[${i}]`);
+    c.str(o.name, `${path}.devices[${i}].name`, 100);
+    c.str(o.kind, `${path}.devices[${i}].kind`, 20);
+    for (const [k, x] of Object.entries(o)) if (k !== "name" && k !== "kind") c.num(x, `${path}.devices[${i}].${k}`);
+  }
+  const lat = c.obj(r.latency, `${path}.latency`);
+  for (const k of LATENCY_KINDS) {
+    const l = c.obj(lat[k], `${path}.latency.${k}`);
+    for (const f of ["count", "meanNs", "p50Ns", "p90Ns", "p99Ns", "maxNs"]) c.num(l[f], `${path}.latency.${k}.${f}`);
+    const h = c.obj(l.histogram, `${path}.latency.${k}.histogram`);
+    for (const f of ["count", "sumNs", "maxNs"]) c.num(h[f], `${path}.latency.${k}.histogram.${f}`);
+    const b = c.obj(h.buckets, `${path}.latency.${k}.histogram.buckets`);
+    for (const [idx, n] of Object.entries(b)) {
+      if (!/^\d{1,3}$/.test(idx) || Number(idx) >= 384) c.fail(`${path}.latency.${k}.histogram.buckets`, `has a bad bucket index "${idx.slice(0, 20)}"`);
+      c.num(n, `${path}.latency.${k}.histogram.buckets.${idx}`);
+    }
+  }
+  const t = c.obj(r.timeline, `${path}.timeline`);
+  c.arr(t.states, `${path}.timeline.states`, 16).forEach((s, i) => c.str(s, `${path}.timeline.states[${i}]`, 40));
+  c.num(t.frames, `${path}.timeline.frames`);
+  c.num(t.framesPerBucket, `${path}.timeline.framesPerBucket`);
+  for (const [i, s] of c.arr(t.samples, `${path}.timeline.samples`, 100_000).entries()) {
+    const o = c.obj(s, `${path}.timeline.samples[${i}]`);
+    for (const f of ["op", "simNs", "pgmigrate_success", "pgfault"]) c.num(o[f], `${path}.timeline.samples[${i}].${f}`);
+    c.arr(o.counts, `${path}.timeline.samples[${i}].counts`, 16).forEach((n, j) => c.num(n, `${path}.timeline.samples[${i}].counts[${j}]`));
+    if (!/^[0-9]{0,4096}$/.test(c.str(o.map, `${path}.timeline.samples[${i}].map`, 4096))) c.fail(`${path}.timeline.samples[${i}].map`, "must be digits");
+  }
+  if (r.failure !== null) {
+    const f = c.obj(r.failure, `${path}.failure`);
+    if (!["invariant", "data", "error"].includes(f.kind as string)) c.fail(`${path}.failure.kind`, "must be invariant, data or error");
+    c.num(f.opIndex, `${path}.failure.opIndex`);
+    c.str(f.message, `${path}.failure.message`);
+  }
+  return r as unknown as RunReport;
+}
+
+export function checkReport(v: unknown, where: string): Report {
+  const c = new Checker(where);
+  const o = c.obj(v, "the report");
+  if (o.format !== "mmemu-report" || o.version !== 1) c.fail("the report", 'is not an mmemu report of version 1 (format "mmemu-report")');
+  const scenario = c.str(o.scenario, "scenario", 100);
+  const runs = c.arr(o.runs, "runs", 1_000_000).map((r, i) => checkRun(c, r, `runs[${i}]`));
+  for (const [i, r] of runs.entries()) if (r.scenario !== scenario) c.fail(`runs[${i}].scenario`, `is "${r.scenario}", not the report's "${scenario}"`);
+  // The totals are recomputed from the runs, never trusted.
+  return buildReport(scenario, runs);
+}
