@@ -12,6 +12,7 @@ import { fork } from "./fork.js";
 import { walk, walkSink } from "./walk.js";
 import { migrateBytes, migrateTags } from "./migrate.js";
 import { hmm, hmmSink } from "./hmm.js";
+import { runner } from "./runner.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -24,7 +25,7 @@ const only = oi >= 0 ? argv[oi + 1] ?? "" : "";
 const load = loadavg()[0]!.toFixed(2);
 const t0 = performance.now();
 
-const steps: [string, () => Group | Group[]][] = [
+const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["anon fault-in", () => faultIn(debug, nRounds)],
   ["fork", () => fork(debug, false, nRounds)],
   ["fork + COW break", () => fork(debug, true, nRounds)],
@@ -33,13 +34,14 @@ const steps: [string, () => Group | Group[]][] = [
   ["migrate_vma, bytes mode", () => migrateBytes(nRounds)],
   ["migrate_vma, tags mode", () => migrateTags(nRounds)],
   ["hmm_range_fault", () => hmm(debug, nRounds)],
+  ["stress runner", () => runner(nRounds)],
 ];
 const groups: Group[] = [];
 for (const [name, run] of steps) {
   if (!name.includes(only)) continue;
   const t = performance.now();
   process.stderr.write(`bench: ${name}...`);
-  groups.push(...[run()].flat());
+  groups.push(...[await run()].flat());
   process.stderr.write(` ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
 }
 if (walkSink() < 0 || hmmSink() < 0) console.log("unreachable");

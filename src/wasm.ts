@@ -80,6 +80,15 @@ export function setWasmBinary(build: WasmBuild, bytes: Uint8Array<ArrayBuffer>):
   modules.delete(build);
 }
 
+/**
+ * Compiles a build's Wasm ahead of use, off the main thread's critical path: browsers may
+ * refuse to compile a large module synchronously, and instantiateCore then reuses this one.
+ */
+export async function loadWasm(build: WasmBuild, bytes?: Uint8Array<ArrayBuffer>): Promise<void> {
+  if (bytes) setWasmBinary(build, bytes);
+  if (!modules.has(build)) modules.set(build, await WebAssembly.compile(readBinary(build)));
+}
+
 function readBinary(build: WasmBuild): Uint8Array<ArrayBuffer> {
   const given = sources.get(build);
   if (given) return given;

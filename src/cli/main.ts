@@ -9,7 +9,7 @@ import { Progress } from "./progress.js";
 import { runInWorkers } from "./workers.js";
 import { InputError, LIMITS, PRESETS, resolveMachine, type MachineSpec } from "../stress/machine-spec.js";
 import { DEFAULT_SCENARIO, SCENARIOS, scenarioByName } from "../stress/scenarios/index.js";
-import { checkRunOptions, StressRun, type RunOptions, type RunReport, type RunResult } from "../stress/run.js";
+import { checkRunOptions, StressRun, type RunOptions, type RunReport, type StressResult } from "../stress/run.js";
 import { buildReport, formatSummary, mergeReports, type Report } from "../stress/report.js";
 import { checkReport } from "../stress/report-check.js";
 import { decodeRecord, encodeRecord, MAX_RECORD_OPS } from "../stress/record.js";
@@ -154,7 +154,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const progress = new Progress(total, `mmemu ${scenario}`, Boolean(flags.quiet), opts.durationMs);
   const t0 = performance.now();
   let runsDone: RunReport[];
-  let single: RunResult | null = null;
+  let single: StressResult | null = null;
   if (workers === 1 || seeds.length === 1) {
     runsDone = [];
     let before = 0;

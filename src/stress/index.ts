@@ -1,6 +1,7 @@
 // The stress runner as a library: scenarios, runs, reports.
-export { StressRun, runScenario, replay, checkRunOptions, type RunOptions, type RunReport, type RunResult, type RecordHeader, type LatencySummary, type DeviceReport, type TimelineSample } from "./run.js";
+export { StressRun, runScenario, replay, checkRunOptions, type RunOptions, type RunReport, type StressResult, type RecordHeader, type LatencySummary, type DeviceReport, type TimelineSample } from "./run.js";
 export { renderHtml } from "./html.js";
+export { STATE_COLORS } from "./html-script.js";
 export { buildReport, mergeReports, formatSummary, type Report, type Totals } from "./report.js";
 export { SCENARIOS, DEFAULT_SCENARIO, scenarioByName, Emitter, type Scenario, type Generator } from "./scenarios/index.js";
 export { PRESETS, checkMachineSpec, resolveMachine, InputError, type MachineSpec, type DeviceSpec, type DeviceKind } from "./machine-spec.js";

@@ -31,12 +31,14 @@ export const OP_MPROTECT = 12;
 export const OP_EXCLUSIVE = 13;
 /** spawn a process. */
 export const OP_SPAWN = 14;
+/** madvise(MADV_DONTNEED) of part of a region: region, page | npages << 16. */
+export const OP_MADV_DONTNEED = 15;
 
 export const OP_NAMES: Record<number, string> = {
   [OP_CPU_READ]: "cpu_read", [OP_CPU_WRITE]: "cpu_write", [OP_DEV_READ]: "dev_read", [OP_DEV_WRITE]: "dev_write",
   [OP_MIGRATE_TO_DEV]: "migrate_to_dev", [OP_MIGRATE_TO_SYS]: "migrate_to_sys", [OP_EVICT]: "evict",
   [OP_MMAP]: "mmap", [OP_MUNMAP]: "munmap", [OP_FORK]: "fork", [OP_EXIT]: "exit", [OP_MPROTECT]: "mprotect",
-  [OP_EXCLUSIVE]: "make_device_exclusive", [OP_SPAWN]: "spawn",
+  [OP_EXCLUSIVE]: "make_device_exclusive", [OP_SPAWN]: "spawn", [OP_MADV_DONTNEED]: "madvise_dontneed",
 };
 export const OP_KINDS = Object.keys(OP_NAMES).map(Number);
 

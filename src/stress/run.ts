@@ -91,7 +91,7 @@ export interface RunReport {
   failure: { kind: FailureKind; opIndex: number; message: string } | null;
 }
 
-export interface RunResult {
+export interface StressResult {
   report: RunReport;
   /** Trace-event JSON object, when asked. */
   trace?: { traceEvents: TraceEvent[] };
@@ -203,7 +203,7 @@ export class StressRun {
   }
 
   /** Runs what is left, then the final checks; returns the report. */
-  finish(): RunResult {
+  finish(): StressResult {
     while (this.step(65536));
     const world = this.world;
     let verifiedPages = 0;
@@ -222,7 +222,7 @@ export class StressRun {
     return this.result(counters, verifiedPages);
   }
 
-  private result(counters: Counters, verifiedPages: number): RunResult {
+  private result(counters: Counters, verifiedPages: number): StressResult {
     const world = this.world;
     const header = this.header;
     const simS = world.tl.now / 1e9;
@@ -252,7 +252,7 @@ export class StressRun {
       },
       failure: this.failure,
     };
-    const out: RunResult = { report, wallMs: this.wallMs };
+    const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
     return out;
@@ -279,11 +279,11 @@ export function checkRunOptions(opts: RunOptions): void {
 }
 
 /** Runs a scenario from its seed to its end. */
-export function runScenario(opts: RunOptions): RunResult {
+export function runScenario(opts: RunOptions): StressResult {
   return StressRun.fromScenario(opts).finish();
 }
 
 /** Re-runs a recorded op stream to its end. */
-export function replay(header: RecordHeader, words: Uint32Array, opts: Pick<RunOptions, "trace" | "build" | "onProgress"> = {}): RunResult {
+export function replay(header: RecordHeader, words: Uint32Array, opts: Pick<RunOptions, "trace" | "build" | "onProgress"> = {}): StressResult {
   return StressRun.fromRecord(header, words, opts).finish();
 }

@@ -7,7 +7,7 @@ import { Machine } from "../machine.js";
 import type { Process } from "../process.js";
 import type { AccessBatch } from "../batch.js";
 import { MmError } from "../errors.js";
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../constants.js";
+import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../constants.js";
 import { MAX_OPS } from "../layout.js";
 import type { Counters } from "../stats.js";
 import { Gpu } from "./gpu.js";
@@ -17,7 +17,7 @@ import { DEFAULT_COST, type CostModel } from "./cost.js";
 import { InputError, machineConfig, type MachineSpec } from "./machine-spec.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_EVICT, OP_EXCLUSIVE, OP_EXIT, OP_FORK, OP_MIGRATE_TO_DEV,
-  OP_MIGRATE_TO_SYS, OP_MMAP, OP_MPROTECT, OP_MUNMAP, OP_NAMES, OP_SPAWN, MAX_REGION_PAGES, OpLog, rangeCount, rangePage,
+  OP_MADV_DONTNEED, OP_MIGRATE_TO_SYS, OP_MMAP, OP_MPROTECT, OP_MUNMAP, OP_NAMES, OP_SPAWN, MAX_REGION_PAGES, OpLog, rangeCount, rangePage,
 } from "./ops.js";
 
 export interface Region {
@@ -150,6 +150,17 @@ export class World {
         this.flush();
         this.guard(() => this.procs[r.proc]!.mprotect(r.addr, r.pages * PAGE_SIZE, PROT_READ | (b ? PROT_WRITE : 0)));
         r.writable = b !== 0;
+        break;
+      }
+      case OP_MADV_DONTNEED: {
+        const r = this.region(a, kind);
+        const page = this.page(r, rangePage(b), rangeCount(b), kind);
+        const n = rangeCount(b);
+        this.flush();
+        this.guard(() => this.procs[r.proc]!.madvise(r.addr + page * PAGE_SIZE, n * PAGE_SIZE, MADV_DONTNEED));
+        // Private pages read as zero again; a shared object keeps its pages.
+        if (!r.shared) r.shadow.fill(0, page, page + n);
+        this.spend(r.proc, "madvise", this.cost.syscallNs + n * this.cost.perPageNs);
         break;
       }
       case OP_SPAWN:

@@ -1,13 +1,13 @@
 // mixed (the default): everything at once. Several processes map and unmap private and
 // shared regions, fork and exit, change protections; a device-private GPU and a
 // device-coherent accelerator migrate ranges in and out, load and store through
-// hmm_range_fault, take pages for atomics (make_device_exclusive) and evict; the CPU
+// hmm_range_fault, take pages for atomics (make_device_exclusive) and evict; madvise drops pages; the CPU
 // keeps touching everything, faulting device-private pages back.
 import type { Rng } from "../../random.js";
 import { MAX_PROCS, type World } from "../world.js";
-import { OP_EVICT, OP_EXCLUSIVE, OP_EXIT, OP_FORK, OP_MMAP, OP_MPROTECT, OP_MUNMAP } from "../ops.js";
+import { OP_EVICT, OP_EXCLUSIVE, OP_EXIT, OP_FORK, OP_MADV_DONTNEED, OP_MMAP, OP_MPROTECT, OP_MUNMAP, packRange } from "../ops.js";
 import {
-  cpuBurst, deviceKernel, liveProcs, liveRegions, migrateBack, ramPages, spawnWithRegion, type Emitter, type Generator, type Scenario,
+  cpuBurst, deviceKernel, liveProcs, liveRegions, migrateBack, ramPages, spawnWithRegion, subRange, type Emitter, type Generator, type Scenario,
 } from "./common.js";
 
 export const mixed: Scenario = {
@@ -29,7 +29,7 @@ export const mixed: Scenario = {
         const r = rng.pick(regions);
         const roll = rng.int(1000);
         if (roll < 700) {
-          cpuBurst(e, rng, r, 128 + rng.int(256), 0.4);
+          cpuBurst(e, rng, r, 256 + rng.int(512), 0.4);
         } else if (roll < 860 && devs.length > 0) {
           deviceKernel(e, rng, rng.pick(devs), r, 128, !r.shared || rng.int(4) === 0);
         } else if (roll < 900 && devs.length > 0) {
@@ -43,8 +43,11 @@ export const mixed: Scenario = {
           if (w.mappedPages + pages <= budget) e.op(OP_MMAP, r.proc, pages, rng.int(4) === 0 ? 1 : 0);
         } else if (roll < 970) {
           if (liveRegions(w, r.proc).length > 1) e.op(OP_MUNMAP, r.slot);
-        } else if (roll < 980) {
+        } else if (roll < 975) {
           e.op(OP_MPROTECT, r.slot, r.writable ? 0 : 1);
+        } else if (roll < 980) {
+          const { page, n } = subRange(rng, r, 512);
+          e.op(OP_MADV_DONTNEED, r.slot, packRange(page, n));
         } else if (roll < 990) {
           const mine = liveRegions(w, r.proc).reduce((s, x) => s + x.pages, 0);
           if (w.liveProcs < Math.min(8, MAX_PROCS) && w.mappedPages + mine <= budget) e.op(OP_FORK, r.proc);
