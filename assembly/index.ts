@@ -19,7 +19,7 @@ import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from 
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
@@ -332,6 +332,12 @@ export function migrateRunPages(slot: u32, npages: u32): void {
 export function migrateRunFinalize(slot: u32, npages: u32): void {
   selectSlot(slot);
   migrateFinalize(npages);
+  saveSlot();
+}
+
+export function migrateRunPagesFinalize(slot: u32, npages: u32): void {
+  selectSlot(slot);
+  migratePagesFinalize(npages);
   saveSlot();
 }
 
