@@ -223,12 +223,15 @@ function removeMigrationPtes(i: u32, pfn: u32, newPfn: u32): void {
 // (reset by forgetKnown() at the start of each pass).
 let knownTable: usize = 0;
 let knownTableVpn: u64 = 0xffffffffffffffff;
-let knownVma: usize = 0;
+let knownVmaStart: u64 = 0;
+let knownVmaEnd: u64 = 0;
+let knownVmaFlagsOf: u32 = 0;
 
 function forgetKnown(): void {
   knownTable = 0;
   knownTableVpn = 0xffffffffffffffff;
-  knownVma = 0;
+  knownVmaStart = 0;
+  knownVmaEnd = 0;
 }
 
 @inline function knownPtep(vpn: u64): usize {
@@ -240,8 +243,17 @@ function forgetKnown(): void {
 }
 
 @inline function knownVmaFlags(vpn: u64): u32 {
-  if (knownVma == 0 || vpn < vmaStart(knownVma) || vpn >= vmaEnd(knownVma)) knownVma = findVma(migMm, vpn);
-  return knownVma == 0 ? 0 : vmaFlags(knownVma);
+  if (vpn < knownVmaStart || vpn >= knownVmaEnd) return lookupVmaFlags(vpn);
+  return knownVmaFlagsOf;
+}
+
+function lookupVmaFlags(vpn: u64): u32 {
+  const v = findVma(migMm, vpn);
+  if (v == 0) return 0;
+  knownVmaStart = vmaStart(v);
+  knownVmaEnd = vmaEnd(v);
+  knownVmaFlagsOf = vmaFlags(v);
+  return knownVmaFlagsOf;
 }
 
 // migrate_vma_check_page: references beyond the mappings and ours mean someone (a pin) holds it.
