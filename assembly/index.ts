@@ -19,7 +19,7 @@ import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from 
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPages } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
@@ -335,6 +335,12 @@ export function migrateRunFinalize(slot: u32, npages: u32): void {
   saveSlot();
 }
 
+export function migrateRunPagesFinalize(slot: u32, npages: u32): void {
+  selectSlot(slot);
+  migratePagesFinalize(npages);
+  saveSlot();
+}
+
 let dstHasHoles: bool = false;
 
 // Checks the driver's dst entries before migrate_vma_pages: each must be a locked,
@@ -413,7 +419,6 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
   dstHasHoles = false;
   for (let i: u32 = 0; i < npages; i++) {
     const e = load<u64>(src + (<usize>i << 3));
-    store<u8>(allocatedNow + i, 0);
     if ((e & MIGRATE_PFN_MIGRATE) == 0 || load<u64>(dst + (<usize>i << 3)) != 0) continue;
     if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
     let d: u32 = NONE;
@@ -424,29 +429,48 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
       if (d != NONE) setFlag(d, PG_locked);
     }
     if (d == NONE) continue;
-    store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
-    store<u8>(allocatedNow + i, 1);
+    store<u32>(allocIdx + (<usize>n << 2), i);
+    store<u32>(allocPfn + (<usize>n << 2), d);
     if ((e & MIGRATE_PFN_VALID) == 0) dstHasHoles = true;
     n++;
   }
-  copyRuns(src, dst, npages);
+  ascendRuns(n);
+  copyRuns(src, dst, n);
   return n;
 }
 
-// Entries the current migrateAllocCopy filled (a driver may have set others itself).
-const allocatedNow: usize = memory.data(65536);
+// The entries the current migrateAllocCopy filled (a driver may have set others
+// itself), in order, and the pages they got.
+const allocIdx: usize = memory.data(65536 * 4);
+const allocPfn: usize = memory.data(65536 * 4);
 
-// The batch copy: runs of entries whose source and destination frames are both
+// Free lists are LIFO, so pages freed in ascending order come back descending. Each
+// descending run of consecutive pfns is handed out ascending instead, which keeps
+// runs of consecutive sources and destinations together for copyRuns.
+function ascendRuns(n: u32): void {
+  let i: u32 = 0;
+  while (i < n) {
+    let j = i + 1;
+    while (j < n && load<u32>(allocPfn + (<usize>j << 2)) + 1 == load<u32>(allocPfn + (<usize>(j - 1) << 2))) j++;
+    if (j - i > 1) {
+      const first = load<u32>(allocPfn + (<usize>(j - 1) << 2));
+      for (let k = i; k < j; k++) store<u32>(allocPfn + (<usize>k << 2), first + (k - i));
+    }
+    i = j;
+  }
+}
+
+// Fills dst and copies: runs of entries whose source and destination frames are both
 // consecutive go in one memory.copy; holes are zeroed.
-function copyRuns(src: usize, dst: usize, npages: u32): void {
+function copyRuns(src: usize, dst: usize, n: u32): void {
   let runSrc: u32 = NONE;
   let runDst: u32 = NONE;
   let runLen: u32 = 0;
-  for (let i: u32 = 0; i < npages; i++) {
-    if (load<u8>(allocatedNow + i) == 0) continue;
-    const d = load<u64>(dst + (<usize>i << 3));
+  for (let k: u32 = 0; k < n; k++) {
+    const i = load<u32>(allocIdx + (<usize>k << 2));
+    const dp = load<u32>(allocPfn + (<usize>k << 2));
     const e = load<u64>(src + (<usize>i << 3));
-    const dp = <u32>(d >> MIGRATE_PFN_SHIFT);
+    store<u64>(dst + (<usize>i << 3), migratePfn(dp) | (e & MIGRATE_PFN_WRITE));
     if ((e & MIGRATE_PFN_VALID) == 0) {
       clearFrame(dp);
       continue;

@@ -4,12 +4,12 @@
 // src/dst are arrays of MIGRATE_PFN entries (u64) in the MIGRATE region.
 import { migrateSrc, migrateDst, maxMigrate, maxMms, NONE } from "./layout";
 import {
-  flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, mappingOf, setMapping, indexOf, setIndex,
+  flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
 } from "./memmap";
-import { putPage, zonePgmapOwner } from "./alloc";
-import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage } from "./device";
+import { putPage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
+import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
@@ -17,13 +17,13 @@ import {
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import {
-  mmAlive, mmPgd, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
+  mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
   VM_SHARED, VM_WRITE, VM_ACCESS_FLAGS,
 } from "./mm";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
 import { zoneOf } from "./memmap";
-import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL } from "./stat";
+import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES } from "./stat";
 
 export const MIGRATE_PFN_VALID: u64 = 1 << 0;
 export const MIGRATE_PFN_MIGRATE: u64 = 1 << 1;
@@ -96,7 +96,7 @@ function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
 }
 
 // Replaces one mapping (present PTE or device entry) of `pfn` with a migration entry.
-function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
+function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, put: bool): void {
   let writable: bool;
   if (isSwapPte(pte)) {
     const t = swpType(pte);
@@ -109,7 +109,7 @@ function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
   // The page is shared while it moves; the entry type remembers exclusivity.
   clearFlag(pfn, PG_anon_exclusive);
   pageRemoveRmap(pfn, mm);
-  putPage(pfn);
+  if (put) putPage(pfn);
 }
 
 // remove_migration_pte for one entry: map `newPfn` where `pfn` was.
@@ -170,7 +170,7 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
       } else if (op == RMAP_TRY_TO_MIGRATE) {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
-          unmapOne(mm, ptep, pte, pfn);
+          unmapOne(mm, ptep, pte, pfn, true);
         }
       } else if (isMigrationEntryFor(pte, pfn)) {
         remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
@@ -223,12 +223,15 @@ function removeMigrationPtes(i: u32, pfn: u32, newPfn: u32): void {
 // (reset by forgetKnown() at the start of each pass).
 let knownTable: usize = 0;
 let knownTableVpn: u64 = 0xffffffffffffffff;
-let knownVma: usize = 0;
+let knownVmaStart: u64 = 0;
+let knownVmaEnd: u64 = 0;
+let knownVmaFlagsOf: u32 = 0;
 
 function forgetKnown(): void {
   knownTable = 0;
   knownTableVpn = 0xffffffffffffffff;
-  knownVma = 0;
+  knownVmaStart = 0;
+  knownVmaEnd = 0;
 }
 
 @inline function knownPtep(vpn: u64): usize {
@@ -240,8 +243,17 @@ function forgetKnown(): void {
 }
 
 @inline function knownVmaFlags(vpn: u64): u32 {
-  if (knownVma == 0 || vpn < vmaStart(knownVma) || vpn >= vmaEnd(knownVma)) knownVma = findVma(migMm, vpn);
-  return knownVma == 0 ? 0 : vmaFlags(knownVma);
+  if (vpn < knownVmaStart || vpn >= knownVmaEnd) return lookupVmaFlags(vpn);
+  return knownVmaFlagsOf;
+}
+
+function lookupVmaFlags(vpn: u64): u32 {
+  const v = findVma(migMm, vpn);
+  if (v == 0) return 0;
+  knownVmaStart = vmaStart(v);
+  knownVmaEnd = vmaEnd(v);
+  knownVmaFlagsOf = vmaFlags(v);
+  return knownVmaFlagsOf;
 }
 
 // migrate_vma_check_page: references beyond the mappings and ours mean someone (a pin) holds it.
@@ -271,11 +283,16 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   migrateBegin(mm, start, faultPage, npages);
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
+  let cpages: u32 = 0;
+  let shared = false;
   for (let i: u32 = 0; i < npages; i++) {
     const ptep = knownPtep(start + <u64>i);
     const pte = ptep == 0 ? 0 : load<u64>(ptep);
     if (pte == 0) {
-      if (anonVma) setSrc(i, MIGRATE_PFN_MIGRATE);
+      if (anonVma) {
+        setSrc(i, MIGRATE_PFN_MIGRATE);
+        cpages++;
+      }
       continue;
     }
     let pfn: u32;
@@ -289,7 +306,10 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
     } else {
       pfn = ptePfn(pte);
       if (pteSpecial(pte)) {
-        if (pfn == ZERO_PFN && (flags & MIGRATE_VMA_SELECT_SYSTEM) != 0) setSrc(i, MIGRATE_PFN_MIGRATE);
+        if (pfn == ZERO_PFN && (flags & MIGRATE_VMA_SELECT_SYSTEM) != 0) {
+          setSrc(i, MIGRATE_PFN_MIGRATE);
+          cpages++;
+        }
         continue;
       }
       if (isDeviceCoherentPage(pfn)) {
@@ -300,18 +320,20 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
       if (mappingOf(pfn) == 0) continue;
       mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (pteWrite(pte) ? MIGRATE_PFN_WRITE : 0);
     }
-    getPage(pfn);
+    // folio_get, then the mapping's reference goes: the count stays, so neither is done.
     if (pfn != faultPage) {
-      if (testFlag(pfn, PG_locked)) {
-        putPage(pfn);
-        continue;
-      }
+      if (testFlag(pfn, PG_locked)) continue;
       lockPage(pfn);
     }
-    unmapOne(mm, ptep, pte, pfn);
+    unmapOne(mm, ptep, pte, pfn, false);
     setSrc(i, mpfn);
+    // A page no other PTE maps gets migrate_device_unmap's check now, which is what
+    // that pass would find; shared pages wait for its rmap walk.
+    if (mapcountOf(pfn) != 0) shared = true;
+    else if (checkPage(pfn)) cpages++;
+    else restoreOne(i, pfn);
   }
-  return migrateUnmap(npages);
+  return shared ? migrateUnmap(npages) : cpages;
 }
 
 // migrate_device_unmap: other mappings become migration entries too; pages that stay
@@ -332,15 +354,20 @@ function migrateUnmap(npages: u32): u32 {
       rmapWalk(pfn, RMAP_TRY_TO_MIGRATE, NONE);
     }
     if (mapcountOf(pfn) > 0 || !checkPage(pfn)) {
-      removeMigrationPtes(i, pfn, pfn);
-      setSrc(i, 0);
-      if (pfn != migFaultPage) unlockPage(pfn);
-      putPage(pfn);
+      restoreOne(i, pfn);
       continue;
     }
     cpages++;
   }
   return cpages;
+}
+
+// The unmap step's restore: the page stays where it was and leaves the migration.
+function restoreOne(i: u32, pfn: u32): void {
+  removeMigrationPtes(i, pfn, pfn);
+  setSrc(i, 0);
+  if (pfn != migFaultPage) unlockPage(pfn);
+  putPage(pfn);
 }
 
 // migrate_device_range: pfn-based collection for eviction, no VMA.
@@ -404,67 +431,149 @@ function migrateMapping(s: u32, d: u32): bool {
   return true;
 }
 
-// migrate_vma_pages / migrate_device_pages.
+// migrate_vma_pages / migrate_device_pages for entry i.
+@inline function pagesOne(i: u32): void {
+  const e = srcAt(i);
+  if ((e & MIGRATE_PFN_MIGRATE) == 0) return;
+  const d = entryPfn(dstAt(i));
+  if (d == NONE) {
+    setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+    return;
+  }
+  const s = entryPfn(e);
+  if (s == NONE) {
+    if (migMm == NONE || !insertPage(i, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+    return;
+  }
+  // Only anon pages may move into device memory.
+  if (isZoneDevicePage(d) && !pageIsAnon(s)) {
+    setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+    return;
+  }
+  if (!migrateMapping(s, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+}
+
 export function migratePages(npages: u32): void {
-  for (let i: u32 = 0; i < npages; i++) {
-    const e = srcAt(i);
-    if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
-    const d = entryPfn(dstAt(i));
-    if (d == NONE) {
-      setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
-      continue;
+  for (let i: u32 = 0; i < npages; i++) pagesOne(i);
+}
+
+// pgmigrate_success/fail and RSS of the finalize running, added up once at its end.
+let finSuccess: i64 = 0;
+let finFail: i64 = 0;
+
+let finRssAnon: i32 = 0;
+let finRssShmem: i32 = 0;
+
+// The usual success case of finalizeOne in one go: the new page `d` replaces `s` at the
+// collecting mm's own migration entry, which no rmap walk is needed for. The map's
+// reference and the migration's put cancel out. false (nothing done) for any other case.
+@inline function finalizeOwn(i: u32, s: u32, d: u32): bool {
+  if (load<u8>(migShared + i) != 0) return false;
+  const vpn = migStart + <u64>i;
+  const ptep = knownPtep(vpn);
+  if (ptep == 0) return false;
+  const pte = load<u64>(ptep);
+  if (!isMigrationEntryFor(pte, s)) return false;
+  const vmFlags = knownVmaFlags(vpn);
+  const t = swpType(pte);
+  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const z = zoneOf(d);
+  const device = zoneIsDevice(z);
+  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
+    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  } else {
+    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
+  }
+  const anon = pageIsAnon(d);
+  let f = flagsOf(d) & ~(1 << PG_locked);
+  if (t != SWP_MIGRATION_READ && anon) f |= 1 << PG_anon_exclusive;
+  if (!device) f |= 1 << PG_lru;
+  setFlagsOf(d, f);
+  const m = mapcountOf(d);
+  setMapcount(d, m + 1);
+  if (anon) {
+    if (m == 0) statAdd(NR_ANON_PAGES, 1);
+    finRssAnon++;
+  } else {
+    finRssShmem++;
+  }
+  finSuccess++;
+  if (s != migFaultPage) unlockPage(s);
+  putPage(s);
+  return true;
+}
+
+// migrate_vma_finalize / migrate_device_finalize for entry i: remap to the new page, or restore.
+@inline function finalizeOne(i: u32): void {
+  const e = srcAt(i);
+  const s = entryPfn(e);
+  const d = entryPfn(dstAt(i));
+  if (s != NONE && d != NONE && (e & MIGRATE_PFN_MIGRATE) != 0 && migMm != NONE && finalizeOwn(i, s, d)) return;
+  if (s == NONE) {
+    if (d != NONE) {
+      if ((e & MIGRATE_PFN_MIGRATE) != 0) finSuccess++;
+      else finFail++;
+      if (!isZoneDevicePage(d)) setFlag(d, PG_lru);
+      unlockPage(d);
+      putPage(d);
     }
-    const s = entryPfn(e);
-    if (s == NONE) {
-      if (migMm == NONE || !insertPage(i, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
-      continue;
+    return;
+  }
+  let newPfn = s;
+  if ((e & MIGRATE_PFN_MIGRATE) != 0 && d != NONE) {
+    newPfn = d;
+    finSuccess++;
+  } else {
+    finFail++;
+    if (d != NONE) {
+      unlockPage(d);
+      putPage(d);
     }
-    // Only anon pages may move into device memory.
-    if (isZoneDevicePage(d) && !pageIsAnon(s)) {
-      setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
-      continue;
-    }
-    if (!migrateMapping(s, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
+  }
+  removeMigrationPtes(i, s, newPfn);
+  if (!isZoneDevicePage(newPfn)) setFlag(newPfn, PG_lru);
+  if (s != migFaultPage) unlockPage(s);
+  putPage(s);
+  if (newPfn != s) {
+    unlockPage(newPfn);
+    putPage(newPfn);
   }
 }
 
-// migrate_vma_finalize / migrate_device_finalize: remap to the new page, or restore.
-export function migrateFinalize(npages: u32): void {
+function finalizeBegin(): void {
   forgetKnown();
-  for (let i: u32 = 0; i < npages; i++) {
-    const e = srcAt(i);
-    const s = entryPfn(e);
-    const d = entryPfn(dstAt(i));
-    if (s == NONE) {
-      if (d != NONE) {
-        statAdd((e & MIGRATE_PFN_MIGRATE) != 0 ? PGMIGRATE_SUCCESS : PGMIGRATE_FAIL, 1);
-        if (!isZoneDevicePage(d)) setFlag(d, PG_lru);
-        unlockPage(d);
-        putPage(d);
-      }
-      continue;
-    }
-    let newPfn = s;
-    if ((e & MIGRATE_PFN_MIGRATE) != 0 && d != NONE) {
-      newPfn = d;
-      statAdd(PGMIGRATE_SUCCESS, 1);
-    } else {
-      statAdd(PGMIGRATE_FAIL, 1);
-      if (d != NONE) {
-        unlockPage(d);
-        putPage(d);
-      }
-    }
-    removeMigrationPtes(i, s, newPfn);
-    if (!isZoneDevicePage(newPfn)) setFlag(newPfn, PG_lru);
-    if (s != migFaultPage) unlockPage(s);
-    putPage(s);
-    if (newPfn != s) {
-      unlockPage(newPfn);
-      putPage(newPfn);
-    }
+  finSuccess = 0;
+  finFail = 0;
+  finRssAnon = 0;
+  finRssShmem = 0;
+}
+
+function finalizeEnd(): void {
+  statAdd(PGMIGRATE_SUCCESS, finSuccess);
+  statAdd(PGMIGRATE_FAIL, finFail);
+  if (migMm != NONE) {
+    addMmRss(migMm, true, finRssAnon);
+    addMmRss(migMm, false, finRssShmem);
   }
   migMm = NONE;
   migFaultPage = NONE;
 }
 
+export function migrateFinalize(npages: u32): void {
+  finalizeBegin();
+  for (let i: u32 = 0; i < npages; i++) finalizeOne(i);
+  finalizeEnd();
+}
+
+// migrate_vma_pages and migrate_vma_finalize in one pass, entry by entry. Only for a
+// dst filled by allocAndCopy alone: its pages are fresh, distinct and not sources, so
+// no entry's pages step can see another entry's finalize, and the result is the two
+// passes' result.
+export function migratePagesFinalize(npages: u32): void {
+  finalizeBegin();
+  for (let i: u32 = 0; i < npages; i++) {
+    pagesOne(i);
+    finalizeOne(i);
+  }
+  finalizeEnd();
+}

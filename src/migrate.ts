@@ -115,6 +115,29 @@ export class MigrateVma {
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */
   pages(): void {
     this.expect("collected", "migrate_vma_pages");
+    this.beforePages();
+    this.machine.core.migrateRunPages(this.slot, this.npages);
+    this.stage = "pages";
+  }
+
+  /** migrate_vma_finalize: remap to the new pages, or restore the old ones. */
+  finalize(): void {
+    if (this.stage === "collected" && this.dstTrusted) {
+      // Nothing can run between the two steps, and allocAndCopy's pages cannot interfere
+      // across entries, so one pass does both, entry by entry.
+      this.beforePages();
+      this.machine.core.migrateRunPagesFinalize(this.slot, this.npages);
+      this.end();
+      return;
+    }
+    if (this.stage === "collected") this.pages();
+    this.expect("pages", "migrate_vma_finalize");
+    this.machine.core.migrateRunFinalize(this.slot, this.npages);
+    this.end();
+  }
+
+  /** What migrate_vma_pages does before the core's pass: the dst check and the notifier. */
+  private beforePages(): void {
     const core = this.machine.core;
     // Entries a driver wrote itself are checked; allocAndCopy's are known good.
     const bad = this.dstTrusted ? -1 : core.migrateCheckDst(this.slot, this.npages, 0);
@@ -126,16 +149,6 @@ export class MigrateVma {
       const { proc, start } = this.where;
       proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.owner);
     }
-    core.migrateRunPages(this.slot, this.npages);
-    this.stage = "pages";
-  }
-
-  /** migrate_vma_finalize: remap to the new pages, or restore the old ones. */
-  finalize(): void {
-    if (this.stage === "collected") this.pages();
-    this.expect("pages", "migrate_vma_finalize");
-    this.machine.core.migrateRunFinalize(this.slot, this.npages);
-    this.end();
   }
 
   /** The restore path for a driver that cannot go on: nothing migrates, new pages are freed. */

@@ -64,6 +64,7 @@ export interface CoreExports {
   migrateDstFillsHoles(): number;
   migrateClearAll(slot: number, npages: number): void;
   migrateRunFinalize(slot: number, npages: number): void;
+  migrateRunPagesFinalize(slot: number, npages: number): void;
   migrateAllocCopy(slot: number, npages: number, z: number, node: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
   pageCensus(framesPerBucket: number): number;
