@@ -142,7 +142,8 @@ describe("migrate_vma: one-pass finalize vs pages() then finalize()", () => {
           expect(fused.run(op, tag)).toEqual(step.run(op, tag));
           tag += 64n;
           expect(fused.state()).toEqual(step.state());
-          if (op.kind !== "pin") {
+          // A reference the test holds itself is a leak to check() (no GUP records it yet).
+          if (fused.pins.length === 0) {
             fused.m.check();
             step.m.check();
           }
