@@ -65,6 +65,23 @@ export function spawnWithRegion(e: Emitter, pages: number, shared = false): Regi
   return w.regions[w.regions.length - 1]!;
 }
 
+/**
+ * The generator of a scenario around one working set: the first step spawns a process and
+ * maps `pages` in it (then runs `setup`, if any); every step then runs `step` on that region.
+ */
+export function workingSet(pages: number, step: (e: Emitter, ws: Region) => void, setup?: (e: Emitter) => void): Generator {
+  let ws: Region | null = null;
+  return {
+    step(e: Emitter) {
+      if (!ws) {
+        ws = spawnWithRegion(e, pages);
+        setup?.(e);
+      }
+      step(e, ws);
+    },
+  };
+}
+
 /** `n` CPU accesses to pages around a random spot of the region (a working set with locality). */
 export function cpuBurst(e: Emitter, rng: Rng, r: Region, n: number, writeShare: number, window = 64): void {
   const center = rng.int(r.pages);

@@ -3,7 +3,7 @@
 // and each CPU access to a page on the GPU faults it back through migrate_to_ram.
 import type { Rng } from "../../random.js";
 import type { World } from "../world.js";
-import { cpuBurst, deviceKernel, deviceOf, migrateBack, ramPages, spawnWithRegion, type Emitter, type Generator, type Scenario } from "./common.js";
+import { cpuBurst, deviceKernel, deviceOf, migrateBack, ramPages, workingSet, type Emitter, type Generator, type Scenario } from "./common.js";
 
 export const gpuOffload: Scenario = {
   name: "gpu-offload",
@@ -13,19 +13,11 @@ export const gpuOffload: Scenario = {
     const dev = deviceOf(w, "private");
     // The working set fits the GPU: nothing needs evicting.
     const pages = Math.min(w.gpus[dev]!.pages, Math.floor(ramPages(w) / 4), 65536);
-    let started = false;
-    return {
-      step(e: Emitter) {
-        if (!started) {
-          started = true;
-          spawnWithRegion(e, pages);
-        }
-        const r = w.regions[0]!;
-        const roll = rng.int(100);
-        if (roll < 70) cpuBurst(e, rng, r, 256, 0.4);
-        else if (roll < 90) deviceKernel(e, rng, dev, r, 256);
-        else migrateBack(e, rng, dev, r, 256);
-      },
-    };
+    return workingSet(pages, (e: Emitter, r) => {
+      const roll = rng.int(100);
+      if (roll < 70) cpuBurst(e, rng, r, 256, 0.4);
+      else if (roll < 90) deviceKernel(e, rng, dev, r, 256);
+      else migrateBack(e, rng, dev, r, 256);
+    });
   },
 };

@@ -4,7 +4,7 @@
 import type { Rng } from "../../random.js";
 import type { World } from "../world.js";
 import { OP_EVICT } from "../ops.js";
-import { cpuBurst, deviceKernel, deviceOf, ramPages, spawnWithRegion, type Emitter, type Generator, type Scenario } from "./common.js";
+import { cpuBurst, deviceKernel, deviceOf, ramPages, workingSet, type Emitter, type Generator, type Scenario } from "./common.js";
 
 export const oversubscribe: Scenario = {
   name: "oversubscribe",
@@ -14,19 +14,11 @@ export const oversubscribe: Scenario = {
     const dev = deviceOf(w, "private");
     const gpuPages = w.gpus[dev]!.pages;
     const pages = Math.min(Math.floor(gpuPages * 2.5), Math.floor(ramPages(w) / 3), 65536);
-    let started = false;
-    return {
-      step(e: Emitter) {
-        if (!started) {
-          started = true;
-          spawnWithRegion(e, pages);
-        }
-        const r = w.regions[0]!;
-        const roll = rng.int(100);
-        if (roll < 55) cpuBurst(e, rng, r, 256, 0.4);
-        else if (roll < 97) deviceKernel(e, rng, dev, r, Math.max(64, Math.floor(gpuPages / 8)));
-        else e.op(OP_EVICT, dev, 1 + rng.int(256));
-      },
-    };
+    return workingSet(pages, (e: Emitter, r) => {
+      const roll = rng.int(100);
+      if (roll < 55) cpuBurst(e, rng, r, 256, 0.4);
+      else if (roll < 97) deviceKernel(e, rng, dev, r, Math.max(64, Math.floor(gpuPages / 8)));
+      else e.op(OP_EVICT, dev, 1 + rng.int(256));
+    });
   },
 };
