@@ -99,7 +99,7 @@ export function formatSummary(report: Report, wallMs?: number, workers = 1): str
   }
   for (const r of report.runs) {
     if (r.failure) out.push("", `FAILED (${r.failure.kind}) seed ${r.seed} at operation ${r.failure.opIndex}: ${r.failure.message}`,
-      `  reproduce: mmemu run ${r.scenario} --seed ${r.seed} --ops ${r.failure.opIndex + 1}`);
+      `  reproduce: mmemu run ${r.scenario} --seed ${r.seed} --ops ${r.failure.opIndex + 1} --check-every ${r.checkEvery} (and the same --machine)`);
   }
   return out.join("\n");
 }
