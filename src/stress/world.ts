@@ -9,7 +9,6 @@ import type { AccessBatch } from "../batch.js";
 import { MmError } from "../errors.js";
 import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../constants.js";
 import { MAX_OPS } from "../layout.js";
-import type { Counters } from "../stats.js";
 import { Gpu } from "./gpu.js";
 import { Timeline } from "./timeline.js";
 import { PAGE_STATES, PageCensus, type Census } from "./census.js";
@@ -95,7 +94,6 @@ export class World {
   private batchFirstOp = 0;
   private readonly batchExpect = new Float64Array(MAX_OPS);
   private readonly batchPage = new Uint32Array(MAX_OPS);
-  private last: Counters;
 
   constructor(opts: WorldOptions) {
     this.machine = Machine.create(machineConfig(opts.spec, opts.build ?? "release"));
@@ -107,7 +105,6 @@ export class World {
     this.gpus = opts.spec.devices.map((d, i) => new Gpu(this.machine, i, d.kind, d.pages, this.tl, this.cost));
     for (const g of this.gpus) this.tl.nameTrack(g.track, `${g.name} copy engine`);
     this.census = new PageCensus(this.machine);
-    this.last = this.machine.counters();
     if (this.sampleEvery > 0) this.sample();
   }
 
@@ -251,6 +248,9 @@ export class World {
     this.batch = null;
     const proc = this.procs[this.batchProc]!;
     const t0 = this.tl.now;
+    // Faults other ops caused (hmm_range_fault, migrate_to_ram) are not this batch's.
+    const before = this.machine.counters();
+    const deviceFaults = this.deviceFaults();
     const res = this.guard(() => proc.run(batch));
     if (res.fault) throw new StressFailure("error", this.batchFirstOp + res.completed, `CPU access faulted: ${res.fault.message}`);
     for (let i = 0; i < batch.length; i++) {
@@ -263,16 +263,20 @@ export class World {
     }
     // Minor faults are priced from the vmstat deltas; device faults priced themselves inside run().
     const now = this.machine.counters();
-    const cow = now.cow_fault - this.last.cow_fault;
-    const zero = now.zero_page_fault - this.last.zero_page_fault;
-    const anon = Math.max(0, now.pgfault - this.last.pgfault - cow - zero);
-    this.last = now;
+    const cow = now.cow_fault - before.cow_fault;
+    const zero = now.zero_page_fault - before.zero_page_fault;
+    // pgfault counts the device-private faults too (priced by their driver) and each retry.
+    const anon = Math.max(0, now.pgfault - before.pgfault - cow - zero - (this.deviceFaults() - deviceFaults));
     const { cpuAccessNs, zeroPageFaultNs, anonFaultNs, cowFaultNs } = this.cost;
     this.tl.latency("cpu_fault", zeroPageFaultNs, zero);
     this.tl.latency("cpu_fault", anonFaultNs, anon);
     this.tl.latency("cpu_fault", cowFaultNs, cow);
     this.tl.advance(batch.length * cpuAccessNs + zero * zeroPageFaultNs + anon * anonFaultNs + cow * cowFaultNs);
     this.tl.span(1 + this.batchProc, `${batch.length} CPU accesses`, t0, this.tl.now - t0, { faults: zero + anon + cow });
+  }
+
+  private deviceFaults(): number {
+    return this.gpus.reduce((n, g) => n + g.stats.cpuFaults, 0);
   }
 
   // ---- device ops ---------------------------------------------------------------

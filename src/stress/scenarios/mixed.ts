@@ -17,7 +17,7 @@ export const mixed: Scenario = {
   create(w: World, rng: Rng): Generator {
     // Mapped pages stay under this share of RAM, counting each fork's copies (no swap here).
     const budget = Math.floor(ramPages(w) * 0.4);
-    const maxRegion = Math.min(8192, Math.floor(budget / 8));
+    const maxRegion = Math.min(4096, Math.floor(budget / 16));
     const devs = w.gpus.map((_, i) => i);
     return {
       step(e: Emitter) {
@@ -40,7 +40,8 @@ export const mixed: Scenario = {
           e.op(OP_EXCLUSIVE, rng.pick(devs), r.slot, rng.int(r.pages));
         } else if (roll < 955) {
           const pages = 1 + rng.int(maxRegion);
-          if (w.mappedPages + pages <= budget) e.op(OP_MMAP, r.proc, pages, rng.int(4) === 0 ? 1 : 0);
+          // Half the budget at most, so there is always room for a fork's copies.
+          if (w.mappedPages + pages <= budget / 2) e.op(OP_MMAP, r.proc, pages, rng.int(4) === 0 ? 1 : 0);
         } else if (roll < 970) {
           if (liveRegions(w, r.proc).length > 1) e.op(OP_MUNMAP, r.slot);
         } else if (roll < 975) {
