@@ -121,6 +121,8 @@ describe.runIf(release)("mmemu CLI", () => {
     };
     const before = readdirSync(dir).length;
     const argv = args.map((a) => (files[a] ? files[a]!() : a));
+    // Where an output flag is allowed, ask for one: it must not appear.
+    if ((argv[0] === "run" || argv[0] === "replay") && !argv.includes("--json")) argv.push("--json", at("never-written.json"));
     const made = readdirSync(dir).length - before;
     const r = mmemu(...argv, "--quiet");
     expect(r.status).toBe(2);

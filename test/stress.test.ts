@@ -30,6 +30,21 @@ describe("scenarios", () => {
     });
   }
 
+  it("mixed does everything: every kind of operation runs", () => {
+    const r = runScenario({ ...opts("mixed", 2, 400_000), checkEvery: 65536 }).report;
+    expect(r.failure).toBeNull();
+    for (const [kind, n] of Object.entries(r.opCounts)) expect([kind, n > 0]).toEqual([kind, true]);
+    expect(r.counters.cow_fault).toBeGreaterThan(0);
+  });
+
+  it("a run too short for a scenario's set-up ends cleanly", () => {
+    for (const s of SCENARIOS) {
+      const r = runScenario(opts(s.name, 1, 1)).report;
+      expect(r.failure).toBeNull();
+      expect(r.ops).toBeLessThanOrEqual(1);
+    }
+  });
+
   it("different seeds give different runs", () => {
     expect(JSON.stringify(runScenario(opts("mixed", 1)).report.counters)).not.toBe(JSON.stringify(runScenario(opts("mixed", 2)).report.counters));
   });
@@ -122,7 +137,7 @@ describe("the checks catch what they must", () => {
     const pfn = Number(w.procs[0]!.pte(w.regions[0]!.addr + 3 * 4096) >> 12n) & 0xffffff;
     w.machine.page.trylock(pfn); // a page left locked, as a buggy driver would
     w.exec(OP_CPU_READ, 0, 3, 0);
-    expect(() => w.check()).toThrow(/left locked/);
+    expect(() => w.check()).toThrow(expect.objectContaining({ kind: "invariant", opIndex: 3, message: expect.stringMatching(/left locked/) }));
   });
 
   it("the report of a failed run names the kind, the op and the message", () => {

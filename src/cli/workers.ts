@@ -9,9 +9,11 @@ export async function runInWorkers(opts: Omit<RunOptions, "seed" | "onProgress">
   const shares = Array.from({ length: Math.min(workers, seeds.length) }, (_, w) => seeds.filter((_, i) => i % workers === w));
   const done = new Array<number>(shares.length).fill(0);
   const reports: RunReport[] = [];
-  const threads = shares.map((share, w) => new Promise<void>((resolve, reject) => {
+  const threads: Worker[] = [];
+  const finished = shares.map((share, w) => new Promise<void>((resolve, reject) => {
     const job: WorkerJob = { opts, seeds: share };
     const t = new Worker(new URL("./worker.js", import.meta.url), { workerData: job });
+    threads.push(t);
     t.on("message", (m: WorkerMessage) => {
       if (m.type === "progress") {
         done[w] = m.done;
@@ -19,12 +21,18 @@ export async function runInWorkers(opts: Omit<RunOptions, "seed" | "onProgress">
       } else if (m.type === "report") {
         reports.push(m.report);
       } else {
-        reject(m.input ? new InputError(m.message) : new Error(m.message));
+        reject(m.input ? new InputError(m.message) : new Error(`worker ${w}: ${m.message}`));
       }
     });
     t.on("error", reject);
     t.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`worker ${w} exited with status ${code}`))));
   }));
-  await Promise.all(threads);
+  try {
+    await Promise.all(finished);
+  } catch (e) {
+    // One worker's error ends the sweep: the others stop too.
+    await Promise.all(threads.map((t) => t.terminate()));
+    throw e;
+  }
   return reports;
 }

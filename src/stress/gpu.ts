@@ -4,7 +4,7 @@
 // loads/stores through hmm_range_fault. It spends simulated time on the run's timeline.
 import type { Machine } from "../machine.js";
 import type { Process } from "../process.js";
-import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, type DevPagemap, type VmFault } from "../device/pagemap.js";
+import { MEMORY_DEVICE_COHERENT, MEMORY_DEVICE_PRIVATE, VM_FAULT_OOM, type DevPagemap, type VmFault } from "../device/pagemap.js";
 import { evictDevicePages } from "../device/evict.js";
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_SHIFT, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -19,6 +19,8 @@ import type { Timeline } from "./timeline.js";
 import type { CostModel } from "./cost.js";
 
 const EBUSY = -16;
+/** hmm_range_fault retries before a device access gives up (HMM_RANGE_DEFAULT_TIMEOUT stands for time). */
+const MAX_HMM_TRIES = 64;
 const HMM_VALID_HI = Number(HMM_PFN_VALID >> 32n) | 0;
 const HMM_ERROR_HI = Number(HMM_PFN_ERROR >> 32n);
 /** Pages a CPU fault on device memory brings back at once (64 KiB). */
@@ -33,7 +35,7 @@ export class Gpu {
   private readonly copyNs: number;
   /** Every frame's 64-bit tag as two u32 words (tags mode). */
   private readonly frameTags: Uint32Array;
-  readonly stats = { migratedIn: 0, migratedOut: 0, evicted: 0, cpuFaults: 0, hmmFaults: 0, pagesRead: 0, pagesWritten: 0 };
+  readonly stats = { migratedIn: 0, migratedOut: 0, evicted: 0, cpuFaults: 0, hmmCalls: 0, pagesRead: 0, pagesWritten: 0 };
 
   constructor(
     private readonly machine: Machine,
@@ -42,6 +44,8 @@ export class Gpu {
     readonly pages: number,
     private readonly tl: Timeline,
     private readonly cost: CostModel,
+    /** The timeline track of a process (its CPU's faults are drawn there). */
+    private readonly trackOf: (p: Process) => number,
   ) {
     this.name = `gpu${index} (${kind})`;
     this.copyNs = kind === "private" ? cost.pageCopyPrivateNs : cost.pageCopyCoherentNs;
@@ -90,10 +94,11 @@ export class Gpu {
     this.stats.migratedOut += n;
     this.stats.cpuFaults++;
     const ns = this.cost.deviceFaultNs + n * this.copyNs;
-    this.tl.span(1 + vmf.proc.pid, "migrate_to_ram", t0, ns, { device: this.name, pages: n });
+    this.tl.span(this.trackOf(vmf.proc), "migrate_to_ram", t0, ns, { device: this.name, pages: n });
     this.tl.latency("device_fault", ns);
     this.tl.advance(ns);
-    return 0;
+    // No system memory for the faulting page: the fault fails as the kernel's would.
+    return n < mig.cpages ? VM_FAULT_OOM : 0;
   }
 
   /** Driver-initiated migration of [addr, addr + n pages) to device memory; returns pages moved. */
@@ -107,7 +112,6 @@ export class Gpu {
   }
 
   private migrate(proc: Process, addr: number, n: number, toDevice: boolean): number {
-    const t0 = this.tl.now;
     const mig = this.machine.migrateVmaSetup({
       proc, start: addr, end: addr + n * PAGE_SIZE, flags: toDevice ? MIGRATE_VMA_SELECT_SYSTEM : this.selectSelf, pgmapOwner: this,
     });
@@ -121,8 +125,9 @@ export class Gpu {
         mig.allocAndCopy({ node: proc.node });
       }
       mig.pages();
-      moved = toDevice ? this.adopt(mig) : count(mig);
+      moved = this.moved(mig, toDevice);
     }
+    const t0 = this.tl.now;
     mig.finalize();
     if (toDevice) this.stats.migratedIn += moved;
     else this.stats.migratedOut += moved;
@@ -132,13 +137,13 @@ export class Gpu {
     return moved;
   }
 
-  /** After migrate_vma_pages: the new device pages that will stay mapped join the LRU. */
-  private adopt(mig: MigrateVma): number {
+  /** After migrate_vma_pages: how many pages move; new device pages that stay mapped join the LRU. */
+  private moved(mig: MigrateVma, adopt: boolean): number {
     const { src, dst } = low32(mig);
     let moved = 0;
     for (let i = 0; i < mig.npages; i++) {
       if (!(src[2 * i]! & PFN_MIGRATE) || dst[2 * i] === 0) continue;
-      this.resident.set(dst[2 * i]! >>> PFN_SHIFT, true);
+      if (adopt) this.resident.set(dst[2 * i]! >>> PFN_SHIFT, true);
       moved++;
     }
     return moved;
@@ -147,17 +152,21 @@ export class Gpu {
   /** Evicts up to `n` of the least recently migrated pages to system memory (migrate_device_range). */
   evict(n: number): number {
     const t0 = this.tl.now;
-    const victims = [...this.resident.keys()].slice(0, n).sort((a, b) => a - b);
-    let moved = 0;
+    const victims: number[] = [];
+    for (const pfn of this.resident.keys()) {
+      if (victims.length === n) break;
+      victims.push(pfn);
+    }
+    victims.sort((a, b) => a - b);
+    const before = this.resident.size;
+    // Runs of adjacent pfns go back in one migrate_device_range each.
     for (let i = 0; i < victims.length; ) {
       let j = i + 1;
       while (j < victims.length && victims[j] === victims[j - 1]! + 1) j++;
-      const before = this.resident.size;
       evictDevicePages(this.machine, this.pgmap, victims[i]!, j - i);
-      moved += before - this.resident.size;
       i = j;
     }
-    this.machine.settle();
+    const moved = before - this.resident.size;
     this.stats.evicted += moved;
     const ns = victims.length > 0 ? this.cost.migrateCallNs + moved * this.copyNs : 0;
     if (ns > 0) {
@@ -204,16 +213,21 @@ export class Gpu {
     const pfns = this.machine.hmmPfnsBuffer(n);
     let r: number;
     let calls = 0;
-    do {
+    // mmu_interval_read_begin, hmm_range_fault, then (under the driver lock) read_retry before
+    // using the pfns: an invalidation in between means starting over.
+    for (;;) {
       pfns.fill(0n);
       calls++;
+      const seq = sub.readBegin();
       r = this.machine.hmmRangeFault({
-        notifier: sub, notifierSeq: sub.readBegin(), start: addr, end: addr + n * PAGE_SIZE, hmmPfns: pfns,
+        notifier: sub, notifierSeq: seq, start: addr, end: addr + n * PAGE_SIZE, hmmPfns: pfns,
         defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0n), pfnFlagsMask: 0n, devPrivateOwner: this,
       });
-    } while (r === EBUSY && calls < 64);
+      if (r === 0 && sub.readRetry(seq)) r = EBUSY;
+      if (r !== EBUSY || calls === MAX_HMM_TRIES) break;
+    }
+    this.stats.hmmCalls += calls;
     if (r !== 0) return r;
-    this.stats.hmmFaults += calls;
     // The device's DMA: straight at the frames' tags, as u32 pairs (the runner's tags are < 2^32).
     const words = new Uint32Array(pfns.buffer, pfns.byteOffset, n * 2);
     const frameTags = this.frameTags;
@@ -251,9 +265,3 @@ function low32(mig: MigrateVma): { src: Uint32Array; dst: Uint32Array } {
   return { src: u32(mig.src), dst: u32(mig.dst) };
 }
 
-function count(mig: MigrateVma): number {
-  const { src, dst } = low32(mig);
-  let moved = 0;
-  for (let i = 0; i < mig.npages; i++) if (src[2 * i]! & PFN_MIGRATE && dst[2 * i] !== 0) moved++;
-  return moved;
-}

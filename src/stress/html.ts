@@ -123,10 +123,10 @@ function summaryTables(report: Report): string {
   const vmstat = table(["vmstat", "value"], Object.entries(t.counters));
   const many = report.runs.length > 1;
   const devices = table(
-    [...(many ? ["seed"] : []), "device", "pages", "migrated in", "migrated out", "evicted", "CPU faults", "HMM faults", "pages read", "written"],
+    [...(many ? ["seed"] : []), "device", "pages", "migrated in", "migrated out", "evicted", "CPU faults", "hmm_range_fault calls", "pages read", "written"],
     report.runs.flatMap((r) =>
       r.devices.map((d) => [
-        ...(many ? [String(r.seed)] : []), d.name, d.pages, d.migratedIn, d.migratedOut, d.evicted, d.cpuFaults, d.hmmFaults, d.pagesRead, d.pagesWritten,
+        ...(many ? [String(r.seed)] : []), d.name, d.pages, d.migratedIn, d.migratedOut, d.evicted, d.cpuFaults, d.hmmCalls, d.pagesRead, d.pagesWritten,
       ]),
     ),
     many ? 2 : 1,

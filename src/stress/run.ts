@@ -10,6 +10,7 @@ import { summarizeHistogram } from "./report.js";
 import { InputError, type MachineSpec } from "./machine-spec.js";
 import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/index.js";
 import { OP_WORDS } from "./ops.js";
+import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
 
 /** Census samples a run of known length takes at most (plus one at the start), and ops between two at least. */
@@ -54,7 +55,7 @@ export interface DeviceReport {
   migratedOut: number;
   evicted: number;
   cpuFaults: number;
-  hmmFaults: number;
+  hmmCalls: number;
   pagesRead: number;
   pagesWritten: number;
 }
@@ -142,7 +143,9 @@ export class StressRun {
   static fromScenario(opts: RunOptions): StressRun {
     checkRunOptions(opts);
     const scenario = scenarioByName(opts.scenario)!;
-    const ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
+    let ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
+    // A record longer than replay accepts ends the run there.
+    if (opts.record) ops = Math.min(ops, MAX_RECORD_OPS);
     const sampleEvery = Number.isFinite(ops) ? Math.max(Math.min(MIN_SAMPLE_EVERY, ops), Math.ceil(ops / SAMPLES)) : DURATION_SAMPLE_EVERY;
     const header = { format: "mmemu-record", version: 1, scenario: scenario.name, seed: opts.seed, machine: opts.machine, checkEvery: opts.checkEvery ?? 65536, sampleEvery } as const;
     let gen: Generator | null = null;
@@ -198,7 +201,8 @@ export class StressRun {
 
   private fail(e: unknown): void {
     if (e instanceof InputError) throw e;
-    const f = e instanceof StressFailure ? e : new StressFailure("error", this.world.ops, `emulator crashed: ${(e as Error)?.stack ?? String(e)}`);
+    // A crash's stack would tie the report to this checkout's paths: name and message only.
+    const f = e instanceof StressFailure ? e : new StressFailure("error", this.world.ops, `emulator crashed: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
     this.failure = { kind: f.kind, opIndex: f.opIndex, message: f.message };
   }
 
@@ -207,26 +211,42 @@ export class StressRun {
     while (this.step(65536));
     const world = this.world;
     let verifiedPages = 0;
-    let counters: Counters | null = null;
+    let workload: Workload | null = null;
     if (!this.failure) {
       try {
         world.check();
         if (this.header.sampleEvery > 0 && world.samples.at(-1)?.op !== world.ops) world.sample();
-        counters = world.machine.counters();
+        // The report describes the workload: taken before the final read-back adds its own faults.
+        workload = this.workload();
         verifiedPages = world.verifyAndTearDown();
       } catch (e) {
         this.fail(e);
       }
     }
-    counters ??= safeCounters(world);
-    return this.result(counters, verifiedPages);
+    return this.result(workload ?? this.workload(), verifiedPages);
   }
 
-  private result(counters: Counters, verifiedPages: number): StressResult {
+  private workload(): Workload {
+    const world = this.world;
+    let counters: Counters;
+    try {
+      counters = world.machine.counters();
+    } catch {
+      counters = {} as Counters;
+    }
+    return {
+      counters,
+      simulatedNs: world.tl.now,
+      devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
+      latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
+    };
+  }
+
+  private result(w: Workload, verifiedPages: number): StressResult {
     const world = this.world;
     const header = this.header;
-    const simS = world.tl.now / 1e9;
-    const migrations = world.gpus.reduce((s, g) => s + g.stats.migratedIn + g.stats.migratedOut + g.stats.evicted, 0);
+    const simS = w.simulatedNs / 1e9;
+    const migrations = w.devices.reduce((s, d) => s + d.migratedIn + d.migratedOut + d.evicted, 0);
     const { framesPerBucket, frames } = world.buckets;
     const report: RunReport = {
       scenario: header.scenario,
@@ -235,13 +255,13 @@ export class StressRun {
       ops: world.ops,
       checkEvery: header.checkEvery,
       checks: world.machine.checksRun,
-      simulatedNs: world.tl.now,
+      simulatedNs: w.simulatedNs,
       opCounts: world.opCounts,
-      counters,
-      devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
+      counters: w.counters,
+      devices: w.devices,
       exclusiveRefused: world.exclusiveRefused,
       verifiedPages,
-      latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
+      latency: w.latency,
       rates: {
         opsPerSimSecond: simS > 0 ? Math.round(world.ops / simS) : 0,
         migrationsPerSimSecond: simS > 0 ? Math.round(migrations / simS) : 0,
@@ -259,12 +279,12 @@ export class StressRun {
   }
 }
 
-function safeCounters(world: World): Counters {
-  try {
-    return world.machine.counters();
-  } catch {
-    return {} as Counters;
-  }
+/** What a report says of the workload itself (before the final read-back). */
+interface Workload {
+  counters: Counters;
+  simulatedNs: number;
+  devices: DeviceReport[];
+  latency: Record<LatencyKind, LatencySummary>;
 }
 
 export function checkRunOptions(opts: RunOptions): void {

@@ -73,6 +73,8 @@ export class World {
   readonly gpus: Gpu[];
   readonly procs: (Process | null)[] = [];
   readonly regions: (Region | null)[] = [];
+  /** The live regions, in a deterministic order (a removed one is swapped with the last). */
+  readonly live: Region[] = [];
   readonly tl: Timeline;
   readonly cost: CostModel;
   /** Ops run, by kind. */
@@ -92,6 +94,8 @@ export class World {
   private batch: AccessBatch | null = null;
   private batchProc = -1;
   private batchFirstOp = 0;
+  /** In the final read-back: failures belong to no op of the stream. */
+  private verifying = false;
   private readonly batchExpect = new Float64Array(MAX_OPS);
   private readonly batchPage = new Uint32Array(MAX_OPS);
 
@@ -102,7 +106,8 @@ export class World {
     this.checkEvery = opts.checkEvery ?? 65536;
     this.sampleEvery = opts.sampleEvery ?? 0;
     this.log = opts.record ? new OpLog() : null;
-    this.gpus = opts.spec.devices.map((d, i) => new Gpu(this.machine, i, d.kind, d.pages, this.tl, this.cost));
+    const trackOf = (p: Process): number => 1 + this.procs.indexOf(p);
+    this.gpus = opts.spec.devices.map((d, i) => new Gpu(this.machine, i, d.kind, d.pages, this.tl, this.cost, trackOf));
     for (const g of this.gpus) this.tl.nameTrack(g.track, `${g.name} copy engine`);
     this.census = new PageCensus(this.machine);
     if (this.sampleEvery > 0) this.sample();
@@ -220,25 +225,31 @@ export class World {
 
   private cpuAccess(write: boolean, r: Region, page: number): void {
     if (write && !r.writable) throw new InputError(`op ${this.ops}: cpu_write to read-only region ${r.slot}`);
-    if (this.batch && (this.batchProc !== r.proc || this.batch.length === MAX_OPS)) this.flush();
-    if (!this.batch) {
-      this.batch = this.machine.batch();
-      this.batchProc = r.proc;
-      this.batchFirstOp = this.ops;
-    }
-    const i = this.batch.length;
+    const batch = this.batchFor(r.proc);
+    const i = batch.length;
     const addr = r.addr + page * PAGE_SIZE;
     if (write) {
       const tag = this.nextTag;
       this.nextTag = tag === MASK32 ? 1 : tag + 1;
       r.shadow[page] = tag;
-      this.batch.writeTagU32(addr, tag);
+      batch.writeTagU32(addr, tag);
       this.batchExpect[i] = -1;
     } else {
-      this.batch.readTag(addr);
+      batch.readTag(addr);
       this.batchExpect[i] = r.shadow[page]!;
     }
     this.batchPage[i] = page;
+  }
+
+  /** The batch the next access of process `proc` goes into (flushing one of another process, or a full one). */
+  private batchFor(proc: number): AccessBatch {
+    if (this.batch && (this.batchProc !== proc || this.batch.length === MAX_OPS)) this.flush();
+    if (!this.batch) {
+      this.batch = this.machine.batch();
+      this.batchProc = proc;
+      this.batchFirstOp = this.ops;
+    }
+    return this.batch;
   }
 
   /** Runs the queued CPU accesses and compares what they read with the shadow. */
@@ -252,13 +263,15 @@ export class World {
     const before = this.machine.counters();
     const deviceFaults = this.deviceFaults();
     const res = this.guard(() => proc.run(batch));
-    if (res.fault) throw new StressFailure("error", this.batchFirstOp + res.completed, `CPU access faulted: ${res.fault.message}`);
+    const where = this.verifying ? "in the final read-back, " : "";
+    const opOf = (i: number): number => (this.verifying ? this.ops : this.batchFirstOp + i);
+    if (res.fault) throw new StressFailure("error", opOf(res.completed), `${where}CPU access faulted: ${res.fault.message}`);
     for (let i = 0; i < batch.length; i++) {
       const want = this.batchExpect[i]!;
       if (want < 0) continue;
       if (batch.tagLow(i) !== want || batch.tagHigh(i) !== 0) {
-        throw new StressFailure("data", this.batchFirstOp + i,
-          `process ${this.batchProc} read tag ${batch.tagLow(i) + batch.tagHigh(i) * 2 ** 32} from page ${this.batchPage[i]}, expected ${want}`);
+        throw new StressFailure("data", opOf(i),
+          `${where}process ${this.batchProc} read tag ${batch.tagLow(i) + batch.tagHigh(i) * 2 ** 32} from page ${this.batchPage[i]}, expected ${want}`);
       }
     }
     // Minor faults are priced from the vmstat deltas; device faults priced themselves inside run().
@@ -302,7 +315,7 @@ export class World {
           gpu.makeExclusive(proc, addr);
         } catch (e) {
           // The kernel refuses some pages (not anonymous, busy): the device falls back to non-atomic access.
-          if (!(e instanceof MmError) || !["EBUSY", "EOPNOTSUPP", "EFAULT"].includes(e.code)) throw this.failure(e);
+          if (!(e instanceof MmError) || !["EBUSY", "EOPNOTSUPP"].includes(e.code)) throw this.failure(e);
           this.exclusiveRefused++;
         }
         return;
@@ -332,14 +345,23 @@ export class World {
   // ---- address-space ops --------------------------------------------------------
 
   private roomFor(regions: number, pages: number): void {
-    const live = this.regions.reduce((n, r) => n + (r ? 1 : 0), 0);
-    if (live + regions > MAX_REGIONS || this.mappedPages + pages > MAX_MAPPED_PAGES)
+    if (this.live.length + regions > MAX_REGIONS || this.mappedPages + pages > MAX_MAPPED_PAGES)
       throw new InputError(`op ${this.ops}: more than ${MAX_REGIONS} regions or ${MAX_MAPPED_PAGES} mapped pages`);
   }
 
   private addRegion(proc: number, addr: number, pages: number, shared: boolean, writable: boolean, shadow: Uint32Array): void {
-    this.regions.push({ slot: this.regions.length, proc, addr, pages, shared, writable, shadow });
+    const r: Region = { slot: this.regions.length, proc, addr, pages, shared, writable, shadow };
+    this.regions.push(r);
+    this.live.push(r);
     this.mappedPages += pages;
+  }
+
+  private dropRegion(r: Region): void {
+    this.regions[r.slot] = null;
+    const i = this.live.indexOf(r);
+    this.live[i] = this.live[this.live.length - 1]!;
+    this.live.pop();
+    this.mappedPages -= r.pages;
   }
 
   private mmap(proc: Process, pages: number, shared: boolean): void {
@@ -354,8 +376,7 @@ export class World {
   private munmap(r: Region): void {
     this.flush();
     this.guard(() => this.procs[r.proc]!.munmap(r.addr, r.pages * PAGE_SIZE));
-    this.regions[r.slot] = null;
-    this.mappedPages -= r.pages;
+    this.dropRegion(r);
     this.spend(r.proc, "munmap", this.cost.syscallNs + r.pages * this.cost.perPageNs);
   }
 
@@ -363,16 +384,15 @@ export class World {
     this.flush();
     if (this.liveProcs >= MAX_PROCS) throw new InputError(`op ${this.ops}: fork past ${MAX_PROCS} live processes`);
     const from = this.procs.indexOf(parent);
-    const mine = this.regions.filter((r) => r?.proc === from);
-    this.roomFor(mine.length, mine.reduce((n, r) => n + r!.pages, 0));
+    const mine = this.live.filter((r) => r.proc === from);
+    this.roomFor(mine.length, mine.reduce((n, r) => n + r.pages, 0));
     const child = this.guard(() => parent.fork());
     const slot = this.procs.length;
     this.procs.push(child);
     this.liveProcs++;
     this.tl.nameTrack(1 + slot, `process ${slot}`);
     let pages = 0;
-    for (const r of this.regions.slice()) {
-      if (r?.proc !== from) continue;
+    for (const r of mine) {
       this.addRegion(slot, r.addr, r.pages, r.shared, r.writable, r.shared ? r.shadow : r.shadow.slice());
       pages += r.pages;
     }
@@ -387,10 +407,8 @@ export class World {
       for (const g of this.gpus) g.forget(proc);
       proc.exit();
     });
-    for (const r of this.regions) {
-      if (r?.proc !== slot) continue;
-      this.regions[r.slot] = null;
-      this.mappedPages -= r.pages;
+    for (const r of this.live.filter((x) => x.proc === slot)) {
+      this.dropRegion(r);
       pages += r.pages;
     }
     this.procs[slot] = null;
@@ -444,18 +462,13 @@ export class World {
   verifyAndTearDown(): number {
     this.flush();
     let verified = 0;
+    this.verifying = true;
     for (const r of this.regions) {
       if (!r) continue;
       for (let p = 0; p < r.pages; p++) {
-        const i = this.batch?.length ?? 0;
-        if (i === MAX_OPS || (this.batch && this.batchProc !== r.proc)) this.flush();
-        if (!this.batch) {
-          this.batch = this.machine.batch();
-          this.batchProc = r.proc;
-          this.batchFirstOp = this.ops;
-        }
-        const j = this.batch.length;
-        this.batch.readTag(r.addr + p * PAGE_SIZE);
+        const batch = this.batchFor(r.proc);
+        const j = batch.length;
+        batch.readTag(r.addr + p * PAGE_SIZE);
         this.batchExpect[j] = r.shadow[p]!;
         this.batchPage[j] = p;
         verified++;

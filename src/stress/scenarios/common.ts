@@ -9,7 +9,7 @@ import {
 } from "../ops.js";
 
 export class Emitter {
-  constructor(readonly world: World, private readonly limit: number) {}
+  constructor(readonly world: World, private limit: number) {}
 
   /** Ops still to run in this run. */
   get left(): number {
@@ -18,6 +18,11 @@ export class Emitter {
 
   op(kind: number, a = 0, b = 0, c = 0): void {
     if (this.world.ops < this.limit) this.world.exec(kind, a, b, c);
+  }
+
+  /** Ends the run here: what is left is too short for the generator's next step. */
+  skip(): void {
+    this.limit = this.world.ops;
   }
 }
 
@@ -46,7 +51,7 @@ export function deviceOf(w: World, kind: DeviceKind): number {
 }
 
 export function liveRegions(w: World, proc?: number): Region[] {
-  return w.regions.filter((r): r is Region => r !== null && (proc === undefined || r.proc === proc));
+  return proc === undefined ? w.live : w.live.filter((r) => r.proc === proc);
 }
 
 export function liveProcs(w: World): number[] {
@@ -57,9 +62,10 @@ export function liveProcs(w: World): number[] {
   return out;
 }
 
-/** Spawns a process and maps one region in it; returns the region. */
-export function spawnWithRegion(e: Emitter, pages: number, shared = false): Region {
+/** Spawns a process and maps one region in it; returns the region, or null when the run ended first. */
+export function spawnWithRegion(e: Emitter, pages: number, shared = false): Region | null {
   const w = e.world;
+  if (e.left < 2) return null;
   e.op(OP_SPAWN);
   e.op(OP_MMAP, w.procs.length - 1, pages, shared ? 1 : 0);
   return w.regions[w.regions.length - 1]!;
@@ -75,6 +81,7 @@ export function workingSet(pages: number, step: (e: Emitter, ws: Region) => void
     step(e: Emitter) {
       if (!ws) {
         ws = spawnWithRegion(e, pages);
+        if (!ws) return e.skip();
         setup?.(e);
       }
       step(e, ws);

@@ -21,12 +21,8 @@ export const mixed: Scenario = {
     const devs = w.gpus.map((_, i) => i);
     return {
       step(e: Emitter) {
-        let regions = liveRegions(w);
-        if (regions.length === 0) {
-          spawnWithRegion(e, 1 + rng.int(maxRegion));
-          regions = liveRegions(w);
-        }
-        const r = rng.pick(regions);
+        if (w.live.length === 0 && !spawnWithRegion(e, 1 + rng.int(maxRegion))) return e.skip();
+        const r = rng.pick(w.live);
         const roll = rng.int(1000);
         if (roll < 700) {
           cpuBurst(e, rng, r, 256 + rng.int(512), 0.4);
