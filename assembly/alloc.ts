@@ -275,9 +275,54 @@ export function freePages(pfn: u32, order: u32): void {
     return;
   }
   pcpPush(z, pfn);
-  if (pcpCount(z) > PCP_HIGH) {
-    for (let i: u32 = 0; i < PCP_BATCH; i++) freeToBuddy(z, pcpPop(z), 0);
+  if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
+}
+
+// free_pcppages_bulk: the PCP_BATCH pages at the head of the pcp list go to the buddy
+// lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
+function pcpDrainBatch(z: u32): void {
+  let left = PCP_BATCH;
+  while (left > 0) {
+    const first = pcpPop(z);
+    const step: u32 = pcpHead(z) == first - 1 ? -1 : 1;
+    let last = first;
+    let n: u32 = 1;
+    while (n < left && pcpHead(z) == last + step) {
+      last = pcpPop(z);
+      n++;
+    }
+    if (step == 1) freeRunAscending(z, first, n);
+    else freeRunDescending(z, last, n);
+    left -= n;
   }
+}
+
+// Freeing the pages of an aligned block one by one, in either direction, merges every
+// partial block inside it away (their buddies are inside it too) and ends with the whole
+// block freed at its order. So a run freed page by page is its aligned blocks freed in
+// the same direction, each at its order: the same free lists, with fewer steps.
+function freeRunAscending(z: u32, lo: u32, n: u32): void {
+  const end = lo + n;
+  for (let b = lo; b < end; ) {
+    const o = runBlockOrder(b, end - b);
+    freeToBuddy(z, b, o);
+    b += 1 << o;
+  }
+}
+
+function freeRunDescending(z: u32, lo: u32, n: u32): void {
+  for (let e = lo + n; e > lo; ) {
+    const o = runBlockOrder(e, e - lo);
+    e -= 1 << o;
+    freeToBuddy(z, e, o);
+  }
+}
+
+// The largest order of a block that `edge` (a block's start, or its end) is aligned to
+// and whose size fits in `room`.
+@inline function runBlockOrder(edge: u32, room: u32): u32 {
+  const o = min(<u32>ctz(edge), 31 - <u32>clz(room));
+  return min(o, MAX_ORDER);
 }
 
 // __free_one_page: merge with free buddies of equal order inside the zone.
