@@ -210,6 +210,52 @@ export function allocFromZone(z: u32, order: u32): u32 {
   return pfn;
 }
 
+// alloc_pages_bulk from one zone: up to `want` order-0 pages into the u32 array at `out`,
+// the pages and the lists left behind exactly those of as many allocFromZone calls (the
+// watermark admits free - min of them). A refill's block is handed out straight, only its
+// untaken tail goes onto the pcp list, in the order pcpRefill would leave it.
+function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
+  const free = zoneFree(z);
+  const min = zoneWmarkMin(z);
+  if (free <= min) return 0;
+  const n = free - min < want ? free - min : want;
+  let i: u32 = 0;
+  while (i < n) {
+    if (pcpHead(z) == NONE) {
+      const block = rmqueue(z, PCP_BATCH_ORDER);
+      if (block == NONE) {
+        pcpRefill(z);
+        if (pcpHead(z) == NONE) break;
+        continue;
+      }
+      const take = n - i < PCP_BATCH ? n - i : PCP_BATCH;
+      for (let k = PCP_BATCH; k > take; k--) pcpPush(z, block + k - 1);
+      for (let k: u32 = 0; k < take; k++) {
+        store<u32>(out + (<usize>(i + k) << 2), block + k);
+        prepBulkPage(block + k);
+      }
+      i += take;
+      continue;
+    }
+    const pfn = pcpPop(z);
+    store<u32>(out + (<usize>i << 2), pfn);
+    prepBulkPage(pfn);
+    i++;
+  }
+  setZoneFree(z, free - i);
+  statAdd(NR_FREE_PAGES, -(<i64>i));
+  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>i);
+  return i;
+}
+
+// prepNewPage for an order-0 page of a bulk allocation (the counters are added once).
+@inline function prepBulkPage(pfn: u32): void {
+  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0, "bad free page");
+  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
+  setRef(pfn, 1);
+  setOrder(pfn, 0);
+}
+
 // Zonelists (build_zonelists), built once at init: for each node and each kind of
 // allocation, the zones to try in order — the local node first, highest usable zone
 // first, then the other nodes. Entries end with NONE.
@@ -256,6 +302,19 @@ export function allocPages(node: u32, order: u32, movable: bool): u32 {
   }
   statAdd(PGALLOC_FAIL, 1);
   return NONE;
+}
+
+// alloc_pages_bulk: up to `want` order-0 pages for `node` into the u32 array at `out`, the
+// same pages in the same order as `want` calls of allocPages(node, 0, movable).
+export function allocPagesBulk(node: u32, movable: bool, want: u32, out: usize): u32 {
+  let got: u32 = 0;
+  let p = zonelist(node, movable);
+  for (let z = load<u32>(p); z != NONE && got < want; z = load<u32>(p)) {
+    got += allocBulkFromZone(z, want - got, out + (<usize>got << 2));
+    p += 4;
+  }
+  if (got < want) statAdd(PGALLOC_FAIL, <i64>(want - got));
+  return got;
 }
 
 // Frees a block: order-0 pages go to the pcp list, larger blocks straight to the buddy lists.
