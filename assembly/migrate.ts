@@ -5,11 +5,11 @@
 import { migrateSrc, migrateDst, maxMigrate, maxMms, NONE } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
-  getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
+  getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
 } from "./memmap";
 import { putPage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
-import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE } from "./device";
+import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
@@ -285,6 +285,10 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
   let cpages: u32 = 0;
   let shared = false;
+  // RSS and NR_ANON_PAGES changes of the unmapping, added once at the end.
+  let rssAnon: i32 = 0;
+  let rssShmem: i32 = 0;
+  let nrAnon: i64 = 0;
   for (let i: u32 = 0; i < npages; i++) {
     const ptep = knownPtep(start + <u64>i);
     const pte = ptep == 0 ? 0 : load<u64>(ptep);
@@ -296,13 +300,18 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
       continue;
     }
     let pfn: u32;
-    let mpfn: u64;
+    let mapping: u32;
+    let writable: bool;
+    let device: bool;
     if (isSwapPte(pte)) {
       const t = swpType(pte);
       if (t != SWP_DEVICE_WRITE && t != SWP_DEVICE_READ) continue;
       pfn = swpOffset(pte);
-      if ((flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
-      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (t == SWP_DEVICE_WRITE ? MIGRATE_PFN_WRITE : 0);
+      const z = zoneOf(pfn);
+      if ((flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) == 0 || zonePgmapOwner(z) != owner) continue;
+      mapping = mappingOf(pfn);
+      writable = t == SWP_DEVICE_WRITE;
+      device = zoneIsDevice(z);
     } else {
       pfn = ptePfn(pte);
       if (pteSpecial(pte)) {
@@ -312,27 +321,56 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
         }
         continue;
       }
-      if (isDeviceCoherentPage(pfn)) {
-        if ((flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
+      const z = zoneOf(pfn);
+      device = zoneIsDevice(z);
+      if (device && zonePgmapType(z) == MEMORY_DEVICE_COHERENT) {
+        if ((flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) == 0 || zonePgmapOwner(z) != owner) continue;
       } else if ((flags & MIGRATE_VMA_SELECT_SYSTEM) == 0) {
         continue;
       }
-      if (mappingOf(pfn) == 0) continue;
-      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (pteWrite(pte) ? MIGRATE_PFN_WRITE : 0);
+      mapping = mappingOf(pfn);
+      if (mapping == 0) continue;
+      writable = pteWrite(pte);
     }
     // folio_get, then the mapping's reference goes: the count stays, so neither is done.
+    let f = flagsOf(pfn);
     if (pfn != faultPage) {
-      if (testFlag(pfn, PG_locked)) continue;
-      lockPage(pfn);
+      if (f & (1 << PG_locked)) continue;
+      f |= 1 << PG_locked;
     }
-    unmapOne(mm, ptep, pte, pfn, false);
-    setSrc(i, mpfn);
+    // unmapOne, with its flag and counter changes made at once.
+    if (!isSwapPte(pte) && (pte & _PAGE_DIRTY) != 0) f |= 1 << PG_dirty;
+    const type = writable ? SWP_MIGRATION_WRITE : (f & (1 << PG_anon_exclusive)) != 0 ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
+    store<u64>(ptep, swpEntry(type, pfn, pte & (_PAGE_ACCESSED | _PAGE_DIRTY)));
+    f &= ~(1 << PG_anon_exclusive);
+    setFlagsOf(pfn, f);
+    const anon = (mapping & PAGE_MAPPING_ANON) != 0;
+    const m = mapcountOf(pfn) - 1;
+    assert(m >= 0, "mapcount underflow");
+    setMapcount(pfn, m);
+    if (anon) {
+      rssAnon--;
+      if (m == 0) nrAnon--;
+    } else {
+      rssShmem--;
+    }
+    setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0));
     // A page no other PTE maps gets migrate_device_unmap's check now, which is what
     // that pass would find; shared pages wait for its rmap walk.
-    if (mapcountOf(pfn) != 0) shared = true;
-    else if (checkPage(pfn)) cpages++;
+    if (m != 0) {
+      shared = true;
+      continue;
+    }
+    // checkPage, from what is known here.
+    let extra: i32 = pfn == faultPage ? 2 : 1;
+    if (device) extra++;
+    if (!anon) extra += 1 + ((f & (1 << PG_private)) != 0 ? 1 : 0);
+    if (refOf(pfn) - extra <= 0) cpages++;
     else restoreOne(i, pfn);
   }
+  addMmRss(mm, true, rssAnon);
+  addMmRss(mm, false, rssShmem);
+  statAdd(NR_ANON_PAGES, nrAnon);
   return shared ? migrateUnmap(npages) : cpages;
 }
 
