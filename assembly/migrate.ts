@@ -8,7 +8,7 @@ import {
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
 } from "./memmap";
-import { putPage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
+import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
@@ -22,7 +22,7 @@ import {
 } from "./mm";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
-import { zoneOf } from "./memmap";
+import { zoneOf, orderOf } from "./memmap";
 import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES } from "./stat";
 
 export const MIGRATE_PFN_VALID: u64 = 1 << 0;
@@ -603,6 +603,59 @@ export function migrateFinalize(npages: u32): void {
   finalizeEnd();
 }
 
+// pagesOne then finalizeOne for the usual entry, in one go: an anon page that only the
+// collecting mm's own migration entry maps moves to its new page `d`. Every check comes
+// before any change; false (nothing done) for any other case.
+@inline function pagesFinalizeOwn(i: u32): bool {
+  const e = srcAt(i);
+  const de = dstAt(i);
+  if ((e & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) != (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID) || (de & MIGRATE_PFN_VALID) == 0) return false;
+  if (load<u8>(migShared + i) != 0 || migMm == NONE) return false;
+  const s = <u32>(e >> MIGRATE_PFN_SHIFT);
+  const d = <u32>(de >> MIGRATE_PFN_SHIFT);
+  const mapping = mappingOf(s);
+  if ((mapping & PAGE_MAPPING_ANON) == 0) return false;
+  // migrateMapping's check: no references beyond the mappings, ours and the fault's.
+  if (refOf(s) != mapcountOf(s) + (s == migFaultPage ? 1 : 0) + 1) return false;
+  const vpn = migStart + <u64>i;
+  const ptep = knownPtep(vpn);
+  if (ptep == 0) return false;
+  const pte = load<u64>(ptep);
+  if (!isMigrationEntryFor(pte, s)) return false;
+  // migrateMapping: the new page takes the old one's place.
+  setMapping(d, mapping);
+  setIndex(d, indexOf(s));
+  // finalizeOwn: the new page is mapped where the entry was.
+  const vmFlags = knownVmaFlags(vpn);
+  const t = swpType(pte);
+  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const z = zoneOf(d);
+  const device = zoneIsDevice(z);
+  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
+    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  } else {
+    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
+  }
+  let f = (flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS)) & ~(1 << PG_locked);
+  if (t != SWP_MIGRATION_READ) f |= 1 << PG_anon_exclusive;
+  if (!device) f |= 1 << PG_lru;
+  setFlagsOf(d, f);
+  const m = mapcountOf(d);
+  setMapcount(d, m + 1);
+  if (m == 0) statAdd(NR_ANON_PAGES, 1);
+  finRssAnon++;
+  finSuccess++;
+  // The migration's reference goes; the last one frees the page, flags and all.
+  const r = refOf(s) - 1;
+  if (r == 0) {
+    freePages(s, orderOf(s));
+  } else {
+    if (s != migFaultPage) unlockPage(s);
+    setRef(s, r);
+  }
+  return true;
+}
+
 // migrate_vma_pages and migrate_vma_finalize in one pass, entry by entry. Only for a
 // dst filled by allocAndCopy alone: its pages are fresh, distinct and not sources, so
 // no entry's pages step can see another entry's finalize, and the result is the two
@@ -610,6 +663,7 @@ export function migrateFinalize(npages: u32): void {
 export function migratePagesFinalize(npages: u32): void {
   finalizeBegin();
   for (let i: u32 = 0; i < npages; i++) {
+    if (pagesFinalizeOwn(i)) continue;
     pagesOne(i);
     finalizeOne(i);
   }
