@@ -428,19 +428,10 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
     want++;
   }
   // The first `n` entries get pages, as allocating entry by entry until the memory runs out would.
-  let n: u32;
-  if (z >= 0) {
-    n = allocDevicePagesBulk(<u32>z, want, allocPfn);
-  } else {
-    n = allocPagesBulk(node, true, want, allocPfn);
-    for (let k: u32 = 0; k < n; k++) setFlag(load<u32>(allocPfn + (<usize>k << 2)), PG_locked);
-  }
-  dstHasHoles = false;
-  for (let k: u32 = 0; k < n; k++) {
-    if ((load<u64>(src + (<usize>load<u32>(allocIdx + (<usize>k << 2)) << 3)) & MIGRATE_PFN_VALID) == 0) dstHasHoles = true;
-  }
+  // Device pages come locked (zone_device_page_init); system pages are locked in copyRuns.
+  const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, true, want, allocPfn);
   ascendRuns(n);
-  copyRuns(src, dst, n);
+  copyRuns(src, dst, n, z < 0);
   return n;
 }
 
@@ -465,18 +456,21 @@ function ascendRuns(n: u32): void {
   }
 }
 
-// Fills dst and copies: runs of entries whose source and destination frames are both
-// consecutive go in one memory.copy; holes are zeroed.
-function copyRuns(src: usize, dst: usize, n: u32): void {
+// Fills dst (locking the new pages if `lock`) and copies: runs of entries whose source and
+// destination frames are both consecutive go in one memory.copy; holes are zeroed.
+function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
   let runSrc: u32 = NONE;
   let runDst: u32 = NONE;
   let runLen: u32 = 0;
+  dstHasHoles = false;
   for (let k: u32 = 0; k < n; k++) {
     const i = load<u32>(allocIdx + (<usize>k << 2));
     const dp = load<u32>(allocPfn + (<usize>k << 2));
+    if (lock) setFlag(dp, PG_locked);
     const e = load<u64>(src + (<usize>i << 3));
     store<u64>(dst + (<usize>i << 3), migratePfn(dp) | (e & MIGRATE_PFN_WRITE));
     if ((e & MIGRATE_PFN_VALID) == 0) {
+      dstHasHoles = true;
       clearFrame(dp);
       continue;
     }
