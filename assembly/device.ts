@@ -91,11 +91,6 @@ export function freeDevicePage(z: u32, pfn: u32): void {
   return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE;
 }
 
-@inline export function isDeviceCoherentPage(pfn: u32): bool {
-  const z = zoneOf(pfn);
-  return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_COHERENT;
-}
-
 @inline export function isZoneDevicePage(pfn: u32): bool {
   return zoneIsDevice(zoneOf(pfn));
 }

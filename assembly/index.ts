@@ -21,7 +21,7 @@ import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
-import { allocPages, allocPagesBulk } from "./alloc";
+import { allocPagesBulk } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
 
 

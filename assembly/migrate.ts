@@ -95,8 +95,9 @@ function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
   return swpEntry(type, pfn, bits & (_PAGE_ACCESSED | _PAGE_DIRTY));
 }
 
-// Replaces one mapping (present PTE or device entry) of `pfn` with a migration entry.
-function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, put: bool): void {
+// try_to_migrate_one: another mapping (present PTE or device entry) of `pfn` becomes a
+// migration entry, and the reference it held goes.
+function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
   let writable: bool;
   if (isSwapPte(pte)) {
     const t = swpType(pte);
@@ -109,7 +110,7 @@ function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, put: bool): void {
   // The page is shared while it moves; the entry type remembers exclusivity.
   clearFlag(pfn, PG_anon_exclusive);
   pageRemoveRmap(pfn, mm);
-  if (put) putPage(pfn);
+  putPage(pfn);
 }
 
 // remove_migration_pte for one entry: map `newPfn` where `pfn` was.
@@ -170,7 +171,7 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
       } else if (op == RMAP_TRY_TO_MIGRATE) {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
-          unmapOne(mm, ptep, pte, pfn, true);
+          unmapOne(mm, ptep, pte, pfn);
         }
       } else if (isMigrationEntryFor(pte, pfn)) {
         remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
@@ -338,7 +339,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
       if (f & (1 << PG_locked)) continue;
       f |= 1 << PG_locked;
     }
-    // unmapOne, with its flag and counter changes made at once.
+    // The unmapping (unmapOne without the put), its flag and counter changes made at once.
     if (!isSwapPte(pte) && (pte & _PAGE_DIRTY) != 0) f |= 1 << PG_dirty;
     const type = writable ? SWP_MIGRATION_WRITE : (f & (1 << PG_anon_exclusive)) != 0 ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
     store<u64>(ptep, swpEntry(type, pfn, pte & (_PAGE_ACCESSED | _PAGE_DIRTY)));
