@@ -210,6 +210,52 @@ export function allocFromZone(z: u32, order: u32): u32 {
   return pfn;
 }
 
+// alloc_pages_bulk from one zone: up to `want` order-0 pages into the u32 array at `out`,
+// the pages and the lists left behind exactly those of as many allocFromZone calls (the
+// watermark admits free - min of them). A refill's block is handed out straight, only its
+// untaken tail goes onto the pcp list, in the order pcpRefill would leave it.
+function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
+  const free = zoneFree(z);
+  const min = zoneWmarkMin(z);
+  if (free <= min) return 0;
+  const n = free - min < want ? free - min : want;
+  let i: u32 = 0;
+  while (i < n) {
+    if (pcpHead(z) == NONE) {
+      const block = rmqueue(z, PCP_BATCH_ORDER);
+      if (block == NONE) {
+        pcpRefill(z);
+        if (pcpHead(z) == NONE) break;
+        continue;
+      }
+      const take = n - i < PCP_BATCH ? n - i : PCP_BATCH;
+      for (let k = PCP_BATCH; k > take; k--) pcpPush(z, block + k - 1);
+      for (let k: u32 = 0; k < take; k++) {
+        store<u32>(out + (<usize>(i + k) << 2), block + k);
+        prepBulkPage(block + k);
+      }
+      i += take;
+      continue;
+    }
+    const pfn = pcpPop(z);
+    store<u32>(out + (<usize>i << 2), pfn);
+    prepBulkPage(pfn);
+    i++;
+  }
+  setZoneFree(z, free - i);
+  statAdd(NR_FREE_PAGES, -(<i64>i));
+  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>i);
+  return i;
+}
+
+// prepNewPage for an order-0 page of a bulk allocation (the counters are added once).
+@inline function prepBulkPage(pfn: u32): void {
+  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0, "bad free page");
+  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
+  setRef(pfn, 1);
+  setOrder(pfn, 0);
+}
+
 // Zonelists (build_zonelists), built once at init: for each node and each kind of
 // allocation, the zones to try in order — the local node first, highest usable zone
 // first, then the other nodes. Entries end with NONE.
@@ -258,6 +304,19 @@ export function allocPages(node: u32, order: u32, movable: bool): u32 {
   return NONE;
 }
 
+// alloc_pages_bulk: up to `want` order-0 pages for `node` into the u32 array at `out`, the
+// same pages in the same order as `want` calls of allocPages(node, 0, movable).
+export function allocPagesBulk(node: u32, movable: bool, want: u32, out: usize): u32 {
+  let got: u32 = 0;
+  let p = zonelist(node, movable);
+  for (let z = load<u32>(p); z != NONE && got < want; z = load<u32>(p)) {
+    got += allocBulkFromZone(z, want - got, out + (<usize>got << 2));
+    p += 4;
+  }
+  if (got < want) statAdd(PGALLOC_FAIL, <i64>(want - got));
+  return got;
+}
+
 // Frees a block: order-0 pages go to the pcp list, larger blocks straight to the buddy lists.
 export function freePages(pfn: u32, order: u32): void {
   const z = zoneOf(pfn);
@@ -275,9 +334,54 @@ export function freePages(pfn: u32, order: u32): void {
     return;
   }
   pcpPush(z, pfn);
-  if (pcpCount(z) > PCP_HIGH) {
-    for (let i: u32 = 0; i < PCP_BATCH; i++) freeToBuddy(z, pcpPop(z), 0);
+  if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
+}
+
+// free_pcppages_bulk: the PCP_BATCH pages at the head of the pcp list go to the buddy
+// lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
+function pcpDrainBatch(z: u32): void {
+  let left = PCP_BATCH;
+  while (left > 0) {
+    const first = pcpPop(z);
+    const step: u32 = pcpHead(z) == first - 1 ? -1 : 1;
+    let last = first;
+    let n: u32 = 1;
+    while (n < left && pcpHead(z) == last + step) {
+      last = pcpPop(z);
+      n++;
+    }
+    if (step == 1) freeRunAscending(z, first, n);
+    else freeRunDescending(z, last, n);
+    left -= n;
   }
+}
+
+// Freeing the pages of an aligned block one by one, in either direction, merges every
+// partial block inside it away (their buddies are inside it too) and ends with the whole
+// block freed at its order. So a run freed page by page is its aligned blocks freed in
+// the same direction, each at its order: the same free lists, with fewer steps.
+function freeRunAscending(z: u32, lo: u32, n: u32): void {
+  const end = lo + n;
+  for (let b = lo; b < end; ) {
+    const o = runBlockOrder(b, end - b);
+    freeToBuddy(z, b, o);
+    b += 1 << o;
+  }
+}
+
+function freeRunDescending(z: u32, lo: u32, n: u32): void {
+  for (let e = lo + n; e > lo; ) {
+    const o = runBlockOrder(e, e - lo);
+    e -= 1 << o;
+    freeToBuddy(z, e, o);
+  }
+}
+
+// The largest order of a block that `edge` (a block's start, or its end) is aligned to
+// and whose size fits in `room`.
+@inline function runBlockOrder(edge: u32, room: u32): u32 {
+  const o = min(<u32>ctz(edge), 31 - <u32>clz(room));
+  return min(o, MAX_ORDER);
 }
 
 // __free_one_page: merge with free buddies of equal order inside the zone.

@@ -56,6 +56,20 @@ export function allocDevicePage(z: u32): u32 {
   return pfn;
 }
 
+// allocDevicePage `want` times: up to that many pages into the u32 array at `out`.
+export function allocDevicePagesBulk(z: u32, want: u32, out: usize): u32 {
+  let n: u32 = 0;
+  while (n < want) {
+    const pfn = pcpPop(z);
+    if (pfn == NONE) break;
+    store<u32>(out + (<usize>n << 2), pfn);
+    zoneDevicePageInit(pfn);
+    n++;
+  }
+  setZoneFree(z, zoneFree(z) - n);
+  return n;
+}
+
 export function zoneDevicePageInit(pfn: u32): void {
   assert(refOf(pfn) == 0, "zone_device_page_init on a page in use");
   setRef(pfn, 1);
@@ -75,11 +89,6 @@ export function freeDevicePage(z: u32, pfn: u32): void {
 @inline export function isDevicePrivatePage(pfn: u32): bool {
   const z = zoneOf(pfn);
   return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE;
-}
-
-@inline export function isDeviceCoherentPage(pfn: u32): bool {
-  const z = zoneOf(pfn);
-  return zoneIsDevice(z) && zonePgmapType(z) == MEMORY_DEVICE_COHERENT;
 }
 
 @inline export function isZoneDevicePage(pfn: u32): bool {

@@ -13,7 +13,7 @@ import { checkMachine } from "./check";
 import { statAdd, statFold, NR_SHMEM } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
-import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
+import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, allocDevicePagesBulk, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
 import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
 import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, faultPfn, setNotified } from "./fault";
@@ -21,7 +21,7 @@ import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
-import { allocPages } from "./alloc";
+import { allocPagesBulk } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
 
 
@@ -414,28 +414,24 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
   selectSlot(slot);
   const src = srcAddr();
   const dst = dstAddr();
-  let n: u32 = 0;
+  let want: u32 = 0;
   let fail = failFirst;
-  dstHasHoles = false;
   for (let i: u32 = 0; i < npages; i++) {
     const e = load<u64>(src + (<usize>i << 3));
     if ((e & MIGRATE_PFN_MIGRATE) == 0 || load<u64>(dst + (<usize>i << 3)) != 0) continue;
     if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
-    let d: u32 = NONE;
-    if (fail) fail = false;
-    else if (z >= 0) d = allocDevicePage(<u32>z);
-    else {
-      d = allocPages(node, 0, true);
-      if (d != NONE) setFlag(d, PG_locked);
+    if (fail) {
+      fail = false;
+      continue;
     }
-    if (d == NONE) continue;
-    store<u32>(allocIdx + (<usize>n << 2), i);
-    store<u32>(allocPfn + (<usize>n << 2), d);
-    if ((e & MIGRATE_PFN_VALID) == 0) dstHasHoles = true;
-    n++;
+    store<u32>(allocIdx + (<usize>want << 2), i);
+    want++;
   }
+  // The first `n` entries get pages, as allocating entry by entry until the memory runs out would.
+  // Device pages come locked (zone_device_page_init); system pages are locked in copyRuns.
+  const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, true, want, allocPfn);
   ascendRuns(n);
-  copyRuns(src, dst, n);
+  copyRuns(src, dst, n, z < 0);
   return n;
 }
 
@@ -460,18 +456,21 @@ function ascendRuns(n: u32): void {
   }
 }
 
-// Fills dst and copies: runs of entries whose source and destination frames are both
-// consecutive go in one memory.copy; holes are zeroed.
-function copyRuns(src: usize, dst: usize, n: u32): void {
+// Fills dst (locking the new pages if `lock`) and copies: runs of entries whose source and
+// destination frames are both consecutive go in one memory.copy; holes are zeroed.
+function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
   let runSrc: u32 = NONE;
   let runDst: u32 = NONE;
   let runLen: u32 = 0;
+  dstHasHoles = false;
   for (let k: u32 = 0; k < n; k++) {
     const i = load<u32>(allocIdx + (<usize>k << 2));
     const dp = load<u32>(allocPfn + (<usize>k << 2));
+    if (lock) setFlag(dp, PG_locked);
     const e = load<u64>(src + (<usize>i << 3));
     store<u64>(dst + (<usize>i << 3), migratePfn(dp) | (e & MIGRATE_PFN_WRITE));
     if ((e & MIGRATE_PFN_VALID) == 0) {
+      dstHasHoles = true;
       clearFrame(dp);
       continue;
     }

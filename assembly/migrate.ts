@@ -5,11 +5,11 @@
 import { migrateSrc, migrateDst, maxMigrate, maxMms, NONE } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
-  getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
+  getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
 } from "./memmap";
-import { putPage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
-import { isDevicePrivatePage, isDeviceCoherentPage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE } from "./device";
+import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
+import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
@@ -22,7 +22,7 @@ import {
 } from "./mm";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
-import { zoneOf } from "./memmap";
+import { zoneOf, orderOf } from "./memmap";
 import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES } from "./stat";
 
 export const MIGRATE_PFN_VALID: u64 = 1 << 0;
@@ -95,8 +95,9 @@ function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
   return swpEntry(type, pfn, bits & (_PAGE_ACCESSED | _PAGE_DIRTY));
 }
 
-// Replaces one mapping (present PTE or device entry) of `pfn` with a migration entry.
-function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, put: bool): void {
+// try_to_migrate_one: another mapping (present PTE or device entry) of `pfn` becomes a
+// migration entry, and the reference it held goes.
+function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
   let writable: bool;
   if (isSwapPte(pte)) {
     const t = swpType(pte);
@@ -109,7 +110,7 @@ function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, put: bool): void {
   // The page is shared while it moves; the entry type remembers exclusivity.
   clearFlag(pfn, PG_anon_exclusive);
   pageRemoveRmap(pfn, mm);
-  if (put) putPage(pfn);
+  putPage(pfn);
 }
 
 // remove_migration_pte for one entry: map `newPfn` where `pfn` was.
@@ -170,7 +171,7 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
       } else if (op == RMAP_TRY_TO_MIGRATE) {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
-          unmapOne(mm, ptep, pte, pfn, true);
+          unmapOne(mm, ptep, pte, pfn);
         }
       } else if (isMigrationEntryFor(pte, pfn)) {
         remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
@@ -285,6 +286,10 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
   let cpages: u32 = 0;
   let shared = false;
+  // RSS and NR_ANON_PAGES changes of the unmapping, added once at the end.
+  let rssAnon: i32 = 0;
+  let rssShmem: i32 = 0;
+  let nrAnon: i64 = 0;
   for (let i: u32 = 0; i < npages; i++) {
     const ptep = knownPtep(start + <u64>i);
     const pte = ptep == 0 ? 0 : load<u64>(ptep);
@@ -296,13 +301,18 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
       continue;
     }
     let pfn: u32;
-    let mpfn: u64;
+    let mapping: u32;
+    let writable: bool;
+    let device: bool;
     if (isSwapPte(pte)) {
       const t = swpType(pte);
       if (t != SWP_DEVICE_WRITE && t != SWP_DEVICE_READ) continue;
       pfn = swpOffset(pte);
-      if ((flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
-      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (t == SWP_DEVICE_WRITE ? MIGRATE_PFN_WRITE : 0);
+      const z = zoneOf(pfn);
+      if ((flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) == 0 || zonePgmapOwner(z) != owner) continue;
+      mapping = mappingOf(pfn);
+      writable = t == SWP_DEVICE_WRITE;
+      device = zoneIsDevice(z);
     } else {
       pfn = ptePfn(pte);
       if (pteSpecial(pte)) {
@@ -312,27 +322,56 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
         }
         continue;
       }
-      if (isDeviceCoherentPage(pfn)) {
-        if ((flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) == 0 || zonePgmapOwner(zoneOf(pfn)) != owner) continue;
+      const z = zoneOf(pfn);
+      device = zoneIsDevice(z);
+      if (device && zonePgmapType(z) == MEMORY_DEVICE_COHERENT) {
+        if ((flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) == 0 || zonePgmapOwner(z) != owner) continue;
       } else if ((flags & MIGRATE_VMA_SELECT_SYSTEM) == 0) {
         continue;
       }
-      if (mappingOf(pfn) == 0) continue;
-      mpfn = migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (pteWrite(pte) ? MIGRATE_PFN_WRITE : 0);
+      mapping = mappingOf(pfn);
+      if (mapping == 0) continue;
+      writable = pteWrite(pte);
     }
     // folio_get, then the mapping's reference goes: the count stays, so neither is done.
+    let f = flagsOf(pfn);
     if (pfn != faultPage) {
-      if (testFlag(pfn, PG_locked)) continue;
-      lockPage(pfn);
+      if (f & (1 << PG_locked)) continue;
+      f |= 1 << PG_locked;
     }
-    unmapOne(mm, ptep, pte, pfn, false);
-    setSrc(i, mpfn);
+    // The unmapping (unmapOne without the put), its flag and counter changes made at once.
+    if (!isSwapPte(pte) && (pte & _PAGE_DIRTY) != 0) f |= 1 << PG_dirty;
+    const type = writable ? SWP_MIGRATION_WRITE : (f & (1 << PG_anon_exclusive)) != 0 ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
+    store<u64>(ptep, swpEntry(type, pfn, pte & (_PAGE_ACCESSED | _PAGE_DIRTY)));
+    f &= ~(1 << PG_anon_exclusive);
+    setFlagsOf(pfn, f);
+    const anon = (mapping & PAGE_MAPPING_ANON) != 0;
+    const m = mapcountOf(pfn) - 1;
+    assert(m >= 0, "mapcount underflow");
+    setMapcount(pfn, m);
+    if (anon) {
+      rssAnon--;
+      if (m == 0) nrAnon--;
+    } else {
+      rssShmem--;
+    }
+    setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0));
     // A page no other PTE maps gets migrate_device_unmap's check now, which is what
     // that pass would find; shared pages wait for its rmap walk.
-    if (mapcountOf(pfn) != 0) shared = true;
-    else if (checkPage(pfn)) cpages++;
+    if (m != 0) {
+      shared = true;
+      continue;
+    }
+    // checkPage, from what is known here.
+    let extra: i32 = pfn == faultPage ? 2 : 1;
+    if (device) extra++;
+    if (!anon) extra += 1 + ((f & (1 << PG_private)) != 0 ? 1 : 0);
+    if (refOf(pfn) - extra <= 0) cpages++;
     else restoreOne(i, pfn);
   }
+  addMmRss(mm, true, rssAnon);
+  addMmRss(mm, false, rssShmem);
+  statAdd(NR_ANON_PAGES, nrAnon);
   return shared ? migrateUnmap(npages) : cpages;
 }
 
@@ -565,6 +604,59 @@ export function migrateFinalize(npages: u32): void {
   finalizeEnd();
 }
 
+// pagesOne then finalizeOne for the usual entry, in one go: an anon page that only the
+// collecting mm's own migration entry maps moves to its new page `d`. Every check comes
+// before any change; false (nothing done) for any other case.
+@inline function pagesFinalizeOwn(i: u32): bool {
+  const e = srcAt(i);
+  const de = dstAt(i);
+  if ((e & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) != (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID) || (de & MIGRATE_PFN_VALID) == 0) return false;
+  if (load<u8>(migShared + i) != 0 || migMm == NONE) return false;
+  const s = <u32>(e >> MIGRATE_PFN_SHIFT);
+  const d = <u32>(de >> MIGRATE_PFN_SHIFT);
+  const mapping = mappingOf(s);
+  if ((mapping & PAGE_MAPPING_ANON) == 0) return false;
+  // migrateMapping's check: no references beyond the mappings, ours and the fault's.
+  if (refOf(s) != mapcountOf(s) + (s == migFaultPage ? 1 : 0) + 1) return false;
+  const vpn = migStart + <u64>i;
+  const ptep = knownPtep(vpn);
+  if (ptep == 0) return false;
+  const pte = load<u64>(ptep);
+  if (!isMigrationEntryFor(pte, s)) return false;
+  // migrateMapping: the new page takes the old one's place.
+  setMapping(d, mapping);
+  setIndex(d, indexOf(s));
+  // finalizeOwn: the new page is mapped where the entry was.
+  const vmFlags = knownVmaFlags(vpn);
+  const t = swpType(pte);
+  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const z = zoneOf(d);
+  const device = zoneIsDevice(z);
+  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
+    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  } else {
+    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
+  }
+  let f = (flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS)) & ~(1 << PG_locked);
+  if (t != SWP_MIGRATION_READ) f |= 1 << PG_anon_exclusive;
+  if (!device) f |= 1 << PG_lru;
+  setFlagsOf(d, f);
+  const m = mapcountOf(d);
+  setMapcount(d, m + 1);
+  if (m == 0) statAdd(NR_ANON_PAGES, 1);
+  finRssAnon++;
+  finSuccess++;
+  // The migration's reference goes; the last one frees the page, flags and all.
+  const r = refOf(s) - 1;
+  if (r == 0) {
+    freePages(s, orderOf(s));
+  } else {
+    if (s != migFaultPage) unlockPage(s);
+    setRef(s, r);
+  }
+  return true;
+}
+
 // migrate_vma_pages and migrate_vma_finalize in one pass, entry by entry. Only for a
 // dst filled by allocAndCopy alone: its pages are fresh, distinct and not sources, so
 // no entry's pages step can see another entry's finalize, and the result is the two
@@ -572,6 +664,7 @@ export function migrateFinalize(npages: u32): void {
 export function migratePagesFinalize(npages: u32): void {
   finalizeBegin();
   for (let i: u32 = 0; i < npages; i++) {
+    if (pagesFinalizeOwn(i)) continue;
     pagesOne(i);
     finalizeOne(i);
   }
