@@ -9,7 +9,7 @@ import { PRESETS } from "../src/stress/machine-spec.js";
 import { runInWorkers } from "../src/cli/workers.js";
 
 /** Operations per run. */
-const OPS = 4_000_000;
+const OPS = 16_000_000;
 const CHECK_EVERY = 65536;
 
 async function time(workers: number, nRounds: number): Promise<Timing> {

@@ -12,7 +12,9 @@ export async function runInWorkers(opts: Omit<RunOptions, "seed" | "onProgress">
   const threads: Worker[] = [];
   const finished = shares.map((share, w) => new Promise<void>((resolve, reject) => {
     const job: WorkerJob = { opts, seeds: share };
-    const t = new Worker(new URL("./worker.js", import.meta.url), { workerData: job });
+    // A large young generation: the run makes many short-lived numbers, and fewer scavenges
+    // leave the other cores to the other workers.
+    const t = new Worker(new URL("./worker.js", import.meta.url), { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
     threads.push(t);
     t.on("message", (m: WorkerMessage) => {
       if (m.type === "progress") {
