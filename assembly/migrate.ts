@@ -503,6 +503,21 @@ let finFail: i64 = 0;
 let finRssAnon: i32 = 0;
 let finRssShmem: i32 = 0;
 
+// The new page `d` takes migration entry `pte`'s place at `ptep`: a device-private entry or a
+// PTE, writable only for a write entry in a VM_WRITE VMA. Returns whether d is device memory.
+@inline function mapNewPage(ptep: usize, pte: u64, vpn: u64, d: u32): bool {
+  const vmFlags = knownVmaFlags(vpn);
+  const writable = swpType(pte) == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const z = zoneOf(d);
+  const device = zoneIsDevice(z);
+  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
+    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  } else {
+    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
+  }
+  return device;
+}
+
 // The usual success case of finalizeOne in one go: the new page `d` replaces `s` at the
 // collecting mm's own migration entry, which no rmap walk is needed for. The map's
 // reference and the migration's put cancel out. false (nothing done) for any other case.
@@ -513,16 +528,8 @@ let finRssShmem: i32 = 0;
   if (ptep == 0) return false;
   const pte = load<u64>(ptep);
   if (!isMigrationEntryFor(pte, s)) return false;
-  const vmFlags = knownVmaFlags(vpn);
   const t = swpType(pte);
-  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
-  const z = zoneOf(d);
-  const device = zoneIsDevice(z);
-  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
-    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
-  } else {
-    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
-  }
+  const device = mapNewPage(ptep, pte, vpn, d);
   const anon = pageIsAnon(d);
   let f = flagsOf(d) & ~(1 << PG_locked);
   if (t != SWP_MIGRATION_READ && anon) f |= 1 << PG_anon_exclusive;
@@ -627,16 +634,8 @@ export function migrateFinalize(npages: u32): void {
   setMapping(d, mapping);
   setIndex(d, indexOf(s));
   // finalizeOwn: the new page is mapped where the entry was.
-  const vmFlags = knownVmaFlags(vpn);
   const t = swpType(pte);
-  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
-  const z = zoneOf(d);
-  const device = zoneIsDevice(z);
-  if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
-    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
-  } else {
-    store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
-  }
+  const device = mapNewPage(ptep, pte, vpn, d);
   let f = (flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS)) & ~(1 << PG_locked);
   if (t != SWP_MIGRATION_READ) f |= 1 << PG_anon_exclusive;
   if (!device) f |= 1 << PG_lru;
