@@ -3,7 +3,7 @@ import {
   Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, PAGE_SIZE, MEMORY_DEVICE_PRIVATE,
   MIGRATE_VMA_SELECT_SYSTEM,
 } from "../src/index.js";
-import { privateDevice } from "./drivers.js";
+import { migrateToDevice, privateDevice } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -47,9 +47,7 @@ describe("device-private memory", () => {
     const p = m.spawn();
     const a = p.mmap(0, 8 * PAGE_SIZE, RW, ANON);
     p.touch(a, 8, true, 50n);
-    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 8 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
-    mig.allocAndCopy(pg);
-    mig.finalize();
+    migrateToDevice(m, p, a, 8, pg);
     m.check();
     const c = p.fork();
     m.check();
@@ -100,9 +98,7 @@ describe("memory_failure", () => {
     const p = m.spawn();
     const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
     p.touch(a, 2, true, 5n);
-    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: owner });
-    mig.allocAndCopy(pg);
-    mig.finalize();
+    migrateToDevice(m, p, a, 2, pg);
     expect(m.memoryFailure(pg.start)).toBe(0);
     expect(seen).toEqual([pg.start]);
     answer = -95;

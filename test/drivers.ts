@@ -1,7 +1,15 @@
 // Helpers shared by the tests: a minimal device-private driver, and catching MmErrors.
 import {
-  MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, PAGE_SIZE, type DevPagemap, type Machine, type VmFault,
+  MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
+  type DevPagemap, type Machine, type Process, type VmFault,
 } from "../src/index.js";
+
+/** A driver's whole migration of `npages` system pages from `addr` to its device range `pg`. */
+export function migrateToDevice(m: Machine, proc: Process, addr: number, npages: number, pg: DevPagemap): void {
+  const mig = m.migrateVmaSetup({ proc, start: addr, end: addr + npages * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: pg.owner });
+  mig.allocAndCopy(pg);
+  mig.finalize();
+}
 
 /** The MmError `fn` throws (fails the test when it throws nothing). */
 export function errorOf(fn: () => unknown): MmError {
