@@ -19,7 +19,7 @@ export const PGALLOC_FAIL = 13;
 export const NR_RADIX_NODES = 14;
 export const PGMIGRATE_SUCCESS = 15;
 export const PGMIGRATE_FAIL = 16;
-export const NR_STATS = 24;
+export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,
 // and are folded into the STATS region before anyone reads it (statFold).

@@ -15,7 +15,7 @@ export const MAPPING_RECORD = 16;
 export const OP_RECORD = 32;
 export const MAX_OPS = 4096;
 export const DATA_SIZE = 1 << 20;
-export const NR_STAT_SLOTS = 32;
+export const NR_STAT_SLOTS = 64;
 export const RESULT_SIZE = 256;
 /** Bytes of struct page per frame: eight u32 fields, the u64 index and two u8 (zone, order). */
 export const STRUCT_PAGE_BYTES = 8 * 4 + 8 + 2;

@@ -1,7 +1,7 @@
 // One emulated machine: a Wasm instance laid out from a configuration, its processes,
 // counters and invariant checks.
 import { resolveConfig, type MachineConfig, type ResolvedConfig } from "./config.js";
-import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, type Layout, type ZoneLayout } from "./layout.js";
+import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, NR_STAT_SLOTS, type Layout, type ZoneLayout } from "./layout.js";
 import { instantiateCore, type CoreExports } from "./wasm.js";
 import { readCounters, type Counters } from "./stats.js";
 import { MmError, fail } from "./errors.js";
@@ -73,7 +73,7 @@ export class Machine {
     this.writeZones(this.layout.zones);
     this.core.init();
     const s = this.layout.slots;
-    this.stats = new BigInt64Array(buf, s[L.STATS]!, 32);
+    this.stats = new BigInt64Array(buf, s[L.STATS]!, NR_STAT_SLOTS);
     this.result = new DataView(buf, s[L.RESULT]!, 256);
     this.batchOps = new Uint32Array(buf, s[L.OPS]!, s[L.MAX_OPS]! * 8);
     this.batchData = new Uint8Array(buf, s[L.DATA]!, s[L.DATA_SIZE]!);
