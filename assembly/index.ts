@@ -19,7 +19,7 @@ import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from 
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPagesBulk } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
@@ -318,6 +318,13 @@ export function migrateDeviceRangeSetup(slot: u32, startPfn: u32, npages: u32): 
   return r;
 }
 
+export function migratePfnListSetup(slot: u32, npages: u32): u32 {
+  selectSlot(slot);
+  const r = migratePfnList(npages);
+  saveSlot();
+  return r;
+}
+
 export function migrateTouchedOthers(slot: u32): bool {
   selectSlot(slot);
   return migTouchedOthers;
@@ -408,9 +415,10 @@ export function migrateClearAll(slot: u32, npages: u32): void {
 // A driver's alloc-and-copy in one call: for every src entry marked MIGRATE, a page
 // from device zone `z` (or, with z = -1, a locked system page from `node`), filled
 // from the source (or zeroed), with dst = migrate_pfn | the source's WRITE bit.
+// System pages are movable (GFP_HIGHUSER_MOVABLE) unless `movable` is false (FOLL_LONGTERM's targets).
 // `failFirst` makes the first allocation fail (FAIL_ALLOC); without `fillHoles`, entries
 // with no source page (holes, the zero page) are left alone. Returns pages allocated.
-export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, failFirst: bool, fillHoles: bool): u32 {
+export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, movable: bool, failFirst: bool, fillHoles: bool): u32 {
   selectSlot(slot);
   const src = srcAddr();
   const dst = dstAddr();
@@ -429,7 +437,7 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, fail
   }
   // The first `n` entries get pages, as allocating entry by entry until the memory runs out would.
   // Device pages come locked (zone_device_page_init); system pages are locked in copyRuns.
-  const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, true, want, allocPfn);
+  const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, movable, want, allocPfn);
   ascendRuns(n);
   copyRuns(src, dst, n, z < 0);
   return n;

@@ -2,11 +2,11 @@
 // unmap into migration entries, let the driver allocate and copy, migrate the
 // struct page state, then remap the new pages or restore the old ones.
 // src/dst are arrays of MIGRATE_PFN entries (u64) in the MIGRATE region.
-import { migrateSrc, migrateDst, maxMigrate, maxMms, NONE } from "./layout";
+import { migrateSrc, migrateDst, maxMigrate, maxMms, nframes, NONE } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
-  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison,
+  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy,
 } from "./memmap";
 import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
@@ -420,6 +420,32 @@ export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
       putPage(pfn);
       continue;
     }
+    lockPage(pfn);
+    setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE);
+  }
+  return migrateUnmap(npages);
+}
+
+// migrate_device_pfns over any frames: src holds migrate_pfn(pfn) entries written by
+// the caller; pages in use by a mapping or the page cache are locked and collected,
+// the rest (free, reserved, locked, held by nobody we can unmap) leave with src = 0.
+// The common engine of migrate_pages, compaction, CMA and offline.
+export function migratePfnList(npages: u32): u32 {
+  forgetKnown();
+  migMm = NONE;
+  migStart = 0;
+  migFaultPage = NONE;
+  migTouchedOthers = false;
+  memory.fill(curDst, 0, <usize>npages << 3);
+  memory.fill(migShared, 0, npages);
+  for (let i: u32 = 0; i < npages; i++) {
+    const pfn = entryPfn(srcAt(i));
+    setSrc(i, 0);
+    if (pfn == NONE || pfn >= nframes || pfn == ZERO_PFN) continue;
+    const f = flagsOf(pfn);
+    if ((f & ((1 << PG_reserved) | (1 << PG_locked) | (1 << PG_hwpoison) | (1 << PGTY_buddy))) != 0) continue;
+    if (refOf(pfn) <= 0 || mappingOf(pfn) == 0) continue;
+    getPage(pfn);
     lockPage(pfn);
     setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE);
   }

@@ -11,7 +11,7 @@ import { describeCheckFailure } from "./check.js";
 import type { ShmemObject } from "./vma.js";
 import { DevPagemap, type DevPagemapConfig } from "./device/pagemap.js";
 import { memremapPages, memunmapPages } from "./device/memremap.js";
-import { MigrateVma, migrateVmaSetup, migrateDeviceRange, type MigrateVmaArgs } from "./migrate.js";
+import { MigrateVma, migrateVmaSetup, migrateDeviceRange, migrateDevicePfns, type MigrateVmaArgs } from "./migrate.js";
 import { evictDevicePages } from "./device/evict.js";
 import { hmmRangeFault, type HmmRange } from "./hmm/range.js";
 import { MmuIntervalNotifier, MmuSubscriptions, MMU_NOTIFY_EXCLUSIVE, MMU_NOTIFY_CLEAR, type MmuIntervalNotifierOps } from "./hmm/notifier.js";
@@ -193,6 +193,11 @@ export class Machine {
   /** migrate_device_range: collects the in-use pages of a device pfn range. */
   migrateDeviceRange(startPfn: number, npages: number): MigrateVma {
     return migrateDeviceRange(this, startPfn, npages);
+  }
+
+  /** migrate_device_pfns over any frames: collects the in-use pages of a pfn list (system or device). */
+  migrateDevicePfns(pfns: ArrayLike<number>): MigrateVma {
+    return migrateDevicePfns(this, pfns);
   }
 
   /** Evicts every in-use page of a device range to system memory; returns how many stayed. */

@@ -93,21 +93,24 @@ export class MigrateVma {
    * The usual driver step in one Wasm call: for every src entry marked MIGRATE, a page
    * from `target` (device memory, or system memory of a node) filled from the source
    * (zeroed for holes), dst = migrate_pfn | the source's WRITE bit. Returns pages allocated.
+   * System pages come from ZONE_MOVABLE first unless `movable` is false (then ZONE_NORMAL only).
    * `holes: false` leaves entries without a source page (holes, the zero page) unfilled.
    */
-  allocAndCopy(target: DevPagemap | { node: number }, opts: { failFirst?: boolean; holes?: boolean } = {}): number {
+  allocAndCopy(target: DevPagemap | { node: number; movable?: boolean }, opts: { failFirst?: boolean; holes?: boolean } = {}): number {
     this.expect("collected", "allocAndCopy");
     const m = this.machine;
     let z = -1;
     let node = 0;
+    let movable = true;
     if (target instanceof DevPagemap) {
       if (m.pgmaps.get(target.zone) !== target) fail("EINVAL", "allocAndCopy", "the dev_pagemap is not registered", target);
       z = target.zone;
     } else {
       node = target?.node;
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
+      movable = target.movable !== false;
     }
-    const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
+    const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, movable ? 1 : 0, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
     if (m.core.migrateDstFillsHoles()) this.fillsHoles = true;
     return n;
   }
@@ -215,6 +218,31 @@ export function migrateDeviceRange(m: Machine, startPfn: number, npages: number)
   const slot = freeSlot(m, fn);
   const cpages = m.core.migrateDeviceRangeSetup(slot, startPfn, npages);
   const mig = new MigrateVma(m, slot, npages, cpages, null, pg.owner);
+  m.migrations[slot] = mig;
+  m.notifyOtherMappings(slot, null);
+  return mig;
+}
+
+/**
+ * migrate_device_pfns, over any frames: collects the pages of `pfns` that a mapping or the
+ * page cache holds (system or device), locked and unmapped into migration entries. Entries
+ * of pages that are free, reserved, locked, or held by extra references come back 0.
+ * The engine under migrate_pages, compaction, CMA and memory offline.
+ */
+export function migrateDevicePfns(m: Machine, pfns: ArrayLike<number>): MigrateVma {
+  const fn = "migrate_device_pfns";
+  const n = pfns?.length;
+  if (!Number.isInteger(n) || n <= 0 || n > MAX_MIGRATE) fail("EINVAL", fn, `between 1 and ${MAX_MIGRATE} pfns are needed, got ${String(n)}`, n);
+  const limit = m.config.frames + m.config.deviceFrames;
+  for (let i = 0; i < n; i++) {
+    const pfn = pfns[i];
+    if (!Number.isInteger(pfn) || pfn! < 0 || pfn! >= limit) fail("EINVAL", fn, `pfns[${i}] = ${String(pfn)} is not a frame of this machine`, pfn);
+  }
+  const slot = freeSlot(m, fn);
+  const src = m.migrateSrcView(slot, n);
+  for (let i = 0; i < n; i++) src[i] = migratePfn(pfns[i]!);
+  const cpages = m.core.migratePfnListSetup(slot, n);
+  const mig = new MigrateVma(m, slot, n, cpages, null, null);
   m.migrations[slot] = mig;
   m.notifyOtherMappings(slot, null);
   return mig;

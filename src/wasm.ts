@@ -56,6 +56,7 @@ export interface CoreExports {
   restoreExclusive(mm: number, vpn: number): number;
   migrateVmaSetup(slot: number, mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number): number;
   migrateDeviceRangeSetup(slot: number, startPfn: number, npages: number): number;
+  migratePfnListSetup(slot: number, npages: number): number;
   migrateTouchedOthers(slot: number): number;
   memoryFailurePoison(pfn: number): number;
   pageSetHwpoison(pfn: number): void;
@@ -65,7 +66,7 @@ export interface CoreExports {
   migrateClearAll(slot: number, npages: number): void;
   migrateRunFinalize(slot: number, npages: number): void;
   migrateRunPagesFinalize(slot: number, npages: number): void;
-  migrateAllocCopy(slot: number, npages: number, z: number, node: number, failFirst: number, fillHoles: number): number;
+  migrateAllocCopy(slot: number, npages: number, z: number, node: number, movable: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
   pageCensus(framesPerBucket: number): number;
   hmmLastFaultWrite(): number;
