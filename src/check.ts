@@ -1,4 +1,4 @@
-import { STAT_NAMES } from "./stats.js";
+import { statNameAt } from "./stats.js";
 
 // Sentences for the invariant codes of assembly/check.ts.
 const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
@@ -14,7 +14,7 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   10: (a) => `pfn ${a} is left locked`,
   11: (a, b) => `pfn ${a} is allocated (refcount ${b}) but nothing maps or caches it`,
   12: (a, b, c) => `shmem object ${a}: page cache entry ${b} is inconsistent (${c})`,
-  13: (a, b, c) => `counter ${STAT_NAMES[a] ?? a} should be ${b} but is ${c}`,
+  13: (a, b, c) => `counter ${statNameAt(a) ?? a} should be ${b} but is ${c}`,
   14: (a, b, c) => `page-table pool: ${a} tables reachable, ${b} page tables and ${c} radix nodes accounted`,
   15: (a, b, c) => `mm ${a} RSS counts ${b} pages but records ${c}`,
   16: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} that is not the read-only zero page`,

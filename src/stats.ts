@@ -1,31 +1,37 @@
-// vmstat counter names, in the slot order of assembly/stat.ts.
-export const STAT_NAMES = [
-  "nr_free_pages",
-  "nr_anon_pages",
-  "nr_shmem",
-  "nr_page_table_pages",
-  "pgfault",
-  "pgalloc_normal",
-  "pgalloc_movable",
-  "pgfree",
-  "cow_fault",
-  "pglazyfree",
-  "pglazyfreed",
-  "zero_page_fault",
-  "reuse_fault",
-  "pgalloc_fail",
-  "nr_radix_nodes",
-  "pgmigrate_success",
-  "pgmigrate_fail",
-] as const;
+// vmstat counters by their kernel names, each at its slot of assembly/stat.ts.
+export const STAT_SLOTS = {
+  nr_free_pages: 0,
+  nr_anon_pages: 1,
+  nr_shmem: 2,
+  nr_page_table_pages: 3,
+  pgfault: 4,
+  pgalloc_normal: 5,
+  pgalloc_movable: 6,
+  pgfree: 7,
+  cow_fault: 8,
+  pglazyfree: 9,
+  pglazyfreed: 10,
+  zero_page_fault: 11,
+  reuse_fault: 12,
+  pgalloc_fail: 13,
+  nr_radix_nodes: 14,
+  pgmigrate_success: 15,
+  pgmigrate_fail: 16,
+} as const;
 
-export type StatName = (typeof STAT_NAMES)[number];
+export type StatName = keyof typeof STAT_SLOTS;
 export type Counters = Record<StatName, number>;
+
+/** Counter names in slot order. */
+export const STAT_NAMES: readonly StatName[] = (Object.keys(STAT_SLOTS) as StatName[]).sort((a, b) => STAT_SLOTS[a] - STAT_SLOTS[b]);
+
+/** The name of the counter at a slot, if any. */
+export function statNameAt(slot: number): StatName | undefined {
+  return STAT_NAMES.find((n) => STAT_SLOTS[n] === slot);
+}
 
 export function readCounters(stats: BigInt64Array): Counters {
   const out = {} as Counters;
-  STAT_NAMES.forEach((name, i) => {
-    out[name] = Number(stats[i]);
-  });
+  for (const name of STAT_NAMES) out[name] = Number(stats[STAT_SLOTS[name]]);
   return out;
 }
