@@ -25,4 +25,6 @@ export {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_FLAGS, HMM_RANGE_DEFAULT_TIMEOUT, hmmPfnToPfn, type HmmRange,
 } from "./hmm/range.js";
 export { PageAccess } from "./page.js";
+export { MigrationHints, type MigrationHintsOptions, type HintStats } from "./policy/hints.js";
+export { HysteresisPolicy, type HintPolicy, type HysteresisOptions, type PageHint, type Placement } from "./policy/hint-policy.js";
 export * from "./stress/index.js";
