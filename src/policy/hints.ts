@@ -111,9 +111,9 @@ export class MigrationHints {
   private record(who: "cpu" | "device", proc: Process, addr: number, npages: number): number {
     const fn = who === "cpu" ? "recordCpuAccess" : "recordDeviceAccess";
     this.checkProc(fn, proc);
-    const [start] = this.range(fn, addr, npages * PAGE_SIZE);
     if (!Number.isInteger(npages) || npages <= 0 || npages > MAX_HINT_PAGES)
       fail("EINVAL", fn, `npages must be in [1, ${MAX_HINT_PAGES}], got ${String(npages)}`, npages);
+    const [start] = this.range(fn, addr, npages * PAGE_SIZE);
     let table = this.pages.get(proc);
     if (!table) {
       table = new Map();
