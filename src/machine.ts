@@ -314,6 +314,18 @@ export class Machine {
     return err;
   }
 
+  /**
+   * @internal PTEs were copied (fork) or moved (mremap), or `exiting`'s mm goes: migrations
+   * in flight find their mappings through the rmap at their end, not where setup left them.
+   */
+  ptesMoved(proc: Process, exiting: boolean): void {
+    for (const mig of this.migrations) {
+      if (!mig) continue;
+      const own = mig.collector === proc;
+      if (!exiting || own) this.core.migrateForgetOwnPtes(mig.slot, exiting && own ? 1 : 0);
+    }
+  }
+
   /** @internal After an rmap-driven unmap reached other processes, their notifiers hear of it. */
   notifyOtherMappings(slot: number, collector: Process | null): void {
     if (!this.core.migrateTouchedOthers(slot)) return;
@@ -423,10 +435,16 @@ export class Machine {
     this.core.drainAllPages();
   }
 
-  /** Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one. */
-  check(): void {
+  /**
+   * Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one.
+   * A machine with migrations in flight is refused (EBUSY) unless `allowInFlight`: then their
+   * pages may be locked, unmapped, behind migration entries or read-only migration PTEs, and
+   * everything else must hold as at rest. At rest no page may be in any of those states.
+   */
+  check(opts: { allowInFlight?: boolean } = {}): void {
     const inFlight = this.migrations.filter(Boolean).length;
-    if (inFlight > 0) fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first`, inFlight);
+    if (inFlight > 0 && !opts.allowInFlight)
+      fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first (or pass allowInFlight)`, inFlight);
     this.checksRun++;
     const code = this.core.check();
     if (code === 0) return;
