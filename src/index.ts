@@ -25,4 +25,5 @@ export {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_FLAGS, HMM_RANGE_DEFAULT_TIMEOUT, hmmPfnToPfn, type HmmRange,
 } from "./hmm/range.js";
 export { PageAccess } from "./page.js";
+export * from "./sched/index.js";
 export * from "./stress/index.js";
