@@ -89,20 +89,16 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
           break;
         }
         let n: u64;
-        // Under a read-only migration the PTE stays write-protected: the permission it
-        // gets back at the migration's end is what changes.
-        const canWrite = mapped && ((arg & VM_SHARED) != 0 || testFlag(pfn, PG_anon_exclusive)); // can_change_pte_writable
-        if ((pte & _PAGE_RO_MIGRATION) != 0) {
-          n = (arg & VM_WRITE) != 0 && canWrite ? pte | _PAGE_RO_MIGRATION_WRITE : pte & ~_PAGE_RO_MIGRATION_WRITE;
-          if ((arg & VM_ACCESS_FLAGS) == 0) n = (n & ~_PAGE_PRESENT) | _PAGE_PROTNONE;
-          else n = (n & ~_PAGE_PROTNONE) | _PAGE_PRESENT;
-        } else if ((arg & VM_ACCESS_FLAGS) == 0) {
+        if ((arg & VM_ACCESS_FLAGS) == 0) {
           n = (pte & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
         } else {
           n = (pte & ~_PAGE_PROTNONE) | _PAGE_PRESENT;
           if ((arg & VM_WRITE) == 0) n &= ~_PAGE_RW;
-          else if (canWrite) n |= _PAGE_RW;
+          else if (mapped && ((arg & VM_SHARED) != 0 || testFlag(pfn, PG_anon_exclusive))) n |= _PAGE_RW; // can_change_pte_writable
         }
+        // Under a read-only migration the PTE stays write-protected: what changes is the
+        // permission it gets back at the migration's end.
+        if ((pte & _PAGE_RO_MIGRATION) != 0) n = (n & _PAGE_RW) != 0 ? (n & ~_PAGE_RW) | _PAGE_RO_MIGRATION_WRITE : n & ~_PAGE_RO_MIGRATION_WRITE;
         store<u64>(ptep, n);
         break;
       }

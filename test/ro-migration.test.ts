@@ -9,6 +9,7 @@ import {
   PROT_WRITE, MREMAP_MAYMOVE, MREMAP_FIXED, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmPfnToPfn, type MigrateVma, type Process,
 } from "../src/index.js";
 import { L } from "../src/layout.js";
+import { createHmmDevices, HMM_DMIRROR_READ, HMM_DMIRROR_WRITE } from "../src/testing/index.js";
 import { errorOf, migrateToDevice, privateDevice } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
@@ -275,6 +276,25 @@ describe("read-only migration entries", () => {
     mig.finalize();
     expect(fault(true)).toBe(0);
     expect(pfns[1]! & HMM_PFN_WRITE).toBe(HMM_PFN_WRITE);
+    m.check();
+  });
+
+  it("the test mirror device reads during the copy; its write gets -EBUSY until the end", () => {
+    const { m, p, a } = setup(4);
+    const [dev0] = createHmmDevices(m);
+    const mirror = dev0!.open(p);
+    const mig = roSetup(m, p, a, 4);
+    const rd = mirror.cmd(HMM_DMIRROR_READ, { addr: a, npages: 4 });
+    expect(rd.ret).toBe(0);
+    expect([...(rd.buffer as BigUint64Array)]).toEqual([100n, 101n, 102n, 103n]);
+    const buffer = new BigUint64Array([7n, 7n, 7n, 7n]);
+    expect(mirror.cmd(HMM_DMIRROR_WRITE, { addr: a, npages: 4, buffer }).ret).toBe(-16);
+    expect(p.readTag(a)).toBe(100n);
+    mig.allocAndCopy({ node: 1 });
+    mig.finalize();
+    expect(mirror.cmd(HMM_DMIRROR_WRITE, { addr: a, npages: 4, buffer }).ret).toBe(0);
+    expect(p.readTag(a + 3 * PAGE_SIZE)).toBe(7n);
+    mirror.close();
     m.check();
   });
 
