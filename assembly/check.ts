@@ -6,12 +6,13 @@ import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcp
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import {
-  pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
-  SWP_HWPOISON,
+  pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE, isSwapPte, swpType,
+  SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_HWPOISON, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
 } from "./pte";
 import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE, VM_SHARED } from "./mm";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
+import { markInFlight } from "./migrate";
 import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";
 
 export const CHECK_OK: u32 = 0;
@@ -35,10 +36,16 @@ export const CHECK_SWAP_ENTRY: u32 = 17;
 export const CHECK_DEVICE_PRIVATE_PRESENT: u32 = 18;
 export const CHECK_DEVICE_ENTRY: u32 = 19;
 export const CHECK_WRITABLE_NOT_EXCLUSIVE: u32 = 20;
+export const CHECK_RO_MIGRATION: u32 = 36;
+export const CHECK_RO_MIGRATION_WRITE: u32 = 37;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
-const SCRATCH_COUNT: u32 = SCRATCH_CACHED - 1;
+// A page of a migration in flight (it may be locked, unmapped, behind migration entries),
+// and one whose PTEs may be read-only migration PTEs.
+const SCRATCH_MIGRATING: u32 = 1 << 29;
+const SCRATCH_RO_SOURCE: u32 = 1 << 28;
+const SCRATCH_COUNT: u32 = SCRATCH_RO_SOURCE - 1;
 
 const R_CODE = 32;
 const R_A = 40;
@@ -115,12 +122,27 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
     const t = swpType(pte);
     // A hwpoison entry maps nothing: its page is held by the poison reference alone.
     if (t == SWP_HWPOISON) return pfn < nframes && testFlag(pfn, PG_hwpoison) ? CHECK_OK : fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
+    // A migration entry maps nothing either; it stands for a page of a migration in flight.
+    if (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) {
+      if (pfn >= nframes || (load<u32>(scratch(pfn)) & SCRATCH_MIGRATING) == 0) return fail(CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
+      if (t == SWP_MIGRATION_WRITE && (flags & VM_WRITE) == 0) return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
+      return CHECK_OK;
+    }
     const ok = (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) ? pfn < nframes && isDevicePrivatePage(pfn)
       : t == SWP_DEVICE_EXCLUSIVE ? pfn < nframes && !isDevicePrivatePage(pfn) && (!isZoneDevicePage(pfn) || pageIsAnon(pfn)) : false;
     if (!ok) return fail(t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE ? CHECK_DEVICE_ENTRY : CHECK_SWAP_ENTRY, mm, <f64>vpn, t);
     if (t == SWP_DEVICE_WRITE && (flags & VM_WRITE) == 0) return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
   } else if (pfn < nframes && isDevicePrivatePage(pfn)) {
     return fail(CHECK_DEVICE_PRIVATE_PRESENT, mm, <f64>vpn, pfn);
+  } else if ((pte & (_PAGE_RO_MIGRATION | _PAGE_RO_MIGRATION_WRITE)) != 0) {
+    // Only a read-only migration in flight write-protects a PTE this way, and what it
+    // gives back at its end must be a permission the PTE may have.
+    if ((pte & _PAGE_RO_MIGRATION) == 0 || pfn >= nframes || (load<u32>(scratch(pfn)) & SCRATCH_RO_SOURCE) == 0)
+      return fail(CHECK_RO_MIGRATION, mm, <f64>vpn, pfn);
+    if ((pte & _PAGE_RW) != 0) return fail(CHECK_RO_MIGRATION_WRITE, mm, <f64>vpn, pfn);
+    if ((pte & _PAGE_RO_MIGRATION_WRITE) != 0 &&
+        ((flags & VM_WRITE) == 0 || ((flags & VM_SHARED) == 0 && pageIsAnon(pfn) && !testFlag(pfn, PG_anon_exclusive))))
+      return fail(CHECK_RO_MIGRATION_WRITE, mm, <f64>vpn, pfn);
   }
   if (pteSpecial(pte)) {
     if (pfn != ZERO_PFN || (pte & _PAGE_RW) != 0) return fail(CHECK_SPECIAL_PTE, mm, <f64>vpn, pfn);
@@ -200,6 +222,7 @@ export function checkMachine(): u32 {
   memory.fill(scratchBase, 0, <usize>nframes << 2);
   let r = checkFreeLists();
   if (r != CHECK_OK) return r;
+  markInFlight(scratchBase, SCRATCH_MIGRATING, SCRATCH_RO_SOURCE);
 
   tablesSeen = 0;
   for (let mm: u32 = 0; mm < maxMms; mm++) {
@@ -234,8 +257,10 @@ export function checkMachine(): u32 {
     const cached: i32 = (s & SCRATCH_CACHED) != 0 ? 1 : 0;
     if (maps != mapcountOf(pfn)) return fail(CHECK_MAPCOUNT, pfn, maps, mapcountOf(pfn));
     if (refOf(pfn) < maps + cached) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), maps + cached);
-    if (f & (1 << PG_locked)) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
-    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
+    // A migration in flight holds its pages locked, and new or unmapped ones by its references.
+    const migrating = (s & SCRATCH_MIGRATING) != 0;
+    if ((f & (1 << PG_locked)) != 0 && !migrating) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
+    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0 && !migrating) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
     if (maps > 0 && pageIsAnon(pfn)) anon++;
   }
   if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));

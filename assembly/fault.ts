@@ -1,11 +1,11 @@
 // The CPU fault path (handle_mm_fault): demand-zero and zero-page faults, shmem
 // faults, write-protect faults with COW or reuse. Returns a VM_FAULT-like code.
 import { NONE } from "./layout";
-import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
+import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
 import { allocPages, freePages, putPage } from "./alloc";
 import { walkPte } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, pfnPte, ptePfn, pteWrite, pteSpecial,
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, _PAGE_RO_MIGRATION, pfnPte, ptePfn, pteWrite, pteSpecial,
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
@@ -14,7 +14,7 @@ import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize } from "./mapping";
 import { reclaimLazyfree } from "./reclaim";
-import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM } from "./stat";
+import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM, PGMIGRATE_ENTRY_WAIT } from "./stat";
 
 export const FAULT_OK: u32 = 0;
 export const FAULT_SIGSEGV_MAPERR: u32 = 1;
@@ -88,11 +88,21 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
     faultPfn = swpOffset(pte);
     if (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ) return FAULT_DEVICE_PRIVATE;
     if (t == SWP_DEVICE_EXCLUSIVE) return FAULT_DEVICE_EXCLUSIVE;
-    if (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) return FAULT_MIGRATION;
+    if (t == SWP_MIGRATION_READ || t == SWP_MIGRATION_READ_EXCLUSIVE || t == SWP_MIGRATION_WRITE) {
+      statAdd(PGMIGRATE_ENTRY_WAIT, 1);
+      return FAULT_MIGRATION;
+    }
     if (t == SWP_HWPOISON) return FAULT_HWPOISON;
     return FAULT_SIGBUS;
   }
   if (pteProtnone(pte)) return FAULT_SIGSEGV_ACCERR;
+  // A read-only migration lets readers through; a writer waits for its end, like a
+  // migration entry, so nothing lands on the page being copied.
+  if (write && (pte & _PAGE_RO_MIGRATION) != 0) {
+    faultPfn = ptePfn(pte);
+    statAdd(PGMIGRATE_ENTRY_WAIT, 1);
+    return FAULT_MIGRATION;
+  }
   if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte);
   store<u64>(ptep, pte | _PAGE_ACCESSED);
   return FAULT_OK;
@@ -134,6 +144,13 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
     statAdd(NR_SHMEM, 1);
   } else {
     pfn = ptePfn(e);
+    // A locked page is being migrated: the fault sleeps on the page lock (as lock_page in
+    // shmem_get_folio would) instead of mapping a page whose PTEs the migration is replacing.
+    if (testFlag(pfn, PG_locked)) {
+      faultPfn = pfn;
+      statAdd(PGMIGRATE_ENTRY_WAIT, 1);
+      return FAULT_MIGRATION;
+    }
   }
   getPage(pfn);
   pageDupRmap(pfn, mm);

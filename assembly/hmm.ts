@@ -6,7 +6,7 @@ import { zoneOf } from "./memmap";
 import { zonePgmapOwner } from "./alloc";
 import { pteTableBase } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_SPECIAL, _PAGE_RW, ptePfn, pteWrite, pteSpecial, pteProtnone, isSwapPte, swpType, swpOffset,
+  _PAGE_PRESENT, _PAGE_SPECIAL, _PAGE_RW, _PAGE_RO_MIGRATION, ptePfn, pteWrite, pteSpecial, pteProtnone, isSwapPte, swpType, swpOffset,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
   MAX_SWAPFILES,
 } from "./pte";
@@ -96,6 +96,8 @@ export function hmmWalk(mm: u32, start: u64, npages: u32, from: u32, defaultHi: 
       }
     } else {
       pfn = ptePfn(pte);
+      // A write to a page under read-only migration waits for it, as for a migration entry.
+      if (wantWrite && (pte & _PAGE_RO_MIGRATION) != 0) return EBUSY;
       if (pteSpecial(pte) && pfn != ZERO_PFN) {
         if (wantFault) return EFAULT;
         store<u64>(slot, sticky | HMM_PFN_ERROR);

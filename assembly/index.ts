@@ -19,7 +19,7 @@ import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from 
 import { handleMmFault, faultPfn, setNotified } from "./fault";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, selectSlot, saveSlot, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPagesBulk } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
@@ -304,9 +304,10 @@ export function restoreExclusive(mm: u32, vpn: f64): bool {
 // ---- migrate_vma -----------------------------------------------------------------
 
 // Every migration call names its slot (see assembly/migrate.ts).
-export function migrateVmaSetup(slot: u32, mm: u32, vpn: f64, npages: u32, flags: u32, owner: u32, faultPage: i32): u32 {
+// `readOnly`: read-only migration entries (see migrateVmaCollect).
+export function migrateVmaSetup(slot: u32, mm: u32, vpn: f64, npages: u32, flags: u32, owner: u32, faultPage: i32, readOnly: bool): u32 {
   selectSlot(slot);
-  const r = migrateVmaCollect(mm, <u64>vpn, npages, flags, owner, faultPage < 0 ? NONE : <u32>faultPage);
+  const r = migrateVmaCollect(mm, <u64>vpn, npages, flags, owner, faultPage < 0 ? NONE : <u32>faultPage, readOnly);
   saveSlot();
   return r;
 }
@@ -323,6 +324,13 @@ export function migratePfnListSetup(slot: u32, npages: u32): u32 {
   const r = migratePfnList(npages);
   saveSlot();
   return r;
+}
+
+// PTEs of the slot's pages were copied or moved, or its mm exits (`dropMm`): its end walks the rmap.
+export function migrateForgetOwnPtes(slot: u32, dropMm: bool): void {
+  selectSlot(slot);
+  forgetOwnPtes(dropMm);
+  saveSlot();
 }
 
 export function migrateTouchedOthers(slot: u32): bool {

@@ -12,7 +12,8 @@ import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from 
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte,
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE,
+  ptePfn, ptepresent, pteSpecial, pteWrite, pfnPte, pteProtnone, pteRoMigration,
   isSwapPte, swpType, swpOffset, swpEntry, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
@@ -23,7 +24,7 @@ import {
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
 import { zoneOf, orderOf } from "./memmap";
-import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES } from "./stat";
+import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES, PGMIGRATE_RO_PAGES } from "./stat";
 
 export const MIGRATE_PFN_VALID: u64 = 1 << 0;
 export const MIGRATE_PFN_MIGRATE: u64 = 1 << 1;
@@ -53,6 +54,10 @@ let migStart: u64 = 0;
 let migFaultPage: u32 = NONE;
 // Set when an rmap walk unmapped a page in an mm other than the collecting one.
 export let migTouchedOthers: bool = false;
+// Entries in the slot (0: the slot is free), and whether its pages the CPU maps with
+// present PTEs are write-protected in place (read-only migration) instead of unmapped.
+let migNpages: u32 = 0;
+let migRo: bool = false;
 
 // Makes `slot` the current migration; saveSlot() writes its state back.
 export function selectSlot(slot: u32): void {
@@ -66,6 +71,8 @@ export function selectSlot(slot: u32): void {
   migStart = load<u64>(st + 8);
   migFaultPage = load<u32>(st + 16);
   migTouchedOthers = load<u32>(st + 20) != 0;
+  migNpages = load<u32>(st + 24);
+  migRo = load<u32>(st + 28) != 0;
 }
 
 export function saveSlot(): void {
@@ -74,6 +81,37 @@ export function saveSlot(): void {
   store<u64>(st + 8, migStart);
   store<u32>(st + 16, migFaultPage);
   store<u32>(st + 20, migTouchedOthers ? 1 : 0);
+  store<u32>(st + 24, migNpages);
+  store<u32>(st + 28, migRo ? 1 : 0);
+}
+
+// The pages of every migration in flight, for machine.check(): `mark` goes on each page a
+// slot holds (sources and destinations), `roMark` also on sources whose PTEs may be
+// read-only migration PTEs.
+export function markInFlight(scratch: usize, mark: u32, roMark: u32): void {
+  for (let slot: u32 = 0; slot < MIGRATE_SLOTS; slot++) {
+    const st = slotState + <usize>slot * SLOT_STATE;
+    const n = load<u32>(st + 24);
+    const ro = load<u32>(st + 28) != 0;
+    const src = migrateSrc + <usize>slot * <usize>maxMigrate * 8;
+    const dst = migrateDst + <usize>slot * <usize>maxMigrate * 8;
+    for (let i: u32 = 0; i < n; i++) {
+      const s = entryPfn(load<u64>(src + (<usize>i << 3)));
+      if (s != NONE && s < nframes) {
+        const a = scratch + (<usize>s << 2);
+        store<u32>(a, load<u32>(a) | mark | (ro && !isDevicePrivatePage(s) ? roMark : 0));
+      }
+      const d = entryPfn(load<u64>(dst + (<usize>i << 3)));
+      if (d != NONE && d < nframes) store<u32>(scratch + (<usize>d << 2), load<u32>(scratch + (<usize>d << 2)) | mark);
+    }
+  }
+}
+
+// PTEs of the slot's pages were copied or moved (fork, mremap), or the collecting mm is
+// going (`dropMm`): the end of the migration finds every mapping through the rmap.
+export function forgetOwnPtes(dropMm: bool): void {
+  memory.fill(migShared, 1, migNpages);
+  if (dropMm) migMm = NONE;
 }
 
 @inline export function srcAddr(): usize { return curSrc; }
@@ -93,6 +131,17 @@ export function saveSlot(): void {
 function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
   const type = writable ? SWP_MIGRATION_WRITE : testFlag(pfn, PG_anon_exclusive) ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
   return swpEntry(type, pfn, bits & (_PAGE_ACCESSED | _PAGE_DIRTY));
+}
+
+// A read-only migration's PTE: present, write-protected, its old permission kept aside.
+@inline function roProtect(pte: u64): u64 {
+  return (pte & ~_PAGE_RW) | _PAGE_RO_MIGRATION | ((pte & _PAGE_RW) != 0 ? _PAGE_RO_MIGRATION_WRITE : 0);
+}
+
+// Whether entry `pfn` of the current migration is write-protected in place: a read-only
+// migration of a page the CPU can read (device-private pages get migration entries).
+@inline function roEntry(pfn: u32): bool {
+  return migRo && !isDevicePrivatePage(pfn);
 }
 
 // try_to_migrate_one: another mapping (present PTE or device entry) of `pfn` becomes a
@@ -129,6 +178,30 @@ function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): 
   pageDupRmap(newPfn, mm);
 }
 
+// The end of a read-only migration at one PTE: it maps `newPfn` (the old page again, on a
+// restore) with the write permission it had, unless the VMA lost VM_WRITE or the anon page
+// stopped being exclusive (a fork) meanwhile.
+function remapRo(mm: u32, ptep: usize, pte: u64, pfn: u32, newPfn: u32, vmFlags: u32): void {
+  const exclusive = testFlag(pfn, PG_anon_exclusive);
+  const writable = (pte & _PAGE_RO_MIGRATION_WRITE) != 0 && (vmFlags & VM_WRITE) != 0 && ((vmFlags & VM_SHARED) != 0 || exclusive);
+  if (newPfn == pfn) {
+    let n = pte & ~(_PAGE_RO_MIGRATION | _PAGE_RO_MIGRATION_WRITE);
+    if (writable && !pteProtnone(pte)) n |= _PAGE_RW;
+    store<u64>(ptep, n);
+    return;
+  }
+  if (exclusive && pageIsAnon(newPfn)) setFlag(newPfn, PG_anon_exclusive);
+  if (isDevicePrivatePage(newPfn)) {
+    store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, newPfn, 0));
+  } else {
+    store<u64>(ptep, mkPte(newPfn, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
+  }
+  getPage(newPfn);
+  pageDupRmap(newPfn, mm);
+  pageRemoveRmap(pfn, mm);
+  putPage(pfn);
+}
+
 // mk_pte with the VMA's protection: a PROT_NONE VMA gets a PROT_NONE entry.
 @inline function mkPte(pfn: u32, bits: u64, vmFlags: u32): u64 {
   if ((vmFlags & VM_ACCESS_FLAGS) == 0) return pfnPte(pfn, _PAGE_PROTNONE | _PAGE_USER | (bits & ~_PAGE_RW));
@@ -138,6 +211,7 @@ function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): 
 const RMAP_TRY_TO_MIGRATE: u32 = 0;
 const RMAP_REMOVE_MIGRATION: u32 = 1;
 const RMAP_POISON: u32 = 2;
+const RMAP_WRITE_PROTECT: u32 = 3;
 
 // rmap_walk: every place `pfn` can be mapped, found from page->mapping and ->index:
 // private VMAs for anon pages, VMAs of the same shmem object otherwise. The PTE is
@@ -173,8 +247,25 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
           if (mm != migMm) migTouchedOthers = true;
           unmapOne(mm, ptep, pte, pfn);
         }
+      } else if (op == RMAP_WRITE_PROTECT) {
+        // Every present mapping is write-protected in place, counted in rmapHits; a
+        // device-exclusive entry cannot be read in place and becomes a migration entry.
+        if (pteMaps(pte, pfn)) {
+          if (mm != migMm) migTouchedOthers = true;
+          if (isSwapPte(pte)) {
+            unmapOne(mm, ptep, pte, pfn);
+          } else {
+            if ((pte & _PAGE_RO_MIGRATION) == 0) {
+              if (pte & _PAGE_DIRTY) setFlag(pfn, PG_dirty);
+              store<u64>(ptep, roProtect(pte));
+            }
+            rmapHits++;
+          }
+        }
       } else if (isMigrationEntryFor(pte, pfn)) {
         remapOne(mm, ptep, pte, newPfn, vmaFlags(v));
+      } else if (isRoMigrationFor(pte, pfn)) {
+        remapRo(mm, ptep, pte, pfn, newPfn, vmaFlags(v));
       }
     }
   }
@@ -186,6 +277,10 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
     return (t == SWP_DEVICE_WRITE || t == SWP_DEVICE_READ || t == SWP_DEVICE_EXCLUSIVE) && swpOffset(pte) == pfn;
   }
   return ptepresent(pte) && !pteSpecial(pte) && ptePfn(pte) == pfn;
+}
+
+@inline function isRoMigrationFor(pte: u64, pfn: u32): bool {
+  return pteRoMigration(pte) && !pteSpecial(pte) && ptePfn(pte) == pfn;
 }
 
 @inline function isMigrationEntryFor(pte: u64, pfn: u32): bool {
@@ -212,9 +307,10 @@ function removeMigrationPtes(i: u32, pfn: u32, newPfn: u32): void {
   if (migMm != NONE && load<u8>(migShared + i) == 0) {
     const vpn = migStart + <u64>i;
     const ptep = knownPtep(vpn);
-    if (ptep != 0 && isMigrationEntryFor(load<u64>(ptep), pfn)) {
-      remapOne(migMm, ptep, load<u64>(ptep), newPfn, knownVmaFlags(vpn));
-    }
+    if (ptep == 0) return;
+    const pte = load<u64>(ptep);
+    if (isMigrationEntryFor(pte, pfn)) remapOne(migMm, ptep, pte, newPfn, knownVmaFlags(vpn));
+    else if (isRoMigrationFor(pte, pfn)) remapRo(migMm, ptep, pte, pfn, newPfn, knownVmaFlags(vpn));
     return;
   }
   rmapWalk(pfn, RMAP_REMOVE_MIGRATION, newPfn);
@@ -267,8 +363,10 @@ function checkPage(pfn: u32): bool {
 }
 
 // A fresh migration in the current slot: empty src/dst, where it collects from.
-function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32): void {
+function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32, ro: bool): void {
   forgetKnown();
+  migNpages = npages;
+  migRo = ro;
   migMm = mm;
   migStart = start;
   migFaultPage = faultPage;
@@ -278,10 +376,12 @@ function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32): void {
   memory.fill(migShared, 0, npages);
 }
 
-// migrate_vma_setup: collect [start, start+npages) of `mm` into src, then unmap.
+// migrate_vma_setup: collect [start, start+npages) of `mm` into src, then unmap (or, with
+// `ro`, write-protect in place what the CPU maps with present PTEs: readers go on reading
+// the old page while it is copied, writers wait as for a migration entry).
 // The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
-export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32): u32 {
-  migrateBegin(mm, start, faultPage, npages);
+export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32, ro: bool): u32 {
+  migrateBegin(mm, start, faultPage, npages, ro);
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
   let cpages: u32 = 0;
@@ -290,6 +390,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   let rssAnon: i32 = 0;
   let rssShmem: i32 = 0;
   let nrAnon: i64 = 0;
+  let roPages: i64 = 0;
   for (let i: u32 = 0; i < npages; i++) {
     const ptep = knownPtep(start + <u64>i);
     const pte = ptep == 0 ? 0 : load<u64>(ptep);
@@ -339,6 +440,26 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
       if (f & (1 << PG_locked)) continue;
       f |= 1 << PG_locked;
     }
+    if (ro && !isSwapPte(pte)) {
+      // The PTE stays (with the mapping's reference); the migration takes one of its own.
+      if (pte & _PAGE_DIRTY) f |= 1 << PG_dirty;
+      setFlagsOf(pfn, f);
+      getPage(pfn);
+      store<u64>(ptep, roProtect(pte));
+      setSrc(i, migratePfn(pfn) | MIGRATE_PFN_MIGRATE | (writable ? MIGRATE_PFN_WRITE : 0));
+      // Other mappings are write-protected by migrate_device_unmap's rmap walk.
+      if (mapcountOf(pfn) > 1) {
+        shared = true;
+        continue;
+      }
+      if (checkPage(pfn)) {
+        cpages++;
+        roPages++;
+      } else {
+        restoreOne(i, pfn);
+      }
+      continue;
+    }
     // The unmapping (unmapOne without the put), its flag and counter changes made at once.
     if (!isSwapPte(pte) && (pte & _PAGE_DIRTY) != 0) f |= 1 << PG_dirty;
     const type = writable ? SWP_MIGRATION_WRITE : (f & (1 << PG_anon_exclusive)) != 0 ? SWP_MIGRATION_READ_EXCLUSIVE : SWP_MIGRATION_READ;
@@ -372,7 +493,9 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   addMmRss(mm, true, rssAnon);
   addMmRss(mm, false, rssShmem);
   statAdd(NR_ANON_PAGES, nrAnon);
-  return shared ? migrateUnmap(npages) : cpages;
+  if (shared) return migrateUnmap(npages);
+  statAdd(PGMIGRATE_RO_PAGES, roPages);
+  return cpages;
 }
 
 // migrate_device_unmap: other mappings become migration entries too; pages that stay
@@ -380,12 +503,30 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
 function migrateUnmap(npages: u32): u32 {
   forgetKnown();
   let cpages: u32 = 0;
+  let roPages: i64 = 0;
   for (let i: u32 = 0; i < npages; i++) {
     const e = srcAt(i);
     if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
     const pfn = entryPfn(e);
     if (pfn == NONE) {
       cpages++;
+      continue;
+    }
+    if (roEntry(pfn)) {
+      // The copy may start only once no mapping anywhere can write the page; the
+      // collecting mm's own PTE is write-protected already.
+      rmapHits = 1;
+      if (mapcountOf(pfn) > 1) {
+        store<u8>(migShared + i, 1);
+        rmapHits = 0;
+        rmapWalk(pfn, RMAP_WRITE_PROTECT, NONE);
+      }
+      if (<i32>rmapHits != mapcountOf(pfn) || !checkPage(pfn)) {
+        restoreOne(i, pfn);
+        continue;
+      }
+      cpages++;
+      roPages++;
       continue;
     }
     if (mapcountOf(pfn) > 0) {
@@ -398,6 +539,7 @@ function migrateUnmap(npages: u32): u32 {
     }
     cpages++;
   }
+  statAdd(PGMIGRATE_RO_PAGES, roPages);
   return cpages;
 }
 
@@ -411,7 +553,7 @@ function restoreOne(i: u32, pfn: u32): void {
 
 // migrate_device_range: pfn-based collection for eviction, no VMA.
 export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
-  migrateBegin(NONE, 0, NONE, npages);
+  migrateBegin(NONE, 0, NONE, npages, false);
   for (let i: u32 = 0; i < npages; i++) {
     const pfn = startPfn + i;
     if (refOf(pfn) == 0) continue;
@@ -432,6 +574,8 @@ export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
 // The common engine of migrate_pages, compaction, CMA and offline.
 export function migratePfnList(npages: u32): u32 {
   forgetKnown();
+  migNpages = npages;
+  migRo = false;
   migMm = NONE;
   migStart = 0;
   migFaultPage = NONE;
@@ -629,6 +773,8 @@ function finalizeEnd(): void {
   }
   migMm = NONE;
   migFaultPage = NONE;
+  migNpages = 0;
+  migRo = false;
 }
 
 export function migrateFinalize(npages: u32): void {

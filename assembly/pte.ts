@@ -9,6 +9,11 @@ export const _PAGE_DIRTY: u64 = 1 << 6;
 // x86 reuses the global bit for PROT_NONE entries: not present to the MMU, still a mapping.
 export const _PAGE_PROTNONE: u64 = 1 << 8;
 export const _PAGE_SPECIAL: u64 = 1 << 9;
+// Software bits (x86 _PAGE_BIT_SOFTW2/3) of a read-only migration (seed 004, an option beside
+// the kernel's migration entries): the PTE stays present for readers but is write-protected
+// while its page is copied; the second bit remembers that it was writable before.
+export const _PAGE_RO_MIGRATION: u64 = 1 << 10;
+export const _PAGE_RO_MIGRATION_WRITE: u64 = 1 << 11;
 export const PTE_PFN_SHIFT: u64 = 12;
 export const PTE_PFN_MASK: u64 = 0x000ffffffffff000;
 // An upper-level entry pointing at a table from the pool (_PAGE_TABLE).
@@ -43,6 +48,9 @@ export const SWP_PTE_MARKER: u32 = 31;
 }
 @inline export function pteWrite(pte: u64): bool {
   return (pte & _PAGE_RW) != 0;
+}
+@inline export function pteRoMigration(pte: u64): bool {
+  return (pte & _PAGE_RO_MIGRATION) != 0 && (pte & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0;
 }
 @inline export function pteSpecial(pte: u64): bool {
   return (pte & _PAGE_SPECIAL) != 0;

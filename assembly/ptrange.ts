@@ -4,7 +4,7 @@
 import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
 import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE,
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE,
   ptePfn, ptepresent, pteSpecial, pfnPte, isSwapPte, swpType, swpOffset, SWP_TYPE_MASK, SWP_TYPE_SHIFT,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
 } from "./pte";
@@ -96,6 +96,9 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
           if ((arg & VM_WRITE) == 0) n &= ~_PAGE_RW;
           else if (mapped && ((arg & VM_SHARED) != 0 || testFlag(pfn, PG_anon_exclusive))) n |= _PAGE_RW; // can_change_pte_writable
         }
+        // Under a read-only migration the PTE stays write-protected: what changes is the
+        // permission it gets back at the migration's end.
+        if ((pte & _PAGE_RO_MIGRATION) != 0) n = (n & _PAGE_RW) != 0 ? (n & ~_PAGE_RW) | _PAGE_RO_MIGRATION_WRITE : n & ~_PAGE_RO_MIGRATION_WRITE;
         store<u64>(ptep, n);
         break;
       }
@@ -104,12 +107,13 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
           store<u64>(dst, copyNonpresentPte(ptep, pte, arg));
           break;
         }
-        // copy_present_pte for a private mapping: write-protect both sides.
+        // copy_present_pte for a private mapping: write-protect both sides (and a read-only
+        // migration gives neither side its write permission back).
         let child = pte & ~_PAGE_ACCESSED;
         if (mapped) {
-          if (pte & _PAGE_RW) {
-            store<u64>(ptep, pte & ~_PAGE_RW);
-            child &= ~_PAGE_RW;
+          if (pte & (_PAGE_RW | _PAGE_RO_MIGRATION_WRITE)) {
+            store<u64>(ptep, pte & ~(_PAGE_RW | _PAGE_RO_MIGRATION_WRITE));
+            child &= ~(_PAGE_RW | _PAGE_RO_MIGRATION_WRITE);
           }
           clearFlag(pfn, PG_anon_exclusive);
           getPage(pfn);

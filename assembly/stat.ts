@@ -19,6 +19,11 @@ export const PGALLOC_FAIL = 13;
 export const NR_RADIX_NODES = 14;
 export const PGMIGRATE_SUCCESS = 15;
 export const PGMIGRATE_FAIL = 16;
+// Read-only migration entries (seed 004): pages a migration collected write-protected
+// instead of unmapped, and CPU faults that found their page under migration (a migration
+// entry, or a write to a read-only migration PTE) and would sleep in migration_entry_wait.
+export const PGMIGRATE_RO_PAGES = 36;
+export const PGMIGRATE_ENTRY_WAIT = 37;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

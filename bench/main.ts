@@ -13,6 +13,7 @@ import { walk, walkSink } from "./walk.js";
 import { migrateBytes, migrateTags } from "./migrate.js";
 import { hmm, hmmSink } from "./hmm.js";
 import { runner } from "./runner.js";
+import { contention } from "./contention.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -35,6 +36,7 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["migrate_vma, tags mode", () => migrateTags(nRounds)],
   ["hmm_range_fault", () => hmm(debug, nRounds)],
   ["stress runner", () => runner(nRounds)],
+  ["migration contention", () => contention(nRounds)],
 ];
 const groups: Group[] = [];
 for (const [name, run] of steps) {

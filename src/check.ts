@@ -18,10 +18,12 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   14: (a, b, c) => `page-table pool: ${a} tables reachable, ${b} page tables and ${c} radix nodes accounted`,
   15: (a, b, c) => `mm ${a} RSS counts ${b} pages but records ${c}`,
   16: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} that is not the read-only zero page`,
-  17: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a swap entry of type ${c} with no operation in flight`,
+  17: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a swap entry of type ${c} with no operation in flight that explains it`,
   18: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps device-private pfn ${c} with a present PTE`,
   19: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a device entry (type ${c}) whose pfn is not the right kind of page`,
   20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
+  36: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a read-only migration PTE for pfn ${c}, which no read-only migration in flight collected`,
+  37: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a read-only migration PTE for pfn ${c} that is writable, or would get a write permission its VMA or page forbids`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

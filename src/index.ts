@@ -27,4 +27,5 @@ export {
 export { PageAccess } from "./page.js";
 export { MigrationHints, type MigrationHintsOptions, type HintStats } from "./policy/hints.js";
 export { HysteresisPolicy, type HintPolicy, type HysteresisOptions, type PageHint, type Placement } from "./policy/hint-policy.js";
+export * from "./sched/index.js";
 export * from "./stress/index.js";

@@ -3,7 +3,7 @@
 import { resolveConfig, type MachineConfig, type ResolvedConfig } from "./config.js";
 import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, NR_STAT_SLOTS, type Layout, type ZoneLayout } from "./layout.js";
 import { instantiateCore, type CoreExports } from "./wasm.js";
-import { readCounters, type Counters } from "./stats.js";
+import { readCounters, STAT_SLOTS, type Counters, type StatName } from "./stats.js";
 import { MmError, fail } from "./errors.js";
 import { AccessBatch } from "./batch.js";
 import { Process, type SpawnOptions } from "./process.js";
@@ -314,6 +314,18 @@ export class Machine {
     return err;
   }
 
+  /**
+   * @internal PTEs were copied (fork) or moved (mremap), or `exiting`'s mm goes: migrations
+   * in flight find their mappings through the rmap at their end, not where setup left them.
+   */
+  ptesMoved(proc: Process, exiting: boolean): void {
+    for (const mig of this.migrations) {
+      if (!mig) continue;
+      const own = mig.collector === proc;
+      if (!exiting || own) this.core.migrateForgetOwnPtes(mig.slot, exiting && own ? 1 : 0);
+    }
+  }
+
   /** @internal After an rmap-driven unmap reached other processes, their notifiers hear of it. */
   notifyOtherMappings(slot: number, collector: Process | null): void {
     if (!this.core.migrateTouchedOthers(slot)) return;
@@ -391,6 +403,13 @@ export class Machine {
     return new BigUint64Array(this.core.memory.buffer, this.layout.slots[L.HMM_PFNS]!, n);
   }
 
+  /** One vmstat counter (cheaper than counters() when a loop needs one). */
+  counter(name: StatName): number {
+    if (typeof name !== "string" || !Object.hasOwn(STAT_SLOTS, name)) fail("EINVAL", "counter", `no counter is named ${String(name)}`, name);
+    this.core.foldStats();
+    return Number(this.stats[STAT_SLOTS[name]]);
+  }
+
   /** vmstat counters, by their kernel names. */
   counters(): Counters {
     this.core.foldStats();
@@ -423,10 +442,16 @@ export class Machine {
     this.core.drainAllPages();
   }
 
-  /** Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one. */
-  check(): void {
+  /**
+   * Verifies every invariant of DESIGN.md §5; throws MmError("EFAULT") naming the first broken one.
+   * A machine with migrations in flight is refused (EBUSY) unless `allowInFlight`: then their
+   * pages may be locked, unmapped, behind migration entries or read-only migration PTEs, and
+   * everything else must hold as at rest. At rest no page may be in any of those states.
+   */
+  check(opts: { allowInFlight?: boolean } = {}): void {
     const inFlight = this.migrations.filter(Boolean).length;
-    if (inFlight > 0) fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first`, inFlight);
+    if (inFlight > 0 && !opts.allowInFlight)
+      fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first (or pass allowInFlight)`, inFlight);
     this.checksRun++;
     const code = this.core.check();
     if (code === 0) return;

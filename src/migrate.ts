@@ -42,6 +42,15 @@ export interface MigrateVmaArgs {
   pgmapOwner?: unknown;
   /** In migrate_to_ram: the locked device-private page that faulted (it stays locked). */
   faultPage?: number;
+  /**
+   * Read-only migration entries (seed 004's proposal, not in the kernel): pages the CPU maps
+   * with present PTEs are write-protected in place, in every process, instead of unmapped
+   * into migration entries. Readers keep reading the old page while it is copied; a writer
+   * faults and waits (EBUSY, as at a migration entry) until finalize maps the new page with
+   * the permission the PTE had, or abort restores the old one. Device-private sources still
+   * get migration entries (the CPU cannot read them in place).
+   */
+  readOnlyEntries?: boolean;
 }
 
 type Stage = "collected" | "pages" | "done";
@@ -63,6 +72,8 @@ export class MigrateVma {
   /** Whether allocAndCopy gave a hole a new page (migrate_vma_insert_page will run). */
   private fillsHoles = false;
   private stage: Stage = "collected";
+  /** Whether setup write-protected pages in place (read-only migration entries). */
+  readonly readOnlyEntries: boolean;
 
   /** @internal */
   constructor(
@@ -72,7 +83,9 @@ export class MigrateVma {
     cpages: number,
     private readonly where: { proc: Process; start: number } | null,
     private readonly owner: unknown,
+    readOnlyEntries = false,
   ) {
+    this.readOnlyEntries = readOnlyEntries;
     this.npages = npages;
     this.cpages = cpages;
     this.src = machine.migrateSrcView(slot, npages);
@@ -166,6 +179,11 @@ export class MigrateVma {
     this.end();
   }
 
+  /** @internal The process whose range this migration collected (null for pfn-based ones). */
+  get collector(): Process | null {
+    return this.where?.proc ?? null;
+  }
+
   private end(): void {
     this.stage = "done";
     this.machine.migrations[this.slot] = null;
@@ -189,6 +207,8 @@ export function migrateVmaSetup(m: Machine, args: MigrateVmaArgs): MigrateVma {
   if (npages <= 0) fail("EINVAL", fn, `the range ${hex(start)}-${hex(end)} is empty`, end);
   if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one migration holds (${MAX_MIGRATE}); split the range`, npages);
   if (!Number.isInteger(flags) || (flags & ~SELECT_MASK) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~SELECT_MASK)}`, flags);
+  const ro = args.readOnlyEntries ?? false;
+  if (typeof ro !== "boolean") fail("EINVAL", fn, `readOnlyEntries must be a boolean, got ${String(ro)}`, ro);
   const vma = proc.vmaAt(start);
   if (!vma || vma.end < end) fail("EINVAL", fn, `${hex(start)}-${hex(end)} is not inside one VMA`, start);
   if (vma.flags & (VM_IO | VM_PFNMAP)) fail("EINVAL", fn, `the VMA at ${hex(start)} is VM_IO/VM_PFNMAP`, start);
@@ -201,8 +221,8 @@ export function migrateVmaSetup(m: Machine, args: MigrateVmaArgs): MigrateVma {
   }
   const slot = freeSlot(m, fn);
   proc.notify(start, end, MMU_NOTIFY_MIGRATE, args.pgmapOwner);
-  const cpages = m.core.migrateVmaSetup(slot, proc.mm, start / PAGE_SIZE, npages, flags, m.ownerId(args.pgmapOwner), faultPage);
-  const mig = new MigrateVma(m, slot, npages, cpages, { proc, start }, args.pgmapOwner);
+  const cpages = m.core.migrateVmaSetup(slot, proc.mm, start / PAGE_SIZE, npages, flags, m.ownerId(args.pgmapOwner), faultPage, ro ? 1 : 0);
+  const mig = new MigrateVma(m, slot, npages, cpages, { proc, start }, args.pgmapOwner, ro);
   m.migrations[slot] = mig;
   m.notifyOtherMappings(slot, proc);
   return mig;

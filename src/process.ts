@@ -33,6 +33,12 @@ export interface RunResult {
   completed: number;
   /** The fault that stopped the batch. */
   fault?: MmError;
+  /**
+   * With an EBUSY fault from a page under migration (a migration entry, a write to a
+   * read-only migration PTE, a locked page-cache page): the page whose migration the
+   * access would sleep on in migration_entry_wait. Retry once that migration has ended.
+   */
+  waitPfn?: number;
 }
 
 const TWO32 = 2 ** 32;
@@ -365,6 +371,7 @@ export class Process {
     this.zapPieces(clobbered, MMU_NOTIFY_UNMAP);
     if (oldPages > movePages) this.zapPieces([{ ...vma, start: old + movePages, end: old + oldPages }], MMU_NOTIFY_UNMAP);
     this.notify(old * PAGE_SIZE, (old + movePages) * PAGE_SIZE, MMU_NOTIFY_UNMAP);
+    this.machine.ptesMoved(this, false);
     core.move(this.mm, old, movePages, dest);
     this.commit(merged);
     return dest;
@@ -380,6 +387,7 @@ export class Process {
       fail("ENOMEM", fn, `the page-table pool cannot hold a copy of process ${this.pid}'s tables`, this.pid);
     const child = this.machine.spawn({ node: this.node });
     const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
+    this.machine.ptesMoved(this, false);
     for (const v of this.vmas) {
       if (v.flags & VM_SHARED) continue; // shared pages refault from the object, as the kernel skips them
       // The parent's PTEs lose write permission (and device-exclusive entries end) for COW.
@@ -397,6 +405,7 @@ export class Process {
   exit(): void {
     this.live("exit");
     this.notify(0, TASK_SIZE, MMU_NOTIFY_RELEASE);
+    this.machine.ptesMoved(this, true);
     this.machine.core.mmDestroy(this.mm);
     this.alive = false;
     const delta = new Map<ShmemObject, number>();
@@ -438,10 +447,11 @@ export class Process {
       const code = r.getUint32(4, true);
       const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
       const write = r.getUint32(16, true) !== 0;
-      const err = retries < 16 ? this.resolveFault(code, addr, write, r.getUint32(20, true)) : stuckFault(addr, write);
+      const pfn = r.getUint32(20, true);
+      const err = retries < 16 ? this.resolveFault(code, addr, write, pfn) : stuckFault(addr, write);
       if (err) {
         this.machine.settle();
-        return { completed: done, fault: err };
+        return code === FAULT_MIGRATION ? { completed: done, fault: err, waitPfn: pfn } : { completed: done, fault: err };
       }
       // Progress is a new op or a new address: each page may need its own fault resolved.
       retries = done === from && addr === lastAddr ? retries + 1 : 0;

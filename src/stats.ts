@@ -17,6 +17,8 @@ export const STAT_SLOTS = {
   nr_radix_nodes: 14,
   pgmigrate_success: 15,
   pgmigrate_fail: 16,
+  pgmigrate_ro_pages: 36,
+  pgmigrate_entry_wait: 37,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

@@ -54,7 +54,8 @@ export interface CoreExports {
   mmSetNotifiers(mm: number, on: number): void;
   makeExclusive(mm: number, vpn: number): number;
   restoreExclusive(mm: number, vpn: number): number;
-  migrateVmaSetup(slot: number, mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number): number;
+  migrateVmaSetup(slot: number, mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number, readOnly: number): number;
+  migrateForgetOwnPtes(slot: number, dropMm: number): void;
   migrateDeviceRangeSetup(slot: number, startPfn: number, npages: number): number;
   migratePfnListSetup(slot: number, npages: number): number;
   migrateTouchedOthers(slot: number): number;

@@ -137,7 +137,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   };
   if (flags.duration !== undefined) opts.durationMs = (flags.duration as number) * 1000;
   else opts.ops = (flags.ops as number | undefined) ?? 1_000_000;
-  checkRunOptions({ ...opts, seed: first });
+  checkRunOptions({ ...opts, seed: first, record: flags.record !== undefined });
   const out = {
     json: outputPath("json", flags.json as string | undefined), html: outputPath("html", flags.html as string | undefined),
     trace: outputPath("trace", flags.trace as string | undefined), record: outputPath("record", flags.record as string | undefined),
@@ -237,12 +237,13 @@ function cmdList(argv: string[]): number {
   if (flags.help) return help("list");
   if (positional.length) throw new InputError(`list: takes no arguments, got ${positional.join(" ")}`);
   console.log("scenarios:");
-  for (const s of SCENARIOS) console.log(`  ${s.name.padEnd(16)} ${s.summary}${s.name === DEFAULT_SCENARIO ? " (default)" : ""}`);
+  const width = Math.max(16, ...SCENARIOS.map((s) => s.name.length));
+  for (const s of SCENARIOS) console.log(`  ${s.name.padEnd(width)} ${s.summary}${s.name === DEFAULT_SCENARIO ? " (default)" : ""}`);
   console.log("\nmachine presets:");
   for (const [name, m] of Object.entries(PRESETS)) {
     const ram = m.nodes.reduce((s, n) => s + n.normal + n.movable, 0);
     const devs = m.devices.map((d) => `${d.kind} ${d.pages * 4 / 1024} MiB`).join(", ");
-    console.log(`  ${name.padEnd(16)} ${m.nodes.length} node(s), ${ram * 4 / 1024} MiB RAM; devices: ${devs}`);
+    console.log(`  ${name.padEnd(width)} ${m.nodes.length} node(s), ${ram * 4 / 1024} MiB RAM; devices: ${devs}`);
   }
   return 0;
 }

@@ -4,6 +4,7 @@ import { InputError, checkMachineSpec } from "./machine-spec.js";
 import { LATENCY_KINDS } from "./timeline.js";
 import { buildReport, type Report } from "./report.js";
 import type { RunReport } from "./run.js";
+import { CONTENTION_MODES } from "./contention.js";
 
 type Obj = Record<string, unknown>;
 
@@ -39,6 +40,36 @@ class Checker {
     if (Object.keys(o).length > 1000) this.fail(path, "has too many fields");
     for (const [k, x] of Object.entries(o)) this.num(x, `${path}.${k}`);
   }
+}
+
+function checkHistogram(c: Checker, v: unknown, path: string): void {
+  const h = c.obj(v, path);
+  for (const f of ["count", "sumNs", "maxNs"]) c.num(h[f], `${path}.${f}`);
+  const b = c.obj(h.buckets, `${path}.buckets`);
+  for (const [idx, n] of Object.entries(b)) {
+    if (!/^\d{1,3}$/.test(idx) || Number(idx) >= 384) c.fail(`${path}.buckets`, `has a bad bucket index "${idx.slice(0, 20)}"`);
+    c.num(n, `${path}.buckets.${idx}`);
+  }
+}
+
+function checkContention(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  for (const k of ["rounds", "regionPages", "chunkPages", "readsChecked", "writesChecked"]) c.num(o[k], `${path}.${k}`);
+  for (const k of ["readerStallReduction", "writerStallReduction"]) {
+    if (typeof o[k] !== "number" || !Number.isFinite(o[k]) || (o[k] as number) > 1) c.fail(`${path}.${k}`, "must be a number of at most 1");
+  }
+  c.numbers(o.threads, `${path}.threads`);
+  const modes = c.arr(o.modes, `${path}.modes`, 2);
+  CONTENTION_MODES.forEach((name, i) => {
+    const m = c.obj(modes[i], `${path}.modes[${i}]`);
+    if (m.mode !== name) c.fail(`${path}.modes[${i}].mode`, `must be "${name}"`);
+    for (const k of ["simulatedNs", "migrations", "pagesMigrated", "migrationNs"]) c.num(m[k], `${path}.modes[${i}].${k}`);
+    for (const kind of ["reads", "writes"]) {
+      const s = c.obj(m[kind], `${path}.modes[${i}].${kind}`);
+      for (const f of ["accesses", "stalled", "totalNs", "meanNs", "p50Ns", "p99Ns", "maxNs"]) c.num(s[f], `${path}.modes[${i}].${kind}.${f}`);
+      checkHistogram(c, s.histogram, `${path}.modes[${i}].${kind}.histogram`);
+    }
+  });
 }
 
 function checkRun(c: Checker, v: unknown, path: string): RunReport {
@@ -78,6 +109,7 @@ function checkRun(c: Checker, v: unknown, path: string): RunReport {
     c.arr(o.counts, `${path}.timeline.samples[${i}].counts`, 16).forEach((n, j) => c.num(n, `${path}.timeline.samples[${i}].counts[${j}]`));
     if (!/^[0-9]{0,4096}$/.test(c.str(o.map, `${path}.timeline.samples[${i}].map`, 4096))) c.fail(`${path}.timeline.samples[${i}].map`, "must be digits");
   }
+  if (r.contention !== undefined) checkContention(c, r.contention, `${path}.contention`);
   if (r.failure !== null) {
     const f = c.obj(r.failure, `${path}.failure`);
     if (!["invariant", "data", "error"].includes(f.kind as string)) c.fail(`${path}.failure.kind`, "must be invariant, data or error");

@@ -4,6 +4,7 @@
 import { Histogram } from "./histogram.js";
 import { LATENCY_KINDS, type LatencyKind } from "./timeline.js";
 import type { LatencySummary, RunReport } from "./run.js";
+import { formatContention, mergeContention, type ContentionReport } from "./contention.js";
 
 export interface Totals {
   runs: number;
@@ -15,6 +16,8 @@ export interface Totals {
   opCounts: Record<string, number>;
   counters: Record<string, number>;
   latency: Record<LatencyKind, LatencySummary>;
+  /** The runs' contention figures together (migrate-contention only). */
+  contention?: ContentionReport;
 }
 
 export interface Report {
@@ -55,6 +58,8 @@ export function buildReport(scenario: string, runs: RunReport[]): Report {
     for (const k of LATENCY_KINDS) hist[k].add(r.latency[k].histogram);
   }
   for (const k of LATENCY_KINDS) total.latency[k] = summarizeHistogram(hist[k]);
+  const contention = mergeContention(sorted.map((r) => r.contention));
+  if (contention) total.contention = contention;
   return { format: "mmemu-report", version: 1, scenario, runs: sorted, total };
 }
 
@@ -87,6 +92,7 @@ export function formatSummary(report: Report, wallMs?: number, workers = 1): str
     const l = t.latency[k];
     out.push(`  ${k.padEnd(20)} ${fmtN(l.count).padStart(9)} ${fmtNs(l.p50Ns).padStart(10)} ${fmtNs(l.p90Ns).padStart(10)} ${fmtNs(l.p99Ns).padStart(10)} ${fmtNs(l.maxNs).padStart(10)}`);
   }
+  if (t.contention) out.push(...formatContention(t.contention, t.failures === 0));
   out.push("", "operations");
   for (const [k, v] of Object.entries(t.opCounts)) if (v > 0) out.push(`  ${k.padEnd(24)} ${fmtN(v).padStart(12)}`);
   out.push("", "vmstat");

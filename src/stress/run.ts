@@ -12,6 +12,7 @@ import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/
 import { OP_WORDS } from "./ops.js";
 import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
+import type { ContentionReport } from "./contention.js";
 
 /** Census samples a run of known length takes at most (plus one at the start), and ops between two at least. */
 export const SAMPLES = 200;
@@ -90,6 +91,8 @@ export interface RunReport {
   rates: { opsPerSimSecond: number; migrationsPerSimSecond: number };
   timeline: { states: readonly string[]; frames: number; framesPerBucket: number; samples: TimelineSample[] };
   failure: { kind: FailureKind; opIndex: number; message: string } | null;
+  /** migrate-contention: stall times with blocking vs read-only migration entries. */
+  contention?: ContentionReport;
 }
 
 export interface StressResult {
@@ -117,6 +120,8 @@ export interface RecordHeader {
 interface Source {
   /** Runs ops until `world.ops` reaches `target` (or a little past it) or the source ends; false when it has ended. */
   run(world: World, target: number): boolean;
+  /** The scenario's contention figures, if it has any. */
+  contention?(): ContentionReport | undefined;
 }
 
 /**
@@ -160,6 +165,7 @@ export class StressRun {
         while (emitter!.left > 0 && world.ops < target) gen.step(emitter!);
         return emitter!.left > 0 && performance.now() < deadline;
       },
+      contention: () => gen?.contention?.(),
     });
   }
 
@@ -239,6 +245,7 @@ export class StressRun {
       simulatedNs: world.tl.now,
       devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
       latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
+      contention: this.source.contention?.(),
     };
   }
 
@@ -272,6 +279,7 @@ export class StressRun {
       },
       failure: this.failure,
     };
+    if (w.contention) report.contention = w.contention;
     const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
@@ -285,6 +293,7 @@ interface Workload {
   simulatedNs: number;
   devices: DeviceReport[];
   latency: Record<LatencyKind, LatencySummary>;
+  contention: ContentionReport | undefined;
 }
 
 export function checkRunOptions(opts: RunOptions): void {
@@ -293,6 +302,7 @@ export function checkRunOptions(opts: RunOptions): void {
   if (opts.ops !== undefined && (!Number.isInteger(opts.ops) || opts.ops < 1 || opts.ops > 1e10)) throw new InputError(`ops must be a positive integer, got ${opts.ops}`);
   if (opts.checkEvery !== undefined && (!Number.isInteger(opts.checkEvery) || opts.checkEvery < 1)) throw new InputError(`check interval must be a positive integer, got ${opts.checkEvery}`);
   const sc = scenarioByName(opts.scenario)!;
+  if (opts.record && sc.scheduled) throw new InputError(`scenario "${sc.name}" runs its threads on the scheduler; it has no op stream to record`);
   for (const kind of sc.needs) {
     if (!opts.machine.devices.some((d) => d.kind === kind)) throw new InputError(`scenario "${sc.name}" needs a device-${kind} device; the machine has none`);
   }

@@ -181,6 +181,25 @@ export class World {
     if (this.sampleEvery > 0 && this.ops % this.sampleEvery === 0) this.sample();
   }
 
+  /**
+   * Counts one op of `kind` that ran outside exec() (a scheduled scenario's thread access or
+   * migration), with the checks and samples that fall due. Migrations may be in flight then,
+   * so the check allows them (their pages are verified by what their stage allows).
+   */
+  tally(kind: number): void {
+    this.opKinds[kind]!++;
+    this.ops++;
+    if (this.ops % this.checkEvery === 0) this.check(true);
+    if (this.sampleEvery > 0 && this.ops % this.sampleEvery === 0) this.sample();
+  }
+
+  /** The tag a scheduled scenario's next store writes (the same sequence exec's stores use). */
+  freshTag(): number {
+    const tag = this.nextTag;
+    this.nextTag = tag === MASK32 ? 1 : tag + 1;
+    return tag;
+  }
+
   // ---- argument checks (a recorded stream may come from anywhere) --------------
 
   private proc(i: number, kind: number): Process {
@@ -423,10 +442,10 @@ export class World {
 
   // ---- checks and samples ---------------------------------------------------------
 
-  check(): void {
+  check(allowInFlight = false): void {
     this.flush();
     try {
-      this.machine.check();
+      this.machine.check({ allowInFlight });
     } catch (e) {
       throw new StressFailure("invariant", this.ops - 1, (e as Error).message);
     }

@@ -4,6 +4,7 @@
 import type { Rng } from "../../random.js";
 import type { DeviceKind } from "../machine-spec.js";
 import type { Region, World } from "../world.js";
+import type { ContentionReport } from "../contention.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
 } from "../ops.js";
@@ -31,6 +32,11 @@ export interface Scenario {
   readonly summary: string;
   /** Device kinds it drives; a machine without one of them is refused. */
   readonly needs: DeviceKind[];
+  /**
+   * Runs threads on the scheduler (src/sched) instead of emitting an op stream: its ops are
+   * counted as they run, and there is no stream to record or replay.
+   */
+  readonly scheduled?: boolean;
   /** A fresh generator for one run. */
   create(world: World, rng: Rng): Generator;
 }
@@ -38,6 +44,8 @@ export interface Scenario {
 export interface Generator {
   /** Emits the next few ops. */
   step(e: Emitter): void;
+  /** The stall times of blocking vs read-only migration entries (migrate-contention). */
+  contention?(): ContentionReport | undefined;
 }
 
 /** System RAM frames of the machine. */

@@ -4,8 +4,9 @@ import { gpuOffload } from "./gpu-offload.js";
 import { coherentShare } from "./coherent-share.js";
 import { oversubscribe } from "./oversubscribe.js";
 import { mixed } from "./mixed.js";
+import { migrateContention } from "./migrate-contention.js";
 
-export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe];
+export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention];
 export const DEFAULT_SCENARIO = "mixed";
 
 export function scenarioByName(name: string): Scenario | undefined {
