@@ -19,6 +19,8 @@ export const PGALLOC_FAIL = 13;
 export const NR_RADIX_NODES = 14;
 export const PGMIGRATE_SUCCESS = 15;
 export const PGMIGRATE_FAIL = 16;
+export const NR_FOLL_PIN_ACQUIRED = 17;
+export const NR_FOLL_PIN_RELEASED = 18;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

@@ -22,6 +22,10 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   18: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps device-private pfn ${c} with a present PTE`,
   19: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a device entry (type ${c}) whose pfn is not the right kind of page`,
   20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
+  21: (a, b, c) => `${a} pins are held but nr_foll_pin_acquired ${b} - nr_foll_pin_released ${c} = ${b - c}`,
+  22: (a, b, c) => `device-private pfn ${a} is held by GUP (${b} references, ${c} pins); GUP never returns such pages`,
+  23: (a, b, c) => `free pfn ${a} still has ${b} GUP references and ${c} pins`,
+  24: (a, b, c) => `pfn ${a} is held only by GUP, worth refcount ${c}, but has refcount ${b}`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

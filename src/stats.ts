@@ -17,6 +17,8 @@ export const STAT_SLOTS = {
   nr_radix_nodes: 14,
   pgmigrate_success: 15,
   pgmigrate_fail: 16,
+  nr_foll_pin_acquired: 17,
+  nr_foll_pin_released: 18,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;
