@@ -79,6 +79,10 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
   const write = (flags & FOLL_WRITE) != 0;
   const pgd = mmPgd(mm);
   if (pin) setMmHasPinned(mm);
+  // PTEs the run loops take as they are: present, no special page, and writable when
+  // writing, or for a read pin (a read-only page must be checked for unsharing first).
+  const fastMask: u64 = _PAGE_PRESENT | _PAGE_SPECIAL | (write || pin ? _PAGE_RW : 0);
+  const fastWant: u64 = _PAGE_PRESENT | (write || pin ? _PAGE_RW : 0);
   // The VMA and the PTE table stay the same for runs of pages: looked up once per run.
   let vStart: u64 = 0;
   let vEnd: u64 = 0;
@@ -88,7 +92,7 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
   let pinned: u32 = 0;
   gupStop = 0;
   let i = from;
-  for (; i < n; i++) {
+  while (i < n) {
     const vpn = start + <u64>i;
     if (vpn >= vEnd || vpn < vStart) {
       const v = findVma(mm, vpn);
@@ -105,7 +109,21 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
       tableVpn = vpn & ~(<u64>511);
       table = pteTableBase(pgd, vpn);
     }
-    const pte = table == 0 ? 0 : load<u64>(table + (<usize>(<u32>vpn & 511) << 3));
+    let ptep = table == 0 ? 0 : table + (<usize>(<u32>vpn & 511) << 3);
+    if (ptep != 0) {
+      // The run: to the end of the PTE table, the VMA or the range, whichever comes first.
+      let end = n;
+      const tableLeft = <u64>(512 - (<u32>vpn & 511));
+      if (<u64>(end - i) > tableLeft) end = i + <u32>tableLeft;
+      if (<u64>(end - i) > vEnd - vpn) end = i + <u32>(vEnd - vpn);
+      const k = pin ? pinRun(ptep, i, end, fastMask, fastWant, write) : getRun(ptep, i, end, fastMask, fastWant, write);
+      if (pin) pinned += k - i;
+      ptep += <usize>(k - i) << 3;
+      i = k;
+      if (i == end) continue;
+    }
+    // One page the run loops leave alone.
+    const pte = ptep == 0 ? 0 : load<u64>(ptep);
     if ((pte & _PAGE_PRESENT) == 0 && !((flags & FOLL_FORCE) != 0 && pteProtnone(pte))) {
       // No page, a software entry, or PROT_NONE: the fault path brings the page (FOLL_DUMP
       // wants no zero-filled holes of anonymous memory).
@@ -114,7 +132,6 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
       break;
     }
     const pfn = ptePfn(pte);
-    const rw = (pte & _PAGE_RW) != 0;
     if (pte & _PAGE_SPECIAL) {
       // No struct page behind it but the zero page, which core dumps skip.
       if (pfn != ZERO_PFN || (flags & FOLL_DUMP) != 0) stopFor(GUP_STOP_EFAULT, false);
@@ -122,26 +139,69 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
       else if (mustUnshare(flags, vmFlags, pfn)) stopFor(GUP_STOP_UNSHARE, false);
       if (gupStop != 0) break;
       store<u32>(gupPages + (<usize>i << 2), ZERO_PFN);
+      i++;
       continue;
     }
-    if (!rw) {
+    if ((pte & _PAGE_RW) == 0) {
       if (write && !canFollowForcedWrite(flags, vmFlags, pfn)) stopFor(GUP_STOP_FAULT, true);
       else if (mustUnshare(flags, vmFlags, pfn)) stopFor(GUP_STOP_UNSHARE, false);
       if (gupStop != 0) break;
     }
-    // try_grab_folio; FOLL_TOUCH marks a page written through GUP dirty.
     if (pin) {
-      setRef(pfn, refOf(pfn) + GUP_PIN_COUNTING_BIAS);
-      setPincount(pfn, pincountOf(pfn) + 1);
+      grabPin(pfn, pte, write);
       pinned++;
     } else {
-      setRef(pfn, refOf(pfn) + 1);
-      setGupRefs(pfn, gupRefsOf(pfn) + 1);
+      grabRef(pfn, pte, write);
     }
-    if (write && (pte & _PAGE_DIRTY) == 0) setFlagsOf(pfn, flagsOf(pfn) | (1 << PG_dirty));
     store<u32>(gupPages + (<usize>i << 2), pfn);
+    i++;
   }
   statAdd(NR_FOLL_PIN_ACQUIRED, <i64>pinned);
+  return i;
+}
+
+// try_grab_folio with FOLL_PIN; FOLL_TOUCH marks a page written through GUP dirty.
+@inline function grabPin(pfn: u32, pte: u64, write: bool): void {
+  setRef(pfn, refOf(pfn) + GUP_PIN_COUNTING_BIAS);
+  setPincount(pfn, pincountOf(pfn) + 1);
+  if (write && (pte & _PAGE_DIRTY) == 0) setFlagsOf(pfn, flagsOf(pfn) | (1 << PG_dirty));
+}
+
+// try_grab_folio with FOLL_GET.
+@inline function grabRef(pfn: u32, pte: u64, write: bool): void {
+  setRef(pfn, refOf(pfn) + 1);
+  setGupRefs(pfn, gupRefsOf(pfn) + 1);
+  if (write && (pte & _PAGE_DIRTY) == 0) setFlagsOf(pfn, flagsOf(pfn) | (1 << PG_dirty));
+}
+
+// Pins entries [i, end) from the PTE at `ptep` while their PTEs need no more than a pin;
+// returns where it stopped.
+function pinRun(ptep: usize, i: u32, end: u32, mask: u64, want: u64, write: bool): u32 {
+  let out = gupPages + (<usize>i << 2);
+  for (; i < end; i++) {
+    const pte = load<u64>(ptep);
+    if ((pte & mask) != want) break;
+    const pfn = ptePfn(pte);
+    grabPin(pfn, pte, write);
+    store<u32>(out, pfn);
+    ptep += 8;
+    out += 4;
+  }
+  return i;
+}
+
+// pinRun for FOLL_GET references.
+function getRun(ptep: usize, i: u32, end: u32, mask: u64, want: u64, write: bool): u32 {
+  let out = gupPages + (<usize>i << 2);
+  for (; i < end; i++) {
+    const pte = load<u64>(ptep);
+    if ((pte & mask) != want) break;
+    const pfn = ptePfn(pte);
+    grabRef(pfn, pte, write);
+    store<u32>(out, pfn);
+    ptep += 8;
+    out += 4;
+  }
   return i;
 }
 
@@ -235,8 +295,97 @@ export function gupDrop(list: usize, n: u32, pin: bool, dirty: bool): void {
 }
 
 // unpin_user_pages / release_pages of one batch in one call: n, or the bad entry's index.
+// Without `dirty` one pass takes the ledger and the references down together; pages whose
+// last reference goes are freed only once every entry proved good (a bad one undoes the pass).
 export function gupRelease(list: usize, n: u32, pin: bool, dirty: bool): u32 {
-  const r = gupTake(list, n, pin);
-  if (r == n) gupDrop(list, n, pin, dirty);
-  return r;
+  if (dirty) {
+    const r = gupTake(list, n, pin);
+    if (r == n) gupDrop(list, n, pin, true);
+    return r;
+  }
+  releaseZeroed = 0;
+  releaseCount = 0;
+  const r = pin ? unpinPass(list, n) : putPass(list, n);
+  if (r != n) {
+    undoRelease(list, r, pin, pin ? GUP_PIN_COUNTING_BIAS : 1);
+    return r;
+  }
+  // Pages down to no reference kept a refcount of -1 until the pass was through.
+  for (let i: u32 = 0; releaseZeroed > 0 && i < n; i++) {
+    const pfn = load<u32>(list + (<usize>i << 2));
+    if (pfn == ZERO_PFN || refOf(pfn) != -1) continue;
+    freePages(pfn, orderOf(pfn));
+    releaseZeroed--;
+  }
+  if (pin) statAdd(NR_FOLL_PIN_RELEASED, <i64>releaseCount);
+  return n;
+}
+
+let releaseZeroed: u32 = 0;
+let releaseCount: u32 = 0;
+
+// The pass of gupRelease for pins: n, or the index of the first entry without a pin.
+function unpinPass(list: usize, n: u32): u32 {
+  let zeroed: u32 = 0;
+  let count: u32 = 0;
+  let i: u32 = 0;
+  for (; i < n; i++) {
+    const pfn = load<u32>(list + (<usize>i << 2));
+    if (pfn == ZERO_PFN) continue;
+    if (pfn >= nframes) {
+      gupBadReason = GUP_BAD_PFN;
+      break;
+    }
+    const held = pincountOf(pfn);
+    if (held <= 0) {
+      gupBadReason = GUP_NOT_HELD;
+      break;
+    }
+    setPincount(pfn, held - 1);
+    const r = refOf(pfn) - GUP_PIN_COUNTING_BIAS;
+    assert(r >= 0, "GUP release below zero");
+    setRef(pfn, r == 0 ? -1 : r);
+    if (r == 0) zeroed++;
+    count++;
+  }
+  releaseZeroed = zeroed;
+  releaseCount = count;
+  return i;
+}
+
+// The pass of gupRelease for FOLL_GET references.
+function putPass(list: usize, n: u32): u32 {
+  let zeroed: u32 = 0;
+  let i: u32 = 0;
+  for (; i < n; i++) {
+    const pfn = load<u32>(list + (<usize>i << 2));
+    if (pfn == ZERO_PFN) continue;
+    if (pfn >= nframes) {
+      gupBadReason = GUP_BAD_PFN;
+      break;
+    }
+    const held = gupRefsOf(pfn);
+    if (held == 0) {
+      gupBadReason = GUP_NOT_HELD;
+      break;
+    }
+    setGupRefs(pfn, held - 1);
+    const r = refOf(pfn) - 1;
+    assert(r >= 0, "GUP release below zero");
+    setRef(pfn, r == 0 ? -1 : r);
+    if (r == 0) zeroed++;
+  }
+  releaseZeroed = zeroed;
+  return i;
+}
+
+function undoRelease(list: usize, n: u32, pin: bool, drop: i32): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const pfn = load<u32>(list + (<usize>i << 2));
+    if (pfn == ZERO_PFN) continue;
+    if (pin) setPincount(pfn, pincountOf(pfn) + 1);
+    else setGupRefs(pfn, gupRefsOf(pfn) + 1);
+    const r = refOf(pfn);
+    setRef(pfn, (r < 0 ? 0 : r) + drop);
+  }
 }
