@@ -403,6 +403,17 @@ describe("FOLL_LONGTERM", () => {
     m.check();
   });
 
+  it("works in the machine's own GUP buffer too", () => {
+    const m = machine({ movable: 1024 });
+    const { p, a } = populated(m, 8);
+    const buf = m.gupPagesBuffer(8);
+    expect(m.pinUserPages(p, a, 8, FOLL_LONGTERM, buf)).toBe(buf);
+    expect(Array.from(buf, (pfn) => zoneOf(m, pfn))).toEqual(Array(8).fill("Normal"));
+    expect(Array.from(buf)).toEqual(ptePfns(p, a, 8));
+    m.unpinUserPages(buf);
+    m.check();
+  });
+
   it("fails with ENOMEM, nothing pinned, when a movable page cannot be migrated", () => {
     const m = machine({ movable: 1024 });
     const { p, a } = populated(m, 4);

@@ -62,7 +62,7 @@ function pinLongterm(m: Machine, fn: string, proc: Process, start: number, n: nu
   for (let attempt = 1; ; attempt++) {
     const { pages, unpinnable } = takeRange(m, fn, proc, start, n, flags, out);
     if (unpinnable.length === 0) return pages;
-    releaseList(m, fn, pages.subarray(0, n), true, false);
+    releaseList(m, fn, pages.subarray(0, n), true, false, true);
     if (attempt === MAX_LONGTERM_ATTEMPTS)
       fail("ENOMEM", fn, `pages of ${hex(start)}+${n} pages are still not long-term pinnable after ${attempt} migrations`, start);
     migrateUnpinnable(m, fn, proc, unpinnable);
@@ -79,7 +79,7 @@ function takeRange(m: Machine, fn: string, proc: Process, start: number, n: numb
     try {
       walkBatch(m, fn, proc, start + off * PAGE_SIZE, len, flags);
     } catch (err) {
-      if (off > 0) releaseList(m, fn, out.subarray(0, off), (flags & FOLL_PIN) !== 0, false);
+      if (off > 0) releaseList(m, fn, out.subarray(0, off), (flags & FOLL_PIN) !== 0, false, true);
       throw err;
     }
     if (flags & FOLL_LONGTERM) {

@@ -7,8 +7,11 @@ import { GUP_MAX } from "../layout.js";
 
 const GUP_BAD_PFN = 1;
 
-/** Releases the pins (`pin`) or FOLL_GET references of `pfns`, marking the pages dirty first if asked. */
-export function releaseList(m: Machine, fn: string, pfns: ArrayLike<number>, pin: boolean, dirty: boolean): void {
+/**
+ * Releases the pins (`pin`) or FOLL_GET references of `pfns`, marking the pages dirty first if
+ * asked. `fromGup`: GUP itself gives back what it took (it may use its own buffer meanwhile).
+ */
+export function releaseList(m: Machine, fn: string, pfns: ArrayLike<number>, pin: boolean, dirty: boolean, fromGup = false): void {
   if (pfns === null || typeof pfns !== "object" || !Number.isInteger(pfns.length))
     fail("EINVAL", fn, "pages must be an array of pfns", pfns);
   const n = pfns.length;
@@ -24,7 +27,7 @@ export function releaseList(m: Machine, fn: string, pfns: ArrayLike<number>, pin
   const buf = m.gupPagesView(Math.min(n, GUP_MAX));
   if (n <= GUP_MAX && pfns instanceof Uint32Array && pfns.buffer === buf.buffer && pfns.byteOffset === buf.byteOffset) {
     // The machine's own GUP buffer: released in place, no copy.
-    if (m.gupBusy) fail("EBUSY", fn, "the machine's GUP buffer is in use by a GUP call in progress", pfns);
+    if (m.gupBusy && !fromGup) fail("EBUSY", fn, "the machine's GUP buffer is in use by a GUP call in progress", pfns);
     const r = core.gupReleaseList(1, n, pin ? 1 : 0, dirty ? 1 : 0);
     if (r !== n) refuse(m, fn, pfns[r]!, r, pin);
     m.settle();
