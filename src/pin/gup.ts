@@ -12,7 +12,6 @@ import { checkVmaFlags } from "./vma-check.js";
 import { releaseList } from "./release.js";
 import { migrateUnpinnable, MAX_LONGTERM_ATTEMPTS } from "./longterm.js";
 
-
 const GUP_STOP_FAULT = 1;
 const GUP_STOP_UNSHARE = 2;
 
