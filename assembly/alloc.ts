@@ -1,7 +1,7 @@
 // Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
 // split on allocation (expand), merge with the buddy on free.
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
-import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, mappingOf, indexOf, privateOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
+import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, privateOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
 
@@ -185,7 +185,7 @@ function rmqueue(z: u32, order: u32): u32 {
 // Free pages keep every field cleared (freePages does it), so a new page only needs its
 // first reference; debug builds verify the rest.
 function prepNewPage(pfn: u32, order: u32): void {
-  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0, "bad free page");
+  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0 && gupRefsOf(pfn) == 0, "bad free page");
   assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
   setOrder(pfn, order);
@@ -250,7 +250,7 @@ function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
 
 // prepNewPage for an order-0 page of a bulk allocation (the counters are added once).
 @inline function prepBulkPage(pfn: u32): void {
-  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0, "bad free page");
+  assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0 && gupRefsOf(pfn) == 0, "bad free page");
   assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
   setOrder(pfn, 0);

@@ -1,7 +1,7 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, GUP_PIN_COUNTING_BIAS, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
@@ -13,7 +13,7 @@ import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaE
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { markInFlight } from "./migrate";
-import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED } from "./stat";
 
 export const CHECK_OK: u32 = 0;
 export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
@@ -36,6 +36,10 @@ export const CHECK_SWAP_ENTRY: u32 = 17;
 export const CHECK_DEVICE_PRIVATE_PRESENT: u32 = 18;
 export const CHECK_DEVICE_ENTRY: u32 = 19;
 export const CHECK_WRITABLE_NOT_EXCLUSIVE: u32 = 20;
+export const CHECK_PIN_LEDGER: u32 = 21;
+export const CHECK_GUP_DEVICE_PRIVATE: u32 = 22;
+export const CHECK_FREE_PAGE_HELD: u32 = 23;
+export const CHECK_GUP_ONLY_REFCOUNT: u32 = 24;
 export const CHECK_RO_MIGRATION: u32 = 36;
 export const CHECK_RO_MIGRATION_WRITE: u32 = 37;
 
@@ -81,6 +85,7 @@ function checkFreeLists(): u32 {
           const p = pfn + i;
           if (load<u32>(scratch(p)) & SCRATCH_FREE) return fail(CHECK_FREE_LIST_CORRUPT, p, o, z);
           if (refOf(p) != 0 || mapcountOf(p) != 0) return fail(CHECK_FREE_PAGE_IN_USE, p, refOf(p), mapcountOf(p));
+          if (gupRefsOf(p) != 0 || pincountOf(p) != 0) return fail(CHECK_FREE_PAGE_HELD, p, gupRefsOf(p), pincountOf(p));
           store<u32>(scratch(p), SCRATCH_FREE);
         }
         n++;
@@ -95,6 +100,7 @@ function checkFreeLists(): u32 {
       if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes)
         return fail(CHECK_FREE_LIST_CORRUPT, pfn, 0, z);
       if (refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_IN_USE, pfn, refOf(pfn), mapcountOf(pfn));
+      if (gupRefsOf(pfn) != 0 || pincountOf(pfn) != 0) return fail(CHECK_FREE_PAGE_HELD, pfn, gupRefsOf(pfn), pincountOf(pfn));
       store<u32>(scratch(pfn), SCRATCH_FREE);
       pcp++;
     }
@@ -248,6 +254,7 @@ export function checkMachine(): u32 {
   if (<i64>shmem != statGet(NR_SHMEM)) return fail(CHECK_STAT, NR_SHMEM, shmem, <f64>statGet(NR_SHMEM));
 
   let anon: u32 = 0;
+  let pins: i64 = 0;
   for (let pfn: u32 = 0; pfn < nframes; pfn++) {
     const s = load<u32>(scratch(pfn));
     if (s & SCRATCH_FREE) continue;
@@ -255,14 +262,27 @@ export function checkMachine(): u32 {
     if (f & (1 << PG_reserved)) continue;
     const maps = <i32>(s & SCRATCH_COUNT);
     const cached: i32 = (s & SCRATCH_CACHED) != 0 ? 1 : 0;
+    // GUP's holders: FOLL_GET references, and FOLL_PIN pins at GUP_PIN_COUNTING_BIAS each.
+    const pinned = pincountOf(pfn);
+    const gup = <i64>gupRefsOf(pfn) + <i64>pinned * GUP_PIN_COUNTING_BIAS;
+    pins += <i64>pinned;
     if (maps != mapcountOf(pfn)) return fail(CHECK_MAPCOUNT, pfn, maps, mapcountOf(pfn));
-    if (refOf(pfn) < maps + cached) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), maps + cached);
+    if (<i64>refOf(pfn) < <i64>(maps + cached) + gup) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), <f64>(<i64>(maps + cached) + gup));
+    if (gup != 0 && isDevicePrivatePage(pfn)) return fail(CHECK_GUP_DEVICE_PRIVATE, pfn, gupRefsOf(pfn), pinned);
     // A migration in flight holds its pages locked, and new or unmapped ones by its references.
     const migrating = (s & SCRATCH_MIGRATING) != 0;
     if ((f & (1 << PG_locked)) != 0 && !migrating) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
-    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0 && !migrating) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
+    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0 && !migrating) {
+      // A page only GUP holds (pinned, then unmapped) lives on until it is released.
+      if (gup == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
+      if (<i64>refOf(pfn) != gup) return fail(CHECK_GUP_ONLY_REFCOUNT, pfn, refOf(pfn), <f64>gup);
+    }
     if (maps > 0 && pageIsAnon(pfn)) anon++;
   }
   if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));
+  // Pins never exceed what was taken: every pin held is one acquired and not yet released.
+  const acquired = statGet(NR_FOLL_PIN_ACQUIRED);
+  const released = statGet(NR_FOLL_PIN_RELEASED);
+  if (pins != acquired - released) return fail(CHECK_PIN_LEDGER, <f64>pins, <f64>acquired, <f64>released);
   return CHECK_OK;
 }

@@ -5,7 +5,7 @@ import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_locked, PG_anon_exclu
 import { allocPages, freePages, putPage } from "./alloc";
 import { walkPte } from "./pagetable";
 import {
-  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, _PAGE_RO_MIGRATION, pfnPte, ptePfn, pteWrite, pteSpecial,
+  _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, _PAGE_RO_MIGRATION, pfnPte, userPte, ptePfn, pteWrite, pteSpecial,
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
@@ -67,13 +67,29 @@ export function handleMmFault(mm: u32, vpn: u64, write: bool): u32 {
   return handleMmFaultAt(mm, vpn, write, 0);
 }
 
+// GUP's faults (faultin_page). `unshare` is FAULT_FLAG_UNSHARE: a shared anon page (or the
+// zero page) mapped read-only gets an exclusive copy, still mapped read-only. `force` is
+// FOLL_FORCE: GUP checked the VMA itself, so the VMA's protection does not refuse the fault;
+// the PTE it makes still follows that protection (read-only, or PROT_NONE).
+let gupUnshare = false;
+let gupForce = false;
+
+export function handleGupFault(mm: u32, vpn: u64, write: bool, unshare: bool, force: bool): u32 {
+  gupUnshare = unshare;
+  gupForce = force;
+  const r = handleMmFaultAt(mm, vpn, write && !unshare, 0);
+  gupUnshare = false;
+  gupForce = false;
+  return r;
+}
+
 // The fault path with the PTE slot already known (0: walk, allocating tables).
 export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize): u32 {
   const v = findVma(mm, vpn);
   if (v == 0) return FAULT_SIGSEGV_MAPERR;
   const flags = vmaFlags(v);
   // x86: any of read/write/exec makes a page readable.
-  if (write ? (flags & VM_WRITE) == 0 : (flags & VM_ACCESS_FLAGS) == 0) return FAULT_SIGSEGV_ACCERR;
+  if (!gupForce && (write ? (flags & VM_WRITE) == 0 : (flags & VM_ACCESS_FLAGS) == 0)) return FAULT_SIGSEGV_ACCERR;
   const ptep = knownPtep != 0 ? knownPtep : walkPte(mmPgd(mm), vpn, true);
   if (ptep == 0) return FAULT_OOM;
   faultPtep = ptep;
@@ -95,22 +111,24 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
     if (t == SWP_HWPOISON) return FAULT_HWPOISON;
     return FAULT_SIGBUS;
   }
-  if (pteProtnone(pte)) return FAULT_SIGSEGV_ACCERR;
-  // A read-only migration lets readers through; a writer waits for its end, like a
-  // migration entry, so nothing lands on the page being copied.
-  if (write && (pte & _PAGE_RO_MIGRATION) != 0) {
+  if (pteProtnone(pte) && !gupForce) return FAULT_SIGSEGV_ACCERR;
+  // A read-only migration lets readers through; a writer (or GUP's unshare, which would
+  // replace the page) waits for its end, like a migration entry, so nothing lands on the
+  // page being copied.
+  if ((write || gupUnshare) && (pte & _PAGE_RO_MIGRATION) != 0) {
     faultPfn = ptePfn(pte);
     statAdd(PGMIGRATE_ENTRY_WAIT, 1);
     return FAULT_MIGRATION;
   }
-  if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte);
+  if (gupUnshare && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte, true);
+  if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte, false);
   store<u64>(ptep, pte | _PAGE_ACCESSED);
   return FAULT_OK;
 }
 
 function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
   if (!write) {
-    store<u64>(ptep, pfnPte(ZERO_PFN, PTE_USER_BITS | _PAGE_SPECIAL));
+    store<u64>(ptep, userPte(ZERO_PFN, PTE_USER_BITS | _PAGE_SPECIAL, vmaFlags(v)));
     statAdd(ZERO_PAGE_FAULT, 1);
     return FAULT_OK;
   }
@@ -118,7 +136,7 @@ function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool):
   if (pfn == NONE) return FAULT_OOM;
   clearFrame(pfn);
   pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
-  store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+  store<u64>(ptep, userPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY, vmaFlags(v)));
   return FAULT_OK;
 }
 
@@ -161,18 +179,22 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
     bits |= _PAGE_DIRTY;
     setFlag(pfn, PG_dirty);
   }
-  store<u64>(ptep, pfnPte(pfn, bits));
+  store<u64>(ptep, userPte(pfn, bits, vmaFlags(v)));
   return FAULT_OK;
 }
 
-// do_wp_page: a write to a present, write-protected PTE in a VM_WRITE VMA.
-function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
+// do_wp_page: a write to a present, write-protected PTE in a VM_WRITE VMA (or a FOLL_FORCE
+// write to a private one without VM_WRITE), or an unshare (the new PTE stays read-only).
+function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: bool): u32 {
   const old = ptePfn(pte);
-  if (vmaFlags(v) & VM_SHARED) {
+  const vmFlags = vmaFlags(v);
+  if (vmFlags & VM_SHARED) {
+    if (unshare) return FAULT_OK;
     setFlag(old, PG_dirty);
     store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
     return FAULT_OK;
   }
+  const bits = unshare ? PTE_USER_BITS : PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY;
   if (pteSpecial(pte)) {
     // Breaking a zero-page mapping: a fresh zeroed page, nothing to copy.
     if (needNotify(mm, vpn)) return FAULT_NOTIFY;
@@ -180,7 +202,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
     if (pfn == NONE) return FAULT_OOM;
     clearFrame(pfn);
     pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
-    store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+    store<u64>(ptep, userPte(pfn, bits, vmFlags));
     return FAULT_OK;
   }
   // wp_can_reuse_anon_folio: exclusive, or nobody else holds a reference.
@@ -188,7 +210,10 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
     // folio_move_anon_rmap: the page now belongs to this VMA's anon_vma alone.
     setMapping(old, anonMappingValue(vmaBacking(v)));
     setFlag(old, PG_anon_exclusive);
-    store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+    if (unshare) return FAULT_OK;
+    // Without VM_WRITE (FOLL_FORCE) the PTE stays read-only: GUP follows the exclusive page.
+    const rw = (vmFlags & VM_WRITE) != 0 && (pte & _PAGE_PRESENT) != 0 ? _PAGE_RW : 0;
+    store<u64>(ptep, pte | rw | _PAGE_DIRTY | _PAGE_ACCESSED);
     statAdd(REUSE_FAULT, 1);
     return FAULT_OK;
   }
@@ -208,7 +233,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64): u32 {
   }
   copyFrame(pfn, old);
   pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
-  store<u64>(ptep, pfnPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY));
+  store<u64>(ptep, userPte(pfn, bits, vmFlags));
   pageRemoveRmap(old, mm);
   putPage(old);
   putPage(old);

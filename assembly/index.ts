@@ -16,7 +16,9 @@ import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, allocDevicePagesBulk, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
 import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
 import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
-import { handleMmFault, faultPfn, setNotified } from "./fault";
+import { handleMmFault, handleGupFault, faultPfn, setNotified } from "./fault";
+import { gupPages, gupIn, gupWalk, gupStop, gupStopWrite, gupRelease, gupTake, gupUntake, gupDrop, gupBadReason, gupCollectUnpinnable, pageNode } from "./gup";
+import { gupRefsOf, pincountOf } from "./memmap";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
@@ -527,3 +529,72 @@ export function hmmLastFaultWrite(): bool {
 // ---- page-state census (the stress runner's page map) --------------------------
 
 export { pageCensus } from "./census";
+
+// ---- get_user_pages / pin_user_pages ----------------------------------------------
+
+export function gupPagesPtr(): usize {
+  return gupPages;
+}
+
+export function gupInPtr(): usize {
+  return gupIn;
+}
+
+// Walks entries [from, n) of the range at vpn; returns n, or where it stopped (gupStopReason).
+export function gupRange(mm: u32, vpn: f64, n: u32, from: u32, flags: u32): u32 {
+  return gupWalk(mm, <u64>vpn, n, from, flags);
+}
+
+export function gupStopReason(): u32 {
+  return gupStop;
+}
+
+export function gupStopIsWrite(): bool {
+  return gupStopWrite;
+}
+
+// A GUP fault (faultin_page): unshare and FOLL_FORCE as handleGupFault takes them.
+export function gupFault(mm: u32, vpn: f64, write: bool, unshare: bool, force: bool): u32 {
+  const r = handleGupFault(mm, <u64>vpn, write, unshare, force);
+  store<u32>(resultBase + 20, faultPfn);
+  return r;
+}
+
+// Releases n pins (or FOLL_GET references) listed in GUP_PAGES (inPlace) or GUP_IN:
+// n, or the index of the first entry that holds none (nothing released then).
+export function gupReleaseList(inPlace: bool, n: u32, pin: bool, dirty: bool): u32 {
+  return gupRelease(inPlace ? gupPages : gupIn, n, pin, dirty);
+}
+
+// The two steps of a release over several batches (see assembly/gup.ts), on GUP_IN.
+export function gupTakeList(n: u32, pin: bool): u32 {
+  return gupTake(gupIn, n, pin);
+}
+
+export function gupUntakeList(n: u32, pin: bool): void {
+  gupUntake(gupIn, n, pin);
+}
+
+export function gupDropList(n: u32, pin: bool, dirty: bool): void {
+  gupDrop(gupIn, n, pin, dirty);
+}
+
+export function gupBadEntryReason(): u32 {
+  return gupBadReason;
+}
+
+export function gupUnpinnable(n: u32): u32 {
+  return gupCollectUnpinnable(n);
+}
+
+export function pageNodeId(pfn: u32): u32 {
+  return pageNode(pfn);
+}
+
+export function pageGupRefCount(pfn: u32): u32 {
+  return gupRefsOf(pfn);
+}
+
+export function pagePincount(pfn: u32): i32 {
+  return pincountOf(pfn);
+}

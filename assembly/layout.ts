@@ -44,7 +44,10 @@ export const L_HMM_PFNS = 36;
 export const L_FREED_RING = 37;
 export const L_FREED_RING_SIZE = 38;
 export const L_SYSTEM_FRAMES = 39;
-export const L_END = 40;
+// GUP's ledger of FOLL_GET references, u32 per pfn (pins are counted in PAGE_PINCOUNT).
+export const L_PAGE_GUP_REFS = 40;
+// Slots 41..46 are reserved for other regions.
+export const L_END = 47;
 
 export const CONTENT_BYTES: u32 = 0;
 export const CONTENT_TAGS: u32 = 1;
@@ -95,6 +98,7 @@ export let freedRing: usize = 0;
 export let freedRingSize: u32 = 0;
 // Frames below this pfn are system RAM; the rest is physical address space for ZONE_DEVICE.
 export let systemFrames: u32 = 0;
+export let pageGupRefs: usize = 0;
 
 @inline function slot(i: i32): u32 {
   return load<u32>(LAYOUT + (<usize>i << 2));
@@ -141,4 +145,5 @@ export function readLayout(): void {
   freedRing = slot(L_FREED_RING);
   freedRingSize = slot(L_FREED_RING_SIZE);
   systemFrames = slot(L_SYSTEM_FRAMES);
+  pageGupRefs = slot(L_PAGE_GUP_REFS);
 }

@@ -1,7 +1,7 @@
 // struct page as structure-of-arrays, one slot per pfn.
 import {
   nframes, pageFlags, pageRef, pageMapcount, pagePincount, pageMapping, pageIndex,
-  pagePrivate, pageLruNext, pageLruPrev, pageZone, pageOrder,
+  pagePrivate, pageLruNext, pageLruPrev, pageZone, pageOrder, pageGupRefs,
 } from "./layout";
 
 // enum pageflags, with the kernel's bit numbers.
@@ -79,6 +79,13 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 @inline export function setPincount(pfn: u32, v: i32): void {
   store<i32>(pagePincount + (<usize>pfn << 2), v);
 }
+// GUP's ledger of FOLL_GET references handed out (FOLL_PIN pins are in pincount).
+@inline export function gupRefsOf(pfn: u32): u32 {
+  return load<u32>(pageGupRefs + (<usize>pfn << 2));
+}
+@inline export function setGupRefs(pfn: u32, v: u32): void {
+  store<u32>(pageGupRefs + (<usize>pfn << 2), v);
+}
 @inline export function mappingOf(pfn: u32): u32 {
   return load<u32>(pageMapping + (<usize>pfn << 2));
 }
@@ -123,6 +130,15 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 
 @inline export function pageIsAnon(pfn: u32): bool {
   return (mappingOf(pfn) & PAGE_MAPPING_ANON) != 0;
+}
+
+// A pin adds this to an order-0 page's refcount (FOLL_PIN), so a pin shows in the refcount.
+export const GUP_PIN_COUNTING_BIAS: i32 = 1024;
+
+// folio_maybe_dma_pinned for an order-0 page: a refcount of at least the bias, which 1024
+// plain references also reach (the kernel's false positive).
+@inline export function folioMaybeDmaPinned(pfn: u32): bool {
+  return <u32>refOf(pfn) >= <u32>GUP_PIN_COUNTING_BIAS;
 }
 
 @inline export function getPage(pfn: u32): void {

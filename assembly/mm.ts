@@ -10,6 +10,7 @@ const MM_NODE = 12;
 const MM_RSS_ANON = 16;
 const MM_RSS_SHMEM = 20;
 const MM_HAS_NOTIFIERS = 24;
+const MM_HAS_PINNED = 28;
 
 export const VMA_RECORD: usize = 32;
 const VMA_START = 0;
@@ -43,6 +44,9 @@ export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 // Set while interval notifiers watch the mm: PTE changes inside a fault must be announced first.
 @inline export function mmHasNotifiers(mm: u32): bool { return load<u32>(mmBase(mm) + MM_HAS_NOTIFIERS) != 0; }
 export function setMmHasNotifiers(mm: u32, v: bool): void { store<u32>(mmBase(mm) + MM_HAS_NOTIFIERS, v ? 1 : 0); }
+// MMF_HAS_PINNED: the mm has had pages pinned (FOLL_PIN), so fork copies maybe-pinned pages.
+@inline export function mmHasPinned(mm: u32): bool { return load<u32>(mmBase(mm) + MM_HAS_PINNED) != 0; }
+export function setMmHasPinned(mm: u32): void { store<u32>(mmBase(mm) + MM_HAS_PINNED, 1); }
 @inline export function mmRssAnon(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_ANON); }
 @inline export function mmRssShmem(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_RSS_SHMEM); }
 @inline export function addMmRss(mm: u32, anon: bool, n: i32): void {

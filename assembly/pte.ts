@@ -1,5 +1,6 @@
 // PTE encoding: x86-64 bits for present entries, typed software entries
 // (swp_entry_t) for the non-present ones, as in the kernel's swapops/leafops.
+import { VM_WRITE, VM_ACCESS_FLAGS } from "./mm";
 
 export const _PAGE_PRESENT: u64 = 1 << 0;
 export const _PAGE_RW: u64 = 1 << 1;
@@ -60,6 +61,13 @@ export const SWP_PTE_MARKER: u32 = 31;
 }
 @inline export function pfnPte(pfn: u32, bits: u64): u64 {
   return (<u64>pfn << PTE_PFN_SHIFT) | bits;
+}
+// A user PTE for `pfn` with the VMA's protection: no write bit without VM_WRITE, and a
+// PROT_NONE entry without any access (only FOLL_FORCE faults map pages there).
+@inline export function userPte(pfn: u32, bits: u64, vmFlags: u32): u64 {
+  if ((vmFlags & VM_WRITE) == 0) bits &= ~_PAGE_RW;
+  if ((vmFlags & VM_ACCESS_FLAGS) == 0) return pfnPte(pfn, (bits & ~_PAGE_PRESENT) | _PAGE_PROTNONE);
+  return pfnPte(pfn, bits);
 }
 @inline export function isSwapPte(pte: u64): bool {
   return pte != 0 && !ptepresent(pte);

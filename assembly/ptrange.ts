@@ -1,15 +1,18 @@
 // Operations over a range of PTEs (zap_page_range, change_protection, copy_page_range,
 // move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
 // missing tables are skipped a whole level at a time.
-import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
+import { NONE } from "./layout";
+import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, folioMaybeDmaPinned, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
 import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE,
-  ptePfn, ptepresent, pteSpecial, pfnPte, isSwapPte, swpType, swpOffset, SWP_TYPE_MASK, SWP_TYPE_SHIFT,
+  ptePfn, ptepresent, pteSpecial, pfnPte, userPte, isSwapPte, swpType, swpOffset, SWP_TYPE_MASK, SWP_TYPE_SHIFT,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
 } from "./pte";
-import { mmPgd, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
-import { zapPage, pageDupRmap } from "./rmap";
+import { mmPgd, mmNode, mmHasPinned, findVma, vmaFlags, vmaBacking, linearIndex, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
+import { zapPage, pageDupRmap, pageAddNewAnonRmap } from "./rmap";
+import { allocPages } from "./alloc";
+import { copyFrame } from "./content";
 import { statAdd, PGLAZYFREE, PGLAZYFREED } from "./stat";
 
 export const RANGE_ZAP: u32 = 0;
@@ -104,7 +107,18 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
       }
       case RANGE_COPY: {
         if (isSwapPte(pte)) {
-          store<u64>(dst, copyNonpresentPte(ptep, pte, arg));
+          const t = swpType(pte);
+          if (t != SWP_DEVICE_EXCLUSIVE || !pageNeedsCowForDma(mm, swpOffset(pte))) {
+            store<u64>(dst, copyNonpresentPte(ptep, pte, arg));
+            break;
+          }
+          // A maybe-pinned page under a device-exclusive entry: restored, then copied as below.
+          restoreExclusiveForFork(mm, v, ptep, pte);
+        }
+        // copy_present_page: a maybe-pinned exclusive page stays the parent's, mapped as it
+        // was; the child gets its own copy now, so a later COW cannot take the pinned page away.
+        if ((mapped || isSwapPte(pte)) && pageNeedsCowForDma(mm, pfn)) {
+          if (!copyPinnedPage(arg, v, pfn, dst)) { rangeFailed = true; return; }
           break;
         }
         // copy_present_pte for a private mapping: write-protect both sides (and a read-only
@@ -168,6 +182,34 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
     }
     dst += 8;
   }
+}
+
+// page_needs_cow_for_dma for a private mapping: an exclusive anon page of an mm that has
+// pinned pages (MMF_HAS_PINNED) and folio_maybe_dma_pinned: the kernel's test, so a page
+// with 1024 plain references is copied too.
+@inline function pageNeedsCowForDma(mm: u32, pfn: u32): bool {
+  return mmHasPinned(mm) && folioMaybeDmaPinned(pfn) && pageIsAnon(pfn) && testFlag(pfn, PG_anon_exclusive);
+}
+
+// The child's own copy of `src` at `vpn`, mapped with its VMA's protection and dirty.
+function copyPinnedPage(child: u32, vpn: u64, src: u32, dst: usize): bool {
+  const cv = findVma(child, vpn);
+  if (cv == 0) return false;
+  const pfn = allocPages(mmNode(child), 0, true);
+  if (pfn == NONE) return false;
+  copyFrame(pfn, src);
+  pageAddNewAnonRmap(pfn, child, vmaBacking(cv), linearIndex(cv, vpn));
+  store<u64>(dst, userPte(pfn, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY, vmaFlags(cv)));
+  return true;
+}
+
+// restore_exclusive_pte in the parent: the page mapped again, writable as its VMA and
+// exclusivity allow (the fork's invalidation already told the device).
+function restoreExclusiveForFork(mm: u32, vpn: u64, ptep: usize, pte: u64): void {
+  const pfn = swpOffset(pte);
+  const v = findVma(mm, vpn);
+  const flags = v == 0 ? 0 : vmaFlags(v);
+  store<u64>(ptep, userPte(pfn, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | (pte & (_PAGE_DIRTY | _PAGE_ACCESSED)), flags));
 }
 
 // A device-private or device-exclusive entry: a mapping of its page by another name.

@@ -24,6 +24,8 @@ export const PGMIGRATE_FAIL = 16;
 // entry, or a write to a read-only migration PTE) and would sleep in migration_entry_wait.
 export const PGMIGRATE_RO_PAGES = 36;
 export const PGMIGRATE_ENTRY_WAIT = 37;
+export const NR_FOLL_PIN_ACQUIRED = 17;
+export const NR_FOLL_PIN_RELEASED = 18;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

@@ -12,6 +12,7 @@ import { fork } from "./fork.js";
 import { walk, walkSink } from "./walk.js";
 import { migrateBytes, migrateTags } from "./migrate.js";
 import { hmm, hmmSink } from "./hmm.js";
+import { gup, gupSink } from "./gup.js";
 import { runner } from "./runner.js";
 import { contention } from "./contention.js";
 import { markdownTable, textTable, type Group } from "./report.js";
@@ -35,6 +36,7 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["migrate_vma, bytes mode", () => migrateBytes(nRounds)],
   ["migrate_vma, tags mode", () => migrateTags(nRounds)],
   ["hmm_range_fault", () => hmm(debug, nRounds)],
+  ["gup pin+unpin", () => gup(debug, nRounds)],
   ["stress runner", () => runner(nRounds)],
   ["migration contention", () => contention(nRounds)],
 ];
@@ -46,7 +48,7 @@ for (const [name, run] of steps) {
   groups.push(...[await run()].flat());
   process.stderr.write(` ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
 }
-if (walkSink() < 0 || hmmSink() < 0) console.log("unreachable");
+if (walkSink() < 0 || hmmSink() < 0 || gupSink() < 0) console.log("unreachable");
 
 const seconds = (performance.now() - t0) / 1000;
 // The suite itself keeps one core busy, so about 1 of this is its own.

@@ -24,6 +24,10 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
   36: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a read-only migration PTE for pfn ${c}, which no read-only migration in flight collected`,
   37: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a read-only migration PTE for pfn ${c} that is writable, or would get a write permission its VMA or page forbids`,
+  21: (a, b, c) => `${a} pins are held but nr_foll_pin_acquired ${b} - nr_foll_pin_released ${c} = ${b - c}`,
+  22: (a, b, c) => `device-private pfn ${a} is held by GUP (${b} references, ${c} pins); GUP never returns such pages`,
+  23: (a, b, c) => `free pfn ${a} still has ${b} GUP references and ${c} pins`,
+  24: (a, b, c) => `pfn ${a} is held only by GUP, worth refcount ${c}, but has refcount ${b}`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

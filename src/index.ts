@@ -28,4 +28,9 @@ export { PageAccess } from "./page.js";
 export { MigrationHints, type MigrationHintsOptions, type HintStats } from "./policy/hints.js";
 export { HysteresisPolicy, type HintPolicy, type HysteresisOptions, type PageHint, type Placement } from "./policy/hint-policy.js";
 export * from "./sched/index.js";
+export {
+  FOLL_WRITE, FOLL_GET, FOLL_DUMP, FOLL_FORCE, FOLL_NOWAIT, FOLL_NOFAULT, FOLL_HWPOISON, FOLL_ANON, FOLL_LONGTERM,
+  FOLL_SPLIT_PMD, FOLL_PCI_P2PDMA, FOLL_INTERRUPTIBLE, FOLL_HONOR_NUMA_FAULT, FOLL_TOUCH, FOLL_TRIED, FOLL_REMOTE,
+  FOLL_PIN, FOLL_FAST_ONLY, FOLL_UNLOCKABLE, FOLL_MADV_POPULATE, GUP_PIN_COUNTING_BIAS,
+} from "./pin/flags.js";
 export * from "./stress/index.js";

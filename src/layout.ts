@@ -17,8 +17,11 @@ export const MAX_OPS = 4096;
 export const DATA_SIZE = 1 << 20;
 export const NR_STAT_SLOTS = 64;
 export const RESULT_SIZE = 256;
-/** Bytes of struct page per frame: eight u32 fields, the u64 index and two u8 (zone, order). */
-export const STRUCT_PAGE_BYTES = 8 * 4 + 8 + 2;
+/**
+ * Bytes of struct page per frame: eight u32 fields, the u64 index, two u8 (zone, order), and
+ * GUP's u32 ledger of FOLL_GET references (the kernel has no such field; it makes check() exact).
+ */
+export const STRUCT_PAGE_BYTES = 9 * 4 + 8 + 2;
 /** Per-frame scratch for machine.check(). */
 export const SCRATCH_BYTES = 4;
 const WASM_PAGE = 65536;
@@ -32,11 +35,13 @@ export const L = {
   TABLES: 19, NTABLES: 20, MMS: 21, MAX_MMS: 22, VMAS: 23, MAX_VMAS: 24, MAPPINGS: 25,
   MAX_MAPPINGS: 26, OPS: 27, MAX_OPS: 28, DATA: 29, DATA_SIZE: 30, STATS: 31, RESULT: 32,
   MIGRATE_SRC: 33, MIGRATE_DST: 34, MAX_MIGRATE: 35, HMM_PFNS: 36, FREED_RING: 37, FREED_RING_SIZE: 38,
-  SYSTEM_FRAMES: 39,
+  SYSTEM_FRAMES: 39, PAGE_GUP_REFS: 40, END: 47,
 } as const;
 
 /** Entries of the migrate_vma src/dst arrays and of the hmm_range_fault pfn array. */
 export const MAX_MIGRATE = 65536;
+/** Pages one GUP walk or release handles in one Wasm call (assembly/gup.ts GUP_MAX). */
+export const GUP_MAX = 65536;
 /** Migrations that may be in flight at once (assembly/migrate.ts MIGRATE_SLOTS). */
 export const MIGRATE_SLOTS = 4;
 
@@ -65,7 +70,7 @@ function align(n: number, a: number): number {
 }
 
 export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
-  const slots = new Uint32Array(40);
+  const slots = new Uint32Array(L.END);
   const n = cfg.frames + cfg.deviceFrames;
   let at = align(heapBase, 64);
   const region = (slot: number, size: number, alignment = 64): void => {
@@ -88,6 +93,7 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   region(L.PAGE_LRU_PREV, 4 * n);
   region(L.PAGE_ZONE, n);
   region(L.PAGE_ORDER, n);
+  region(L.PAGE_GUP_REFS, 4 * n);
   region(L.SCRATCH, SCRATCH_BYTES * n);
   if (cfg.content === "tags") region(L.TAGS, 8 * n, 8);
   region(L.ZONES, ZONE_RECORD * MAX_ZONES);

@@ -1,7 +1,7 @@
 // One emulated machine: a Wasm instance laid out from a configuration, its processes,
 // counters and invariant checks.
 import { resolveConfig, type MachineConfig, type ResolvedConfig } from "./config.js";
-import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, NR_STAT_SLOTS, type Layout, type ZoneLayout } from "./layout.js";
+import { computeLayout, L, ZONE_RECORD, MAX_MIGRATE, MIGRATE_SLOTS, NR_STAT_SLOTS, GUP_MAX, type Layout, type ZoneLayout } from "./layout.js";
 import { instantiateCore, type CoreExports } from "./wasm.js";
 import { readCounters, STAT_SLOTS, type Counters, type StatName } from "./stats.js";
 import { MmError, fail } from "./errors.js";
@@ -19,6 +19,9 @@ import { VM_FAULT_SIGBUS } from "./device/pagemap.js";
 import { vmFaultError } from "./process.js";
 import { TASK_SIZE } from "./constants.js";
 import { PageAccess, PG_reserved, PG_hwpoison } from "./page.js";
+import { FOLL_GET, FOLL_PIN } from "./pin/flags.js";
+import { getUserPagesCommon } from "./pin/gup.js";
+import { releaseList } from "./pin/release.js";
 
 export interface ZoneInfo {
   node: number;
@@ -59,6 +62,8 @@ export class Machine {
   readonly migrations: (MigrateVma | null)[] = new Array(MIGRATE_SLOTS).fill(null);
   /** struct page access for drivers: references, locks, contents. */
   readonly page: PageAccess;
+  /** @internal Set while a GUP call runs (its fault callbacks may not start another). */
+  gupBusy = false;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -408,6 +413,67 @@ export class Machine {
     if (typeof name !== "string" || !Object.hasOwn(STAT_SLOTS, name)) fail("EINVAL", "counter", `no counter is named ${String(name)}`, name);
     this.core.foldStats();
     return Number(this.stats[STAT_SLOTS[name]]);
+  }
+
+  // ---- GUP: get_user_pages / pin_user_pages ------------------------------------------
+
+  /**
+   * get_user_pages: a reference (FOLL_GET) on each of `nrPages` pages from `start` in `proc`,
+   * faulting them in as the flags ask (FOLL_WRITE breaks COW). Returns the pfns (in `pages` if
+   * given); the zero page may appear and is not counted. Release with releasePages. All pages
+   * or none: -EFAULT for holes, PROT_NONE or VM_IO/VM_PFNMAP, -ENOMEM if a fault runs out of memory.
+   */
+  getUserPages(proc: Process, start: number, nrPages: number, gupFlags = 0, pages?: Uint32Array): Uint32Array {
+    return getUserPagesCommon(this, "get_user_pages", proc, start, nrPages, gupFlags, FOLL_GET, pages);
+  }
+
+  /**
+   * pin_user_pages: a pin (FOLL_PIN: GUP_PIN_COUNTING_BIAS on the refcount) on each page, as
+   * getUserPages. A read pin unshares a shared anon page first; FOLL_LONGTERM migrates pages out
+   * of ZONE_MOVABLE and device-coherent memory before pinning. Release with unpinUserPages.
+   */
+  pinUserPages(proc: Process, start: number, nrPages: number, gupFlags = 0, pages?: Uint32Array): Uint32Array {
+    return getUserPagesCommon(this, "pin_user_pages", proc, start, nrPages, gupFlags, FOLL_PIN, pages);
+  }
+
+  /** unpin_user_page: EINVAL (nothing changed) if the page holds no pin from pinUserPages. */
+  unpinUserPage(pfn: number): void {
+    releaseList(this, "unpin_user_page", [pfn], true, false);
+  }
+
+  /** unpin_user_pages: every entry must hold a pin (counting repeats), or EINVAL and nothing changes. */
+  unpinUserPages(pfns: ArrayLike<number>): void {
+    releaseList(this, "unpin_user_pages", pfns, true, false);
+  }
+
+  /** unpin_user_pages_dirty_lock: unpinUserPages, marking the pages dirty first if `makeDirty`. */
+  unpinUserPagesDirtyLock(pfns: ArrayLike<number>, makeDirty: boolean): void {
+    releaseList(this, "unpin_user_pages_dirty_lock", pfns, true, makeDirty === true);
+  }
+
+  /** release_pages (put_page) for getUserPages' references: all held, or EINVAL and nothing changes. */
+  releasePages(pfns: ArrayLike<number>): void {
+    releaseList(this, "release_pages", pfns, false, false);
+  }
+
+  /**
+   * A pfn array inside the machine (up to 65536 entries) for the `pages` of pinUserPages and
+   * getUserPages and for the releases: used there, no copies in or out. Valid until the next
+   * GUP call that uses it.
+   */
+  gupPagesBuffer(n: number): Uint32Array {
+    if (!Number.isInteger(n) || n <= 0 || n > GUP_MAX) fail("EINVAL", "gupPagesBuffer", `n must be in [1, ${GUP_MAX}]`, n);
+    return this.gupPagesView(n);
+  }
+
+  /** @internal The walk's output buffer (assembly/gup.ts GUP_PAGES). */
+  gupPagesView(n: number): Uint32Array {
+    return new Uint32Array(this.core.memory.buffer, this.core.gupPagesPtr(), n);
+  }
+
+  /** @internal A release's input buffer (GUP_IN). */
+  gupInView(n: number): Uint32Array {
+    return new Uint32Array(this.core.memory.buffer, this.core.gupInPtr(), n);
   }
 
   /** vmstat counters, by their kernel names. */

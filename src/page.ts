@@ -3,6 +3,7 @@
 import type { Machine } from "./machine.js";
 import { fail } from "./errors.js";
 import { L } from "./layout.js";
+import { GUP_PIN_COUNTING_BIAS } from "./pin/flags.js";
 
 /** enum pageflags bits a driver may look at. */
 export const PG_locked = 0;
@@ -55,10 +56,32 @@ export class PageAccess {
     this.machine.core.pageGet(this.inUse("get_page", pfn));
   }
 
-  /** put_page: the last reference frees the page (a device page goes back to its range). */
+  /**
+   * put_page: the last reference frees the page (a device page goes back to its range).
+   * References GUP handed out go back through releasePages / unpinUserPages, which keep GUP's
+   * ledger: a put that would drop the refcount below what GUP and the mappings hold is refused.
+   */
   put(pfn: number): void {
-    this.machine.core.pagePut(this.inUse("put_page", pfn));
+    const core = this.machine.core;
+    this.inUse("put_page", pfn);
+    const gup = core.pageGupRefCount(pfn) + core.pagePincount(pfn) * GUP_PIN_COUNTING_BIAS;
+    if (gup > 0 && core.pageRefcount(pfn) - 1 < gup + core.pageMapcount(pfn))
+      fail("EINVAL", "put_page", `pfn ${pfn}'s references are GUP's: give them back with releasePages or unpinUserPages`, pfn);
+    core.pagePut(pfn);
     this.machine.settle();
+  }
+
+  /**
+   * folio_maybe_dma_pinned: the kernel's test for an order-0 page, refcount >= GUP_PIN_COUNTING_BIAS.
+   * True for every pinned page, and also for a page with 1024 plain references (a false positive).
+   */
+  folioMaybeDmaPinned(pfn: number): boolean {
+    return this.machine.core.pageRefcount(this.inUse("folio_maybe_dma_pinned", pfn, true)) >>> 0 >= GUP_PIN_COUNTING_BIAS;
+  }
+
+  /** Pins held on the page (pin_user_pages' exact count; the kernel keeps it only for large folios). */
+  pincount(pfn: number): number {
+    return this.machine.core.pagePincount(this.inUse("folio_pincount", pfn));
   }
 
   trylock(pfn: number): boolean {

@@ -388,16 +388,17 @@ export class Process {
     const child = this.machine.spawn({ node: this.node });
     const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
     this.machine.ptesMoved(this, false);
+    // The child's VMAs come first: a maybe-pinned page is copied into the child's anon_vma.
+    child.commit(list);
     for (const v of this.vmas) {
       if (v.flags & VM_SHARED) continue; // shared pages refault from the object, as the kernel skips them
       // The parent's PTEs lose write permission (and device-exclusive entries end) for COW.
       this.notify(v.start * PAGE_SIZE, v.end * PAGE_SIZE, MMU_NOTIFY_PROTECTION_PAGE);
       if (!core.copyRange(child.mm, this.mm, v.start, v.end - v.start)) {
         child.exit();
-        fail("ENOMEM", fn, `out of page tables while copying`, this.pid);
+        fail("ENOMEM", fn, `out of memory while copying (page tables, or copies of pinned pages)`, this.pid);
       }
     }
-    child.commit(list);
     return child;
   }
 
@@ -482,10 +483,18 @@ export class Process {
     }
   }
 
-  /** @internal handle_mm_fault for one page outside a CPU access (GUP, hmm_range_fault). */
-  faultPage(addr: number, write: boolean): MmError | null {
+  /**
+   * @internal handle_mm_fault for one page outside a CPU access (GUP, hmm_range_fault).
+   * GUP may ask for FAULT_FLAG_UNSHARE (`unshare`) or a FOLL_FORCE fault (`force`).
+   */
+  faultPage(addr: number, write: boolean, gup: { unshare?: boolean; force?: boolean } = {}): MmError | null {
+    const core = this.machine.core;
+    const vpn = Math.floor(addr / PAGE_SIZE);
+    const special = gup.unshare === true || gup.force === true;
     for (let tries = 0; tries < 16; tries++) {
-      const code = this.machine.core.fault(this.mm, Math.floor(addr / PAGE_SIZE), write ? 1 : 0);
+      const code = special
+        ? core.gupFault(this.mm, vpn, write ? 1 : 0, gup.unshare ? 1 : 0, gup.force ? 1 : 0)
+        : core.fault(this.mm, vpn, write ? 1 : 0);
       if (code === 0) return null;
       const err = this.resolveFault(code, addr, write, this.machine.result.getUint32(20, true));
       if (err) return err;

@@ -19,6 +19,8 @@ export const STAT_SLOTS = {
   pgmigrate_fail: 16,
   pgmigrate_ro_pages: 36,
   pgmigrate_entry_wait: 37,
+  nr_foll_pin_acquired: 17,
+  nr_foll_pin_released: 18,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

@@ -72,6 +72,21 @@ export interface CoreExports {
   pageCensus(framesPerBucket: number): number;
   hmmLastFaultWrite(): number;
   reclaim(n: number): number;
+  gupPagesPtr(): number;
+  gupInPtr(): number;
+  gupRange(mm: number, vpn: number, n: number, from: number, flags: number): number;
+  gupStopReason(): number;
+  gupStopIsWrite(): number;
+  gupFault(mm: number, vpn: number, write: number, unshare: number, force: number): number;
+  gupReleaseList(inPlace: number, n: number, pin: number, dirty: number): number;
+  gupTakeList(n: number, pin: number): number;
+  gupUntakeList(n: number, pin: number): void;
+  gupDropList(n: number, pin: number, dirty: number): void;
+  gupBadEntryReason(): number;
+  gupUnpinnable(n: number): number;
+  pageNodeId(pfn: number): number;
+  pageGupRefCount(pfn: number): number;
+  pagePincount(pfn: number): number;
 }
 
 const modules = new Map<WasmBuild, WebAssembly.Module>();

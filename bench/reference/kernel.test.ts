@@ -318,3 +318,44 @@ describe('reference migrate_vma', () => {
     expect(() => mm.migrate(10, 4, true)).toThrow('EINVAL');
   });
 });
+
+describe('reference kernel: pin_user_pages', () => {
+  it('pins add GUP_PIN_COUNTING_BIAS; unpinning frees pages nobody maps any more', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const mm = m.spawn();
+    mm.mmapAnon(0x100, 8);
+    mm.touch(0x100, 8, true, 1n);
+    const pages = new Uint32Array(8);
+    mm.pinUserPages(0x100, 8, false, pages);
+    expect(Array.from(pages, (pfn) => m.refcount[pfn])).toEqual(Array(8).fill(1025));
+    expect(m.counters().nr_foll_pin_acquired).toBe(8);
+    const free = m.counters().nr_free_pages;
+    mm.exit();
+    expect(m.counters().nr_free_pages).toBe(free);
+    expect(() => m.unpinUserPages(Uint32Array.from([pages[0], pages[0]]), 2)).toThrow('EINVAL');
+    expect(m.pincount[pages[0]]).toBe(1);
+    m.unpinUserPages(pages, 8);
+    expect(m.counters().nr_free_pages).toBe(free + 8);
+    expect(m.counters().nr_foll_pin_released).toBe(8);
+  });
+
+  it('a read pin unshares a page shared with a child; the zero page is returned unpinned', () => {
+    const m = new RefMachine({ pages: PAGES });
+    const parent = m.spawn();
+    parent.mmapAnon(0x100, 4);
+    parent.touch(0x100, 2, true, 7n);
+    const child = parent.fork();
+    const shared = ptePfn(parent.pteAt(0x100));
+    const pages = new Uint32Array(4);
+    parent.pinUserPages(0x100, 4, false, pages);
+    expect(pages[0]).not.toBe(shared);
+    expect(ptePfn(child.pteAt(0x100))).toBe(shared);
+    expect(parent.pteAt(0x100) & _PAGE_RW).toBe(0n);
+    expect(parent.readTag(0x100)).toBe(7n);
+    expect(Array.from(pages.subarray(2))).toEqual([0, 0]);
+    expect(m.counters().nr_foll_pin_acquired).toBe(2);
+    m.unpinUserPages(pages, 4);
+    child.exit();
+    parent.exit();
+  });
+});

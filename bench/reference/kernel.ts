@@ -32,6 +32,8 @@ export const PG_reserved = 1 << 13;
 export const PG_swapbacked = 1 << 17;
 /** Private marker for free block heads (the kernel uses the PageBuddy page type). */
 export const PG_buddy = 0x80000000;
+/** A pin's share of an order-0 page's refcount (FOLL_PIN). */
+export const GUP_PIN_COUNTING_BIAS = 1024;
 
 // x86-64 PTE bits, as used internally on the low word of an entry.
 const PAGE_PRESENT = 1 << 0;
@@ -164,6 +166,8 @@ export interface RefCounters {
   nr_page_table_pages: number;
   pgmigrate_success: number;
   pgmigrate_fail: number;
+  nr_foll_pin_acquired: number;
+  nr_foll_pin_released: number;
 }
 
 export interface RefWalk {
@@ -195,6 +199,8 @@ export class RefMachine {
   readonly flags: Uint32Array;
   readonly refcount: Int32Array;
   readonly mapcount: Int32Array;
+  /** Pins held per page (pin_user_pages), beside the GUP_PIN_COUNTING_BIAS in refcount. */
+  readonly pincount: Int32Array;
   readonly order: Uint8Array;
   readonly lruNext: Uint32Array;
   readonly lruPrev: Uint32Array;
@@ -241,6 +247,8 @@ export class RefMachine {
   nr_page_table_pages = 0;
   pgmigrate_success = 0;
   pgmigrate_fail = 0;
+  nr_foll_pin_acquired = 0;
+  nr_foll_pin_released = 0;
 
   constructor(opts: RefMachineOptions) {
     const pages = opts.pages;
@@ -261,6 +269,7 @@ export class RefMachine {
     this.flags = new Uint32Array(frames);
     this.refcount = new Int32Array(frames);
     this.mapcount = new Int32Array(frames);
+    this.pincount = new Int32Array(frames);
     this.order = new Uint8Array(frames);
     this.lruNext = new Uint32Array(frames).fill(NONE);
     this.lruPrev = new Uint32Array(frames).fill(NONE);
@@ -316,6 +325,8 @@ export class RefMachine {
       nr_page_table_pages: this.nr_page_table_pages,
       pgmigrate_success: this.pgmigrate_success,
       pgmigrate_fail: this.pgmigrate_fail,
+      nr_foll_pin_acquired: this.nr_foll_pin_acquired,
+      nr_foll_pin_released: this.nr_foll_pin_released,
     };
   }
 
@@ -441,6 +452,31 @@ export class RefMachine {
     if (--this.refcount[pfn] !== 0) return;
     if (pfn >= this.pages) this.freeDevicePage(pfn);
     else this.freePages(pfn, 0);
+  }
+
+  /**
+   * unpin_user_pages of pages[0, n): every entry must hold a pin, counting repeats (the zero
+   * page is skipped), or it throws EINVAL with nothing released; then each pin's bias goes.
+   */
+  unpinUserPages(pages: Uint32Array, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const pfn = pages[i];
+      if (pfn === 0) continue;
+      if (pfn >= this.pincount.length || this.pincount[pfn] <= 0) {
+        for (let k = 0; k < i; k++) if (pages[k] !== 0) this.pincount[pages[k]]++;
+        throw new Error('EINVAL');
+      }
+      this.pincount[pfn]--;
+    }
+    let released = 0;
+    for (let i = 0; i < n; i++) {
+      const pfn = pages[i];
+      if (pfn === 0) continue;
+      released++;
+      this.refcount[pfn] -= GUP_PIN_COUNTING_BIAS - 1;
+      this.putPage(pfn);
+    }
+    this.nr_foll_pin_released += released;
   }
 
   // ---- device memory (the driver's side) ----
@@ -665,6 +701,21 @@ export class RefMm {
   private access(vpn: number, w: number, write: boolean, tagLo: number, tagHi: number): void {
     const m = this.machine;
     const pool = m.pool;
+    this.handleMmFault(vpn, w, write);
+    if (write) {
+      const pfn = entryPfn(pool, w);
+      m.tags[2 * pfn] = tagLo;
+      m.tags[2 * pfn + 1] = tagHi;
+      pool[w] |= PAGE_ACCESSED | PAGE_DIRTY;
+    } else {
+      pool[w] |= PAGE_ACCESSED;
+    }
+  }
+
+  /** handle_mm_fault() for the PTE of vpn at word offset w, when the access needs one. */
+  private handleMmFault(vpn: number, w: number, write: boolean): void {
+    const m = this.machine;
+    const pool = m.pool;
     let pte = pool[w];
     if (pte !== 0 && (pte & PAGE_PRESENT) === 0) {
       m.pgfault++;
@@ -681,14 +732,61 @@ export class RefMm {
       m.pgfault++;
       this.doWpPage(w);
     }
-    if (write) {
-      const pfn = entryPfn(pool, w);
-      m.tags[2 * pfn] = tagLo;
-      m.tags[2 * pfn + 1] = tagHi;
-      pool[w] |= PAGE_ACCESSED | PAGE_DIRTY;
-    } else {
-      pool[w] |= PAGE_ACCESSED;
+  }
+
+  /**
+   * pin_user_pages of [startVpn, startVpn+npages) into pages (FOLL_PIN, and FOLL_WRITE if
+   * `write`): faults in what is missing or write-protected, unshares a shared anon page for a
+   * read pin (a private copy, still read-only), then adds a pin to each page; the zero page is
+   * returned unpinned. Every page must lie in a VMA (no all-or-nothing rollback here).
+   */
+  pinUserPages(startVpn: number, npages: number, write: boolean, pages: Uint32Array): void {
+    const m = this.machine;
+    const pool = m.pool;
+    const end = startVpn + npages;
+    let pinned = 0;
+    let vpn = startVpn;
+    while (vpn < end) {
+      const vma = this.findVma(vpn);
+      if (vma === undefined) throw new Error('EFAULT');
+      const stop = Math.min(end, vma.end, nextBoundary(vpn, PMD_SPAN));
+      const table = this.pteTableAlloc(vpn);
+      for (; vpn < stop; vpn++) {
+        const w = table + 2 * pteIndex(vpn);
+        let pte = pool[w];
+        if ((pte & PAGE_PRESENT) === 0 || (write && (pte & PAGE_RW) === 0)) {
+          this.handleMmFault(vpn, w, write);
+          pte = pool[w];
+        }
+        let pfn = entryPfn(pool, w);
+        if (!write && (pte & PAGE_RW) === 0 && pfn !== 0 && (m.flags[pfn] & PG_anon_exclusive) === 0) {
+          pfn = this.unshare(w, pfn);
+        }
+        pages[vpn - startVpn] = pfn;
+        if (pfn === 0) continue;
+        m.refcount[pfn] += GUP_PIN_COUNTING_BIAS;
+        m.pincount[pfn]++;
+        pinned++;
+      }
     }
+    m.nr_foll_pin_acquired += pinned;
+  }
+
+  /** FAULT_FLAG_UNSHARE: a read-only shared anon page becomes this mm's own, still read-only. */
+  private unshare(w: number, pfn: number): number {
+    const m = this.machine;
+    m.pgfault++;
+    if (m.refcount[pfn] === 1) {
+      m.flags[pfn] |= PG_anon_exclusive;
+      return pfn;
+    }
+    const copy = m.allocAnonPage();
+    m.tags[2 * copy] = m.tags[2 * pfn];
+    m.tags[2 * copy + 1] = m.tags[2 * pfn + 1];
+    m.unmapAnonPage(pfn);
+    m.cow_fault++;
+    setEntry(m.pool, w, copy, PAGE_PRESENT | PAGE_USER | PAGE_ACCESSED);
+    return copy;
   }
 
   /**
@@ -724,7 +822,7 @@ export class RefMm {
     // wp_can_reuse_anon_folio(): nobody else can see the page, write in place.
     if ((m.flags[pfn] & PG_anon_exclusive) !== 0 || m.refcount[pfn] === 1) {
       m.flags[pfn] |= PG_anon_exclusive;
-      pool[w] |= PAGE_RW | PAGE_DIRTY;
+      pool[w] |= PAGE_RW | PAGE_DIRTY | PAGE_ACCESSED;
       return;
     }
     // wp_page_copy(): private copy for this mm, drop our share of the old page.
