@@ -1,7 +1,7 @@
 // Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
 // split on allocation (expand), merge with the buddy on free.
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
-import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, privateOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
+import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, pinpageHoldsOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
 
@@ -186,7 +186,7 @@ function rmqueue(z: u32, order: u32): u32 {
 // first reference; debug builds verify the rest.
 function prepNewPage(pfn: u32, order: u32): void {
   assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0 && gupRefsOf(pfn) == 0, "bad free page");
-  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
+  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && pinpageHoldsOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
   setOrder(pfn, order);
   statAdd(NR_FREE_PAGES, -(<i64>1 << order));
@@ -251,7 +251,7 @@ function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
 // prepNewPage for an order-0 page of a bulk allocation (the counters are added once).
 @inline function prepBulkPage(pfn: u32): void {
   assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0 && gupRefsOf(pfn) == 0, "bad free page");
-  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && privateOf(pfn) == 0, "bad free page");
+  assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && pinpageHoldsOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
   setOrder(pfn, 0);
 }

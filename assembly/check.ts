@@ -1,7 +1,7 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, GUP_PIN_COUNTING_BIAS, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
@@ -40,6 +40,7 @@ export const CHECK_PIN_LEDGER: u32 = 21;
 export const CHECK_GUP_DEVICE_PRIVATE: u32 = 22;
 export const CHECK_FREE_PAGE_HELD: u32 = 23;
 export const CHECK_GUP_ONLY_REFCOUNT: u32 = 24;
+export const CHECK_PINPAGE_FLAG: u32 = 25;
 export const CHECK_RO_MIGRATION: u32 = 36;
 export const CHECK_RO_MIGRATION_WRITE: u32 = 37;
 
@@ -85,7 +86,7 @@ function checkFreeLists(): u32 {
           const p = pfn + i;
           if (load<u32>(scratch(p)) & SCRATCH_FREE) return fail(CHECK_FREE_LIST_CORRUPT, p, o, z);
           if (refOf(p) != 0 || mapcountOf(p) != 0) return fail(CHECK_FREE_PAGE_IN_USE, p, refOf(p), mapcountOf(p));
-          if (gupRefsOf(p) != 0 || pincountOf(p) != 0) return fail(CHECK_FREE_PAGE_HELD, p, gupRefsOf(p), pincountOf(p));
+          if (gupRefsOf(p) != 0 || pincountOf(p) != 0 || pinpageHoldsOf(p) != 0) return fail(CHECK_FREE_PAGE_HELD, p, gupRefsOf(p), pincountOf(p));
           store<u32>(scratch(p), SCRATCH_FREE);
         }
         n++;
@@ -100,7 +101,7 @@ function checkFreeLists(): u32 {
       if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes)
         return fail(CHECK_FREE_LIST_CORRUPT, pfn, 0, z);
       if (refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_IN_USE, pfn, refOf(pfn), mapcountOf(pfn));
-      if (gupRefsOf(pfn) != 0 || pincountOf(pfn) != 0) return fail(CHECK_FREE_PAGE_HELD, pfn, gupRefsOf(pfn), pincountOf(pfn));
+      if (gupRefsOf(pfn) != 0 || pincountOf(pfn) != 0 || pinpageHoldsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_HELD, pfn, gupRefsOf(pfn), pincountOf(pfn));
       store<u32>(scratch(pfn), SCRATCH_FREE);
       pcp++;
     }
@@ -262,9 +263,12 @@ export function checkMachine(): u32 {
     if (f & (1 << PG_reserved)) continue;
     const maps = <i32>(s & SCRATCH_COUNT);
     const cached: i32 = (s & SCRATCH_CACHED) != 0 ? 1 : 0;
-    // GUP's holders: FOLL_GET references, and FOLL_PIN pins at GUP_PIN_COUNTING_BIAS each.
+    // Holders outside mappings: FOLL_GET references, pin control subsystems' holds, and
+    // FOLL_PIN pins at GUP_PIN_COUNTING_BIAS each.
     const pinned = pincountOf(pfn);
-    const gup = <i64>gupRefsOf(pfn) + <i64>pinned * GUP_PIN_COUNTING_BIAS;
+    const holds = pinpageHoldsOf(pfn);
+    const gup = <i64>gupRefsOf(pfn) + <i64>holds + <i64>pinned * GUP_PIN_COUNTING_BIAS;
+    if ((holds != 0) != ((f & (1 << PG_pin)) != 0)) return fail(CHECK_PINPAGE_FLAG, pfn, holds, f);
     pins += <i64>pinned;
     if (maps != mapcountOf(pfn)) return fail(CHECK_MAPCOUNT, pfn, maps, mapcountOf(pfn));
     if (<i64>refOf(pfn) < <i64>(maps + cached) + gup) return fail(CHECK_REFCOUNT, pfn, refOf(pfn), <f64>(<i64>(maps + cached) + gup));

@@ -18,7 +18,8 @@ import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFl
 import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, handleGupFault, faultPfn, setNotified } from "./fault";
 import { gupPages, gupIn, gupWalk, gupStop, gupStopWrite, gupRelease, gupTake, gupUntake, gupDrop, gupBadReason, gupCollectUnpinnable, pageNode } from "./gup";
-import { gupRefsOf, pincountOf } from "./memmap";
+import { pinpageHoldList, pinpageReleaseList, pinpageBadReason } from "./pinpage";
+import { gupRefsOf, pincountOf, pinpageHoldsOf } from "./memmap";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
@@ -321,9 +322,9 @@ export function migrateDeviceRangeSetup(slot: u32, startPfn: u32, npages: u32): 
   return r;
 }
 
-export function migratePfnListSetup(slot: u32, npages: u32): u32 {
+export function migratePfnListSetup(slot: u32, npages: u32, pinpage: bool): u32 {
   selectSlot(slot);
-  const r = migratePfnList(npages);
+  const r = migratePfnList(npages, pinpage);
   saveSlot();
   return r;
 }
@@ -597,4 +598,22 @@ export function pageGupRefCount(pfn: u32): u32 {
 
 export function pagePincount(pfn: u32): i32 {
   return pincountOf(pfn);
+}
+
+// ---- the pin control subsystem (seed 003) -------------------------------------------
+
+export function pinpageHold(n: u32): i32 {
+  return pinpageHoldList(gupIn, n);
+}
+
+export function pinpageRelease(n: u32): i32 {
+  return pinpageReleaseList(gupIn, n);
+}
+
+export function pinpageBadWhy(): u32 {
+  return pinpageBadReason;
+}
+
+export function pagePinpageHolds(pfn: u32): u32 {
+  return pinpageHoldsOf(pfn);
 }

@@ -14,6 +14,7 @@ export const L_PAGE_MAPCOUNT = 6;
 export const L_PAGE_PINCOUNT = 7;
 export const L_PAGE_MAPPING = 8;
 export const L_PAGE_INDEX = 9;
+// Slot 10 held page->private, which nothing used.
 export const L_PAGE_PRIVATE = 10;
 export const L_PAGE_LRU_NEXT = 11;
 export const L_PAGE_LRU_PREV = 12;
@@ -67,7 +68,6 @@ export let pageMapcount: usize = 0;
 export let pagePincount: usize = 0;
 export let pageMapping: usize = 0;
 export let pageIndex: usize = 0;
-export let pagePrivate: usize = 0;
 export let pageLruNext: usize = 0;
 export let pageLruPrev: usize = 0;
 export let pageZone: usize = 0;
@@ -115,7 +115,6 @@ export function readLayout(): void {
   pagePincount = slot(L_PAGE_PINCOUNT);
   pageMapping = slot(L_PAGE_MAPPING);
   pageIndex = slot(L_PAGE_INDEX);
-  pagePrivate = slot(L_PAGE_PRIVATE);
   pageLruNext = slot(L_PAGE_LRU_NEXT);
   pageLruPrev = slot(L_PAGE_LRU_PREV);
   pageZone = slot(L_PAGE_ZONE);

@@ -1,7 +1,7 @@
 // struct page as structure-of-arrays, one slot per pfn.
 import {
   nframes, pageFlags, pageRef, pageMapcount, pagePincount, pageMapping, pageIndex,
-  pagePrivate, pageLruNext, pageLruPrev, pageZone, pageOrder, pageGupRefs,
+  pageLruNext, pageLruPrev, pageZone, pageOrder, pageGupRefs,
 } from "./layout";
 
 // enum pageflags, with the kernel's bit numbers.
@@ -29,6 +29,8 @@ export const PG_unevictable: u32 = 18;
 export const PG_dropbehind: u32 = 19;
 export const PG_mlocked: u32 = 20;
 export const PG_hwpoison: u32 = 21;
+// The pin control subsystem's flag (seed 003's PG_pin): some subsystem holds the page.
+export const PG_pin: u32 = 22;
 // Page types live outside the PG_* bits in the kernel (page_type); ours sit in the top bits.
 export const PGTY_buddy: u32 = 31;
 
@@ -79,12 +81,24 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 @inline export function setPincount(pfn: u32, v: i32): void {
   store<i32>(pagePincount + (<usize>pfn << 2), v);
 }
-// GUP's ledger of FOLL_GET references handed out (FOLL_PIN pins are in pincount).
+// The ledger of references held outside mappings and the page cache, one u32 per page:
+// FOLL_GET references GUP handed out in the low 24 bits, holds of pin control subsystems
+// (seed 003, one per subsystem) in the top 8. FOLL_PIN pins are counted in pincount.
+export const GUP_REFS_MAX: u32 = 0xffffff;
+export const PINPAGE_HOLDS_MAX: u32 = 0xff;
 @inline export function gupRefsOf(pfn: u32): u32 {
-  return load<u32>(pageGupRefs + (<usize>pfn << 2));
+  return load<u32>(pageGupRefs + (<usize>pfn << 2)) & GUP_REFS_MAX;
 }
 @inline export function setGupRefs(pfn: u32, v: u32): void {
-  store<u32>(pageGupRefs + (<usize>pfn << 2), v);
+  const at = pageGupRefs + (<usize>pfn << 2);
+  store<u32>(at, (load<u32>(at) & ~GUP_REFS_MAX) | v);
+}
+@inline export function pinpageHoldsOf(pfn: u32): u32 {
+  return load<u32>(pageGupRefs + (<usize>pfn << 2)) >>> 24;
+}
+@inline export function setPinpageHolds(pfn: u32, n: u32): void {
+  const at = pageGupRefs + (<usize>pfn << 2);
+  store<u32>(at, (load<u32>(at) & GUP_REFS_MAX) | (n << 24));
 }
 @inline export function mappingOf(pfn: u32): u32 {
   return load<u32>(pageMapping + (<usize>pfn << 2));
@@ -98,12 +112,6 @@ export const PAGE_MAPPING_ANON: u32 = 1;
 }
 @inline export function setIndex(pfn: u32, v: u64): void {
   store<u64>(pageIndex + (<usize>pfn << 3), v);
-}
-@inline export function privateOf(pfn: u32): u32 {
-  return load<u32>(pagePrivate + (<usize>pfn << 2));
-}
-@inline export function setPrivate(pfn: u32, v: u32): void {
-  store<u32>(pagePrivate + (<usize>pfn << 2), v);
 }
 @inline export function lruNext(pfn: u32): u32 {
   return load<u32>(pageLruNext + (<usize>pfn << 2));
@@ -152,6 +160,6 @@ export function clearPageFields(pfn: u32): void {
   setPincount(pfn, 0);
   setMapping(pfn, 0);
   setIndex(pfn, 0);
-  setPrivate(pfn, 0);
+  store<u32>(pageGupRefs + (<usize>pfn << 2), 0);
   setFlagsOf(pfn, 0);
 }

@@ -6,7 +6,7 @@ import { migrateSrc, migrateDst, maxMigrate, maxMms, nframes, NONE } from "./lay
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
-  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy,
+  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy, PG_pin, pinpageHoldsOf, setPinpageHolds,
 } from "./memmap";
 import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
@@ -40,7 +40,7 @@ export const MIGRATE_VMA_SELECT_COMPOUND: u32 = 1 << 3;
 // Migrations in flight, one per slot (a driver's migrate_to_ram may run while another
 // migration waits for its driver): each slot has its own src/dst arrays and state.
 export const MIGRATE_SLOTS: u32 = 4;
-const SLOT_STATE: usize = 32;
+const SLOT_STATE: usize = 48;
 const slotState: usize = memory.data(<i32>(MIGRATE_SLOTS * <u32>SLOT_STATE), 16);
 const sharedFlags: usize = memory.data(<i32>(MIGRATE_SLOTS * 65536));
 
@@ -58,6 +58,9 @@ export let migTouchedOthers: bool = false;
 // present PTEs are write-protected in place (read-only migration) instead of unmapped.
 let migNpages: u32 = 0;
 let migRo: bool = false;
+// Whether pages held by pin control subsystems may move: their holds go to the new page
+// (the subsystems were asked first, seed 003). Only pfn-list migrations allow it.
+let migPinpage: bool = false;
 
 // Makes `slot` the current migration; saveSlot() writes its state back.
 export function selectSlot(slot: u32): void {
@@ -73,6 +76,7 @@ export function selectSlot(slot: u32): void {
   migTouchedOthers = load<u32>(st + 20) != 0;
   migNpages = load<u32>(st + 24);
   migRo = load<u32>(st + 28) != 0;
+  migPinpage = load<u32>(st + 32) != 0;
 }
 
 export function saveSlot(): void {
@@ -83,6 +87,7 @@ export function saveSlot(): void {
   store<u32>(st + 20, migTouchedOthers ? 1 : 0);
   store<u32>(st + 24, migNpages);
   store<u32>(st + 28, migRo ? 1 : 0);
+  store<u32>(st + 32, migPinpage ? 1 : 0);
 }
 
 // The pages of every migration in flight, for machine.check(): `mark` goes on each page a
@@ -359,6 +364,7 @@ function checkPage(pfn: u32): bool {
   if (pfn == migFaultPage) extra++;
   if (isZoneDevicePage(pfn)) extra++;
   if (!pageIsAnon(pfn)) extra += 1 + (testFlag(pfn, PG_private) ? 1 : 0);
+  if (migPinpage) extra += <i32>pinpageHoldsOf(pfn);
   return refOf(pfn) - extra <= mapcountOf(pfn);
 }
 
@@ -367,6 +373,7 @@ function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32, ro: bool
   forgetKnown();
   migNpages = npages;
   migRo = ro;
+  migPinpage = false;
   migMm = mm;
   migStart = start;
   migFaultPage = faultPage;
@@ -572,10 +579,11 @@ export function migrateDeviceRange(startPfn: u32, npages: u32): u32 {
 // the caller; pages in use by a mapping or the page cache are locked and collected,
 // the rest (free, reserved, locked, held by nobody we can unmap) leave with src = 0.
 // The common engine of migrate_pages, compaction, CMA and offline.
-export function migratePfnList(npages: u32): u32 {
+export function migratePfnList(npages: u32, pinpage: bool): u32 {
   forgetKnown();
   migNpages = npages;
   migRo = false;
+  migPinpage = pinpage;
   migMm = NONE;
   migStart = 0;
   migFaultPage = NONE;
@@ -623,7 +631,8 @@ const MIGRATED_FLAGS: u32 = (1 << PG_dirty) | (1 << PG_uptodate) | (1 << PG_swap
 function migrateMapping(s: u32, d: u32): bool {
   const anon = pageIsAnon(s);
   const extra: i32 = s == migFaultPage ? 1 : 0;
-  const expected = mapcountOf(s) + (anon ? 0 : 1) + extra + 1;
+  const holds: i32 = migPinpage ? <i32>pinpageHoldsOf(s) : 0;
+  const expected = mapcountOf(s) + (anon ? 0 : 1) + extra + holds + 1;
   if (refOf(s) != expected) return false;
   if (!anon) {
     // The page cache slot moves to the new page, with its reference.
@@ -633,6 +642,15 @@ function migrateMapping(s: u32, d: u32): bool {
     store<u64>(slot, pfnPte(d, _PAGE_PRESENT));
     setRef(d, refOf(d) + 1);
     setRef(s, refOf(s) - 1);
+  }
+  if (holds != 0) {
+    // The subsystems' holds, with their references and PG_pin, go to the new page.
+    setRef(d, refOf(d) + holds);
+    setRef(s, refOf(s) - holds);
+    setPinpageHolds(d, <u32>holds);
+    setPinpageHolds(s, 0);
+    clearFlag(s, PG_pin);
+    setFlag(d, PG_pin);
   }
   setMapping(d, mappingOf(s));
   setIndex(d, indexOf(s));
@@ -775,6 +793,7 @@ function finalizeEnd(): void {
   migFaultPage = NONE;
   migNpages = 0;
   migRo = false;
+  migPinpage = false;
 }
 
 export function migrateFinalize(npages: u32): void {

@@ -27,6 +27,7 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   21: (a, b, c) => `${a} pins are held but nr_foll_pin_acquired ${b} - nr_foll_pin_released ${c} = ${b - c}`,
   22: (a, b, c) => `device-private pfn ${a} is held by GUP (${b} references, ${c} pins); GUP never returns such pages`,
   23: (a, b, c) => `free pfn ${a} still has ${b} GUP references and ${c} pins`,
+  25: (a, b) => `pfn ${a} has ${b} pin control subsystem holds but PG_pin says otherwise`,
   24: (a, b, c) => `pfn ${a} is held only by GUP, worth refcount ${c}, but has refcount ${b}`,
 };
 

@@ -33,4 +33,5 @@ export {
   FOLL_SPLIT_PMD, FOLL_PCI_P2PDMA, FOLL_INTERRUPTIBLE, FOLL_HONOR_NUMA_FAULT, FOLL_TOUCH, FOLL_TRIED, FOLL_REMOTE,
   FOLL_PIN, FOLL_FAST_ONLY, FOLL_UNLOCKABLE, FOLL_MADV_POPULATE, GUP_PIN_COUNTING_BIAS,
 } from "./pin/flags.js";
+export { PinpageSystem, type PinpageOps } from "./pin/pinpage.js";
 export * from "./stress/index.js";

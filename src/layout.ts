@@ -21,7 +21,7 @@ export const RESULT_SIZE = 256;
  * Bytes of struct page per frame: eight u32 fields, the u64 index, two u8 (zone, order), and
  * GUP's u32 ledger of FOLL_GET references (the kernel has no such field; it makes check() exact).
  */
-export const STRUCT_PAGE_BYTES = 9 * 4 + 8 + 2;
+export const STRUCT_PAGE_BYTES = 8 * 4 + 8 + 2;
 /** Per-frame scratch for machine.check(). */
 export const SCRATCH_BYTES = 4;
 const WASM_PAGE = 65536;
@@ -88,7 +88,6 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   region(L.PAGE_PINCOUNT, 4 * n);
   region(L.PAGE_MAPPING, 4 * n);
   region(L.PAGE_INDEX, 8 * n, 8);
-  region(L.PAGE_PRIVATE, 4 * n);
   region(L.PAGE_LRU_NEXT, 4 * n);
   region(L.PAGE_LRU_PREV, 4 * n);
   region(L.PAGE_ZONE, n);

@@ -18,6 +18,7 @@ import { MmuIntervalNotifier, MmuSubscriptions, MMU_NOTIFY_EXCLUSIVE, MMU_NOTIFY
 import { VM_FAULT_SIGBUS } from "./device/pagemap.js";
 import { vmFaultError } from "./process.js";
 import { TASK_SIZE } from "./constants.js";
+import { registerPinpage, type PinpageSystem, type PinpageOps } from "./pin/pinpage.js";
 import { PageAccess, PG_reserved, PG_hwpoison } from "./page.js";
 import { FOLL_GET, FOLL_PIN } from "./pin/flags.js";
 import { getUserPagesCommon } from "./pin/gup.js";
@@ -60,6 +61,8 @@ export class Machine {
   private readonly ownerIds = new Map<unknown, number>();
   /** @internal Migrations in flight, by slot of the core's src/dst arrays. */
   readonly migrations: (MigrateVma | null)[] = new Array(MIGRATE_SLOTS).fill(null);
+  /** @internal Registered pin control subsystems, in registration order. */
+  readonly pinpageSystems: PinpageSystem[] = [];
   /** struct page access for drivers: references, locks, contents. */
   readonly page: PageAccess;
   /** @internal Set while a GUP call runs (its fault callbacks may not start another). */
@@ -203,6 +206,14 @@ export class Machine {
   /** migrate_device_pfns over any frames: collects the in-use pages of a pfn list (system or device). */
   migrateDevicePfns(pfns: ArrayLike<number>): MigrateVma {
     return migrateDevicePfns(this, pfns);
+  }
+
+  /**
+   * register_pinpage (seed 003's pin control subsystem): a subsystem that holds pages and
+   * moves with them when migration, compaction, CMA or offline needs them elsewhere.
+   */
+  registerPinpage<T>(name: string, ops: PinpageOps<T>): PinpageSystem<T> {
+    return registerPinpage(this, name, ops);
   }
 
   /** Evicts every in-use page of a device range to system memory; returns how many stayed. */

@@ -9,6 +9,7 @@ import { MAX_MIGRATE } from "./layout.js";
 import { PAGE_SIZE, VM_IO, VM_PFNMAP } from "./constants.js";
 import { MMU_NOTIFY_MIGRATE } from "./hmm/notifier.js";
 import { PG_locked } from "./page.js";
+import { askHolders, settleHolders, type HolderMoves } from "./pin/pinpage.js";
 
 export const MIGRATE_PFN_VALID = 1n << 0n;
 export const MIGRATE_PFN_MIGRATE = 1n << 1n;
@@ -72,6 +73,9 @@ export class MigrateVma {
   /** Whether allocAndCopy gave a hole a new page (migrate_vma_insert_page will run). */
   private fillsHoles = false;
   private stage: Stage = "collected";
+  /** @internal Whether pages held by pin control subsystems may move (pfn-list migrations). */
+  pinpage = false;
+  private holderMoves: HolderMoves | null = null;
   /** Whether setup write-protected pages in place (read-only migration entries). */
   readonly readOnlyEntries: boolean;
 
@@ -165,6 +169,8 @@ export class MigrateVma {
       const { proc, start } = this.where;
       proc.notify(start, start + this.npages * PAGE_SIZE, MMU_NOTIFY_MIGRATE, this.owner);
     }
+    // The pin control subsystems move their holds to the new pages (or refuse) now.
+    if (this.pinpage) this.holderMoves = askHolders(this.machine, this, this.src, this.dstView);
   }
 
   /** The restore path for a driver that cannot go on: nothing migrates, new pages are freed. */
@@ -185,6 +191,7 @@ export class MigrateVma {
   }
 
   private end(): void {
+    if (this.holderMoves) settleHolders(this, this.holderMoves, (i) => (this.src[i]! & MIGRATE_PFN_MIGRATE) !== 0n);
     this.stage = "done";
     this.machine.migrations[this.slot] = null;
     this.machine.settle();
@@ -261,8 +268,9 @@ export function migrateDevicePfns(m: Machine, pfns: ArrayLike<number>): MigrateV
   const slot = freeSlot(m, fn);
   const src = m.migrateSrcView(slot, n);
   for (let i = 0; i < n; i++) src[i] = migratePfn(pfns[i]!);
-  const cpages = m.core.migratePfnListSetup(slot, n);
+  const cpages = m.core.migratePfnListSetup(slot, n, 1);
   const mig = new MigrateVma(m, slot, n, cpages, null, null);
+  mig.pinpage = true;
   m.migrations[slot] = mig;
   m.notifyOtherMappings(slot, null);
   return mig;

@@ -58,15 +58,15 @@ export class PageAccess {
 
   /**
    * put_page: the last reference frees the page (a device page goes back to its range).
-   * References GUP handed out go back through releasePages / unpinUserPages, which keep GUP's
-   * ledger: a put that would drop the refcount below what GUP and the mappings hold is refused.
+   * References GUP handed out go back through releasePages / unpinUserPages (a pin control
+   * subsystem's through clearPinpages), which keep the ledger: a put that would drop the refcount below what GUP and the mappings hold is refused.
    */
   put(pfn: number): void {
     const core = this.machine.core;
     this.inUse("put_page", pfn);
-    const gup = core.pageGupRefCount(pfn) + core.pagePincount(pfn) * GUP_PIN_COUNTING_BIAS;
+    const gup = core.pageGupRefCount(pfn) + core.pagePinpageHolds(pfn) + core.pagePincount(pfn) * GUP_PIN_COUNTING_BIAS;
     if (gup > 0 && core.pageRefcount(pfn) - 1 < gup + core.pageMapcount(pfn))
-      fail("EINVAL", "put_page", `pfn ${pfn}'s references are GUP's: give them back with releasePages or unpinUserPages`, pfn);
+      fail("EINVAL", "put_page", `pfn ${pfn}'s references are GUP's or a pin control subsystem's: give them back with releasePages, unpinUserPages or clearPinpages`, pfn);
     core.pagePut(pfn);
     this.machine.settle();
   }

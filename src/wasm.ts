@@ -57,7 +57,11 @@ export interface CoreExports {
   migrateVmaSetup(slot: number, mm: number, vpn: number, npages: number, flags: number, owner: number, faultPage: number, readOnly: number): number;
   migrateForgetOwnPtes(slot: number, dropMm: number): void;
   migrateDeviceRangeSetup(slot: number, startPfn: number, npages: number): number;
-  migratePfnListSetup(slot: number, npages: number): number;
+  migratePfnListSetup(slot: number, npages: number, pinpage: number): number;
+  pinpageHold(n: number): number;
+  pinpageRelease(n: number): number;
+  pinpageBadWhy(): number;
+  pagePinpageHolds(pfn: number): number;
   migrateTouchedOthers(slot: number): number;
   memoryFailurePoison(pfn: number): number;
   pageSetHwpoison(pfn: number): void;
