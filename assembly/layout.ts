@@ -44,7 +44,10 @@ export const L_HMM_PFNS = 36;
 export const L_FREED_RING = 37;
 export const L_FREED_RING_SIZE = 38;
 export const L_SYSTEM_FRAMES = 39;
-export const L_END = 40;
+// 40 and 43..46 are other subsystems'.
+export const L_PAGEBLOCKS = 41;
+export const L_CMA = 42;
+export const L_END = 47;
 
 export const CONTENT_BYTES: u32 = 0;
 export const CONTENT_TAGS: u32 = 1;
@@ -95,6 +98,10 @@ export let freedRing: usize = 0;
 export let freedRingSize: u32 = 0;
 // Frames below this pfn are system RAM; the rest is physical address space for ZONE_DEVICE.
 export let systemFrames: u32 = 0;
+// One migratetype byte per pageblock (assembly/pageblock.ts).
+export let pageblocksBase: usize = 0;
+// The CMA area table and the areas' allocation bitmaps (assembly/pageblock.ts).
+export let cmaBase: usize = 0;
 
 @inline function slot(i: i32): u32 {
   return load<u32>(LAYOUT + (<usize>i << 2));
@@ -141,4 +148,6 @@ export function readLayout(): void {
   freedRing = slot(L_FREED_RING);
   freedRingSize = slot(L_FREED_RING_SIZE);
   systemFrames = slot(L_SYSTEM_FRAMES);
+  pageblocksBase = slot(L_PAGEBLOCKS);
+  cmaBase = slot(L_CMA);
 }

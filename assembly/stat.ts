@@ -19,6 +19,15 @@ export const PGALLOC_FAIL = 13;
 export const NR_RADIX_NODES = 14;
 export const PGMIGRATE_SUCCESS = 15;
 export const PGMIGRATE_FAIL = 16;
+export const COMPACT_MIGRATE_SCANNED = 26;
+export const COMPACT_FREE_SCANNED = 27;
+export const COMPACT_ISOLATED = 28;
+export const COMPACT_STALL = 29;
+export const COMPACT_FAIL = 30;
+export const COMPACT_SUCCESS = 31;
+export const CMA_ALLOC_SUCCESS = 32;
+export const CMA_ALLOC_FAIL = 33;
+export const NR_FREE_CMA = 34;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

@@ -22,6 +22,13 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   18: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps device-private pfn ${c} with a present PTE`,
   19: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a device entry (type ${c}) whose pfn is not the right kind of page`,
   20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
+  40: (a, b, c) => `pageblock at pfn ${a} has flags 0x${b.toString(16)}, which disagree with its CMA area (${c < 0 ? "none" : c}) or its offline state`,
+  41: (a, b, c) => `free block at pfn ${a} (order ${b}) is on the free lists of class ${c}, not those of its pageblock`,
+  42: (a) => `pageblock at pfn ${a} is isolated with no isolation in flight and not offline`,
+  43: (a, b, c) => `offline pfn ${a} is in use (refcount ${b}, mapcount ${c}), flagged, or on a free list`,
+  44: (a, b, c) => `pfn ${a} is allocated from CMA area ${c} but free (refcount ${b})`,
+  45: (a, b, c) => `zone ${a} has ${b} CMA or isolated pageblocks but records ${c}`,
+  46: (a, b, c) => `zone ${a} has ${b} offline pages but records ${c}`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -17,6 +17,15 @@ export const STAT_SLOTS = {
   nr_radix_nodes: 14,
   pgmigrate_success: 15,
   pgmigrate_fail: 16,
+  compact_migrate_scanned: 26,
+  compact_free_scanned: 27,
+  compact_isolated: 28,
+  compact_stall: 29,
+  compact_fail: 30,
+  compact_success: 31,
+  cma_alloc_success: 32,
+  cma_alloc_fail: 33,
+  nr_free_cma: 34,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;
