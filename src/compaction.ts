@@ -66,21 +66,17 @@ function compactZoneRun(m: Machine, z: number, order: number): Run {
   try {
     while (st === COMPACT_CONTINUE) {
       const cpages = core.compactIsolate(slot);
-      const stats = new Uint32Array(core.memory.buffer, core.compactStatsBase(), 10);
-      const nPinned = stats[9]!;
-      if (nPinned > 0) resolveExtraRefs(m, [...new Uint32Array(core.memory.buffer, core.compactPinnedBase(), nPinned)], "compact_zone");
       const n = core.compactBatch();
-      if (n === 0) {
-        st = core.compactMigrate(slot);
-        continue;
-      }
-      const mig = new MigrateVma(m, slot, n, cpages, null, null);
+      // The collected batch holds the slot until it is migrated or rolled back.
+      const mig = n > 0 ? new MigrateVma(m, slot, n, cpages, null, null) : null;
       m.migrations[slot] = mig;
       try {
-        m.notifyOtherMappings(slot, null);
+        const nPinned = new Uint32Array(core.memory.buffer, core.compactStatsBase(), 10)[9]!;
+        if (nPinned > 0) resolveExtraRefs(m, [...new Uint32Array(core.memory.buffer, core.compactPinnedBase(), nPinned)], "compact_zone");
+        if (mig) m.notifyOtherMappings(slot, null);
         st = core.compactMigrate(slot);
       } catch (e) {
-        mig.abort();
+        mig?.abort();
         throw e;
       } finally {
         m.migrations[slot] = null;
