@@ -94,12 +94,15 @@ export function compactBegin(z: u32, order: i32): u32 {
   return COMPACT_CONTINUE;
 }
 
+// The free scanner takes only blocks above the migrate scanner's next one (kernel: below
+// pageblock_end_pfn(migrate_pfn) it stops); they have met once it would take that one.
 @inline function scannersMet(): bool {
-  return ccFreeDone || ccFreePfn < ccMigratePfn;
+  return ccFreeDone || ccFreePfn <= ccMigratePfn;
 }
 
-// isolate_migratepages: the migrate scanner's next pageblock. Movable pages go to the src
-// array of migration slot `slot` and are collected (locked, unmapped); returns how many were.
+// isolate_migratepages: the migrate scanner's next pageblock. Movable pages, as many as
+// the free scanner finds targets for, go to the src array of migration slot `slot` and are
+// collected (locked, unmapped); returns how many were.
 export function compactIsolate(slot: u32): u32 {
   ccBatch = 0;
   store<u32>(ccStats + (CS_NR_PINNED_LIST << 2), 0);
@@ -143,6 +146,9 @@ export function compactIsolate(slot: u32): u32 {
   }
   bump(CS_PINNED, pinned);
   store<u32>(ccStats + (CS_NR_PINNED_LIST << 2), pinned);
+  // Targets first: pages no target waits for are not collected (unmapped) in vain.
+  isolateFreePages(n);
+  if (n > ccTail - ccHead) n = ccTail - ccHead;
   ccBatch = n;
   if (n == 0) {
     saveSlot();
