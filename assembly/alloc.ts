@@ -92,14 +92,8 @@ export function drainZone(z: u32): void {
   for (let pfn = pcpPop(z); pfn != NONE; pfn = pcpPop(z)) freeToBuddy(z, pfn, 0);
 }
 
-@inline export function freeAreaHead(z: u32, order: u32): u32 {
-  return load<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2));
-}
 @inline function setFreeAreaHead(z: u32, order: u32, pfn: u32): void {
   store<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2), pfn);
-}
-@inline export function freeAreaCount(z: u32, order: u32): u32 {
-  return load<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2));
 }
 @inline function setFreeAreaCount(z: u32, order: u32, n: u32): void {
   store<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2), n);
