@@ -3,7 +3,11 @@
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
 import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, pinpageHoldsOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
-import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL } from "./stat";
+import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL, NR_FREE_CMA } from "./stat";
+import {
+  blockClass, classHeadAddr, classCountAddr, zoneCmaFree, setZoneCmaFree, zoneIsolatedFree, setZoneIsolatedFree, zoneSpecialBlocks,
+  pageblockMigratetype, setPageblockMigratetype, PAGEBLOCK_ORDER, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
+} from "./pageblock";
 
 export const ZONE_NORMAL: u32 = 2;
 export const ZONE_MOVABLE: u32 = 3;
@@ -47,6 +51,9 @@ const Z_NR_FREE = 112;
 @inline export function zoneExists(z: u32): bool { return zoneEnd(z) > zoneStart(z); }
 @inline export function zoneIsDevice(z: u32): bool { return zoneType(z) == ZONE_DEVICE; }
 @inline export function zoneWmarkMin(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_MIN); }
+@inline export function zoneWmarkLow(z: u32): u32 { return load<u32>(zoneBase(z) + Z_WMARK_LOW); }
+@inline export function zoneManaged(z: u32): u32 { return load<u32>(zoneBase(z) + Z_MANAGED); }
+@inline export function setZoneManaged(z: u32, v: u32): void { store<u32>(zoneBase(z) + Z_MANAGED, v); }
 @inline export function pcpHead(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_HEAD); }
 @inline export function pcpCount(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_COUNT); }
 
@@ -65,15 +72,16 @@ const Z_NR_FREE = 112;
   return pfn;
 }
 
-// rmqueue_bulk: a batch of order-0 pages from the buddy lists onto the pcp list.
+// rmqueue_bulk: a batch of order-0 pages from the buddy lists onto the pcp list. Only
+// FL_NORMAL pages go there: the pcp list serves unmovable allocations too.
 function pcpRefill(z: u32): void {
-  const block = rmqueue(z, PCP_BATCH_ORDER);
+  const block = rmqueue(z, PCP_BATCH_ORDER, FL_NORMAL);
   if (block != NONE) {
     for (let i = PCP_BATCH; i > 0; i--) pcpPush(z, block + i - 1);
     return;
   }
   for (let i: u32 = 0; i < PCP_BATCH; i++) {
-    const pfn = rmqueue(z, 0);
+    const pfn = rmqueue(z, 0, FL_NORMAL);
     if (pfn == NONE) return;
     pcpPush(z, pfn);
   }
@@ -84,43 +92,70 @@ export function drainZone(z: u32): void {
   for (let pfn = pcpPop(z); pfn != NONE; pfn = pcpPop(z)) freeToBuddy(z, pfn, 0);
 }
 
-@inline export function freeAreaHead(z: u32, order: u32): u32 {
-  return load<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2));
-}
 @inline function setFreeAreaHead(z: u32, order: u32, pfn: u32): void {
   store<u32>(zoneBase(z) + Z_FREE_AREA + (<usize>order << 2), pfn);
 }
-@inline export function freeAreaCount(z: u32, order: u32): u32 {
-  return load<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2));
-}
 @inline function setFreeAreaCount(z: u32, order: u32, n: u32): void {
   store<u32>(zoneBase(z) + Z_NR_FREE + (<usize>order << 2), n);
+}
+
+// The free lists of a class (assembly/pageblock.ts): FL_NORMAL's in the zone record, the others beside it.
+@inline function listHeadAddr(z: u32, cls: u32, order: u32): usize {
+  return cls == FL_NORMAL ? zoneBase(z) + Z_FREE_AREA + (<usize>order << 2) : classHeadAddr(z, cls, order);
+}
+@inline function listCountAddr(z: u32, cls: u32, order: u32): usize {
+  return cls == FL_NORMAL ? zoneBase(z) + Z_NR_FREE + (<usize>order << 2) : classCountAddr(z, cls, order);
+}
+@inline export function freeListHead(z: u32, cls: u32, order: u32): u32 {
+  return load<u32>(listHeadAddr(z, cls, order));
+}
+@inline export function freeListCount(z: u32, cls: u32, order: u32): u32 {
+  return load<u32>(listCountAddr(z, cls, order));
+}
+
+// Free pages entering (n > 0) or leaving (n < 0) a class's lists. Isolated pages are not
+// free memory (account_freepages); CMA pages are, and are counted apart as well.
+export function accountFree(z: u32, cls: u32, n: i32): void {
+  if (cls == FL_ISOLATE) {
+    setZoneIsolatedFree(z, zoneIsolatedFree(z) + n);
+    return;
+  }
+  setZoneFree(z, zoneFree(z) + n);
+  statAdd(NR_FREE_PAGES, <i64>n);
+  if (cls == FL_CMA) {
+    setZoneCmaFree(z, zoneCmaFree(z) + n);
+    statAdd(NR_FREE_CMA, <i64>n);
+  }
 }
 
 @inline export function pageIsBuddy(pfn: u32): bool {
   return (flagsOf(pfn) & (1 << PGTY_buddy)) != 0;
 }
 
-function addToFreeList(z: u32, pfn: u32, order: u32): void {
-  const head = freeAreaHead(z, order);
+// A block onto the lists of class `cls`, which must be its pageblock's class (no accounting).
+export function addToFreeList(z: u32, pfn: u32, order: u32, cls: u32): void {
+  const headAt = listHeadAddr(z, cls, order);
+  const head = load<u32>(headAt);
   setLruNext(pfn, head);
   setLruPrev(pfn, NONE);
   if (head != NONE) setLruPrev(head, pfn);
-  setFreeAreaHead(z, order, pfn);
-  setFreeAreaCount(z, order, freeAreaCount(z, order) + 1);
+  store<u32>(headAt, pfn);
+  const countAt = listCountAddr(z, cls, order);
+  store<u32>(countAt, load<u32>(countAt) + 1);
   setOrder(pfn, order);
   setFlagsOf(pfn, flagsOf(pfn) | (1 << PGTY_buddy));
 }
 
-function delFromFreeList(z: u32, pfn: u32, order: u32): void {
+export function delFromFreeList(z: u32, pfn: u32, order: u32, cls: u32): void {
   const next = lruNext(pfn);
   const prev = lruPrev(pfn);
   if (prev != NONE) setLruNext(prev, next);
-  else setFreeAreaHead(z, order, next);
+  else store<u32>(listHeadAddr(z, cls, order), next);
   if (next != NONE) setLruPrev(next, prev);
   setLruNext(pfn, NONE);
   setLruPrev(pfn, NONE);
-  setFreeAreaCount(z, order, freeAreaCount(z, order) - 1);
+  const countAt = listCountAddr(z, cls, order);
+  store<u32>(countAt, load<u32>(countAt) - 1);
   setFlagsOf(pfn, flagsOf(pfn) & ~(1 << PGTY_buddy));
 }
 
@@ -130,14 +165,21 @@ export function zoneListsInit(z: u32): void {
   for (let o: u32 = 0; o <= MAX_ORDER; o++) {
     setFreeAreaHead(z, o, NONE);
     setFreeAreaCount(z, o, 0);
+    for (let cls = FL_CMA; cls <= FL_ISOLATE; cls++) {
+      store<u32>(classHeadAddr(z, cls, o), NONE);
+      store<u32>(classCountAddr(z, cls, o), 0);
+    }
   }
   setZoneFree(z, 0);
+  setZoneCmaFree(z, 0);
+  setZoneIsolatedFree(z, 0);
   store<u32>(zoneBase(z) + Z_PCP_HEAD, NONE);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, 0);
 }
 
 // Sets up one zone: tags its pages with the zone id and frees every page not
-// reserved, in the largest aligned blocks that fit (like memblock_free_all).
+// reserved, in the largest aligned blocks that fit (like memblock_free_all). Pageblock
+// types are set already: no block spans two classes.
 export function zoneInit(z: u32): void {
   const start = zoneStart(z);
   const end = zoneEnd(z);
@@ -150,14 +192,15 @@ export function zoneInit(z: u32): void {
       continue;
     }
     let order: u32 = MAX_ORDER;
-    while (order > 0 && ((pfn & ((1 << order) - 1)) != 0 || pfn + (1 << order) > end || !rangeFree(pfn, 1 << order))) order--;
-    addToFreeList(z, pfn, order);
-    setZoneFree(z, zoneFree(z) + (1 << order));
+    while (order > 0 && ((pfn & ((1 << order) - 1)) != 0 || pfn + (1 << order) > end || !rangeFree(pfn, 1 << order) ||
+      (order > PAGEBLOCK_ORDER && blockClass(pfn) != blockClass(pfn + (1 << order) - 1)))) order--;
+    const cls = blockClass(pfn);
+    addToFreeList(z, pfn, order, cls);
+    accountFree(z, cls, 1 << order);
     managed += 1 << order;
     pfn += 1 << order;
   }
   store<u32>(zoneBase(z) + Z_MANAGED, managed);
-  statAdd(NR_FREE_PAGES, <i64>managed);
 }
 
 function rangeFree(pfn: u32, n: u32): bool {
@@ -165,17 +208,17 @@ function rangeFree(pfn: u32, n: u32): bool {
   return true;
 }
 
-// __rmqueue_smallest + expand: take the smallest block of at least `order`,
-// give the upper halves back to the lower-order lists.
-function rmqueue(z: u32, order: u32): u32 {
+// __rmqueue_smallest + expand: take the smallest block of at least `order` from the
+// lists of class `cls`, give the upper halves back to that class's lower-order lists.
+function rmqueue(z: u32, order: u32, cls: u32): u32 {
   for (let cur = order; cur <= MAX_ORDER; cur++) {
-    const pfn = freeAreaHead(z, cur);
+    const pfn = freeListHead(z, cls, cur);
     if (pfn == NONE) continue;
-    delFromFreeList(z, pfn, cur);
+    delFromFreeList(z, pfn, cur, cls);
     let high = cur;
     while (high > order) {
       high--;
-      addToFreeList(z, pfn + (1 << high), high);
+      addToFreeList(z, pfn + (1 << high), high, cls);
     }
     return pfn;
   }
@@ -192,29 +235,71 @@ function prepNewPage(pfn: u32, order: u32): void {
   statAdd(NR_FREE_PAGES, -(<i64>1 << order));
 }
 
-// Allocation from one zone, honouring the min watermark (ALLOC_WMARK_MIN).
-export function allocFromZone(z: u32, order: u32): u32 {
+// Allocation from one zone, honouring the min watermark (ALLOC_WMARK_MIN). Only movable
+// allocations (ALLOC_CMA) may use CMA pages, so for the others those are not free memory.
+export function allocFromZone(z: u32, order: u32, movable: bool = true): u32 {
+  const n: u32 = 1 << order;
   const free = zoneFree(z);
-  if (free < (<u32>1 << order) || free - (<u32>1 << order) < zoneWmarkMin(z)) return NONE;
-  let pfn: u32;
-  if (order == 0) {
-    if (pcpHead(z) == NONE) pcpRefill(z);
-    pfn = pcpPop(z);
-  } else {
-    pfn = rmqueue(z, order);
+  const cma = zoneCmaFree(z);
+  const usable = movable ? free : free - cma;
+  if (usable < n || usable - n < zoneWmarkMin(z)) return NONE;
+  let pfn: u32 = NONE;
+  let cls = FL_NORMAL;
+  // __rmqueue: movable allocations use CMA first while it holds over half the free pages.
+  if (movable && cma > (free >> 1)) {
+    pfn = rmqueue(z, order, FL_CMA);
+    cls = FL_CMA;
+  }
+  if (pfn == NONE) {
+    cls = FL_NORMAL;
+    if (order == 0) {
+      if (pcpHead(z) == NONE) pcpRefill(z);
+      pfn = pcpPop(z);
+    } else {
+      pfn = rmqueue(z, order, FL_NORMAL);
+    }
+    if (pfn == NONE && movable && cma != 0) {
+      pfn = rmqueue(z, order, FL_CMA);
+      cls = FL_CMA;
+    }
   }
   if (pfn == NONE) return NONE;
-  setZoneFree(z, free - (1 << order));
+  setZoneFree(z, free - n);
+  if (cls == FL_CMA) {
+    setZoneCmaFree(z, cma - n);
+    statAdd(NR_FREE_CMA, -(<i64>n));
+  } else if (!movable) {
+    markUnmovable(pfn, n);
+  }
   prepNewPage(pfn, order);
-  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>1 << order);
+  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, <i64>n);
   return pfn;
+}
+
+// An unmovable allocation claims a movable pageblock (steal_suitable_fallback, whole blocks
+// only in effect): compaction no longer picks it as a target.
+function markUnmovable(pfn: u32, n: u32): void {
+  for (let p = pfn; p < pfn + n; p += 1 << PAGEBLOCK_ORDER) {
+    if (pageblockMigratetype(p) == MIGRATE_MOVABLE) setPageblockMigratetype(p, MIGRATE_UNMOVABLE);
+  }
 }
 
 // alloc_pages_bulk from one zone: up to `want` order-0 pages into the u32 array at `out`,
 // the pages and the lists left behind exactly those of as many allocFromZone calls (the
 // watermark admits free - min of them). A refill's block is handed out straight, only its
 // untaken tail goes onto the pcp list, in the order pcpRefill would leave it.
-function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
+function allocBulkFromZone(z: u32, want: u32, out: usize, movable: bool): u32 {
+  // With CMA pages free, or for unmovable pages, each page takes allocFromZone's way.
+  if (!movable || zoneCmaFree(z) != 0) {
+    let got: u32 = 0;
+    while (got < want) {
+      const pfn = allocFromZone(z, 0, movable);
+      if (pfn == NONE) break;
+      store<u32>(out + (<usize>got << 2), pfn);
+      got++;
+    }
+    return got;
+  }
   const free = zoneFree(z);
   const min = zoneWmarkMin(z);
   if (free <= min) return 0;
@@ -222,7 +307,7 @@ function allocBulkFromZone(z: u32, want: u32, out: usize): u32 {
   let i: u32 = 0;
   while (i < n) {
     if (pcpHead(z) == NONE) {
-      const block = rmqueue(z, PCP_BATCH_ORDER);
+      const block = rmqueue(z, PCP_BATCH_ORDER, FL_NORMAL);
       if (block == NONE) {
         pcpRefill(z);
         if (pcpHead(z) == NONE) break;
@@ -296,7 +381,7 @@ export function buildZonelists(): void {
 export function allocPages(node: u32, order: u32, movable: bool): u32 {
   let p = zonelist(node, movable);
   for (let z = load<u32>(p); z != NONE; z = load<u32>(p)) {
-    const pfn = allocFromZone(z, order);
+    const pfn = allocFromZone(z, order, movable);
     if (pfn != NONE) return pfn;
     p += 4;
   }
@@ -310,7 +395,7 @@ export function allocPagesBulk(node: u32, movable: bool, want: u32, out: usize):
   let got: u32 = 0;
   let p = zonelist(node, movable);
   for (let z = load<u32>(p); z != NONE && got < want; z = load<u32>(p)) {
-    got += allocBulkFromZone(z, want - got, out + (<usize>got << 2));
+    got += allocBulkFromZone(z, want - got, out + (<usize>got << 2), movable);
     p += 4;
   }
   if (got < want) statAdd(PGALLOC_FAIL, <i64>(want - got));
@@ -326,9 +411,18 @@ export function freePages(pfn: u32, order: u32): void {
   }
   const n: u32 = 1 << order;
   clearPageFields(pfn);
+  statAdd(PGFREE, <i64>n);
+  // CMA and isolated pageblocks' pages skip the pcp list for their own lists.
+  if (zoneSpecialBlocks(z) != 0) {
+    const cls = blockClass(pfn);
+    if (cls != FL_NORMAL) {
+      accountFree(z, cls, n);
+      freeToBuddy(z, pfn, order);
+      return;
+    }
+  }
   setZoneFree(z, zoneFree(z) + n);
   statAdd(NR_FREE_PAGES, <i64>n);
-  statAdd(PGFREE, <i64>n);
   if (order != 0) {
     freeToBuddy(z, pfn, order);
     return;
@@ -384,18 +478,25 @@ function freeRunDescending(z: u32, lo: u32, n: u32): void {
   return min(o, MAX_ORDER);
 }
 
-// __free_one_page: merge with free buddies of equal order inside the zone.
-function freeToBuddy(z: u32, pfn: u32, order: u32): void {
+// __free_one_page: merge with free buddies of equal order inside the zone, onto the lists
+// of the block's class; blocks of different classes never merge. A whole free pageblock
+// of the general class is movable again.
+export function freeToBuddy(z: u32, pfn: u32, order: u32): void {
   const start = zoneStart(z);
   const end = zoneEnd(z);
+  const cls = blockClass(pfn);
   while (order < MAX_ORDER) {
     const buddy = pfn ^ (1 << order);
     if (buddy < start || buddy >= end || !pageIsBuddy(buddy) || orderOf(buddy) != order) break;
-    delFromFreeList(z, buddy, order);
+    if (order >= PAGEBLOCK_ORDER && blockClass(buddy) != cls) break;
+    delFromFreeList(z, buddy, order, cls);
     pfn = pfn < buddy ? pfn : buddy;
     order++;
   }
-  addToFreeList(z, pfn, order);
+  if (order >= PAGEBLOCK_ORDER && cls == FL_NORMAL) {
+    for (let p = pfn; p < pfn + (1 << order); p += 1 << PAGEBLOCK_ORDER) setPageblockMigratetype(p, MIGRATE_MOVABLE);
+  }
+  addToFreeList(z, pfn, order, cls);
 }
 
 // put_page for an order-0 page: frees it when the last reference goes.

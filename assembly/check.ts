@@ -1,8 +1,13 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
-import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
+import { nframes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
+import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
+import {
+  PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, PB_ISOLATE, PB_OFFLINE, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_CMA, blockClass, pageblockFlags, pageblockSavedType,
+  zoneCmaFree, zoneIsolatedFree, zoneSpecialBlocks, zoneOfflinePages, nrCmaAreas, cmaAreaBase, cmaAreaPages, cmaBitTest, cmaAreaOf,
+} from "./pageblock";
+import { isolationsInFlight } from "./isolation";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
 import { tableAddr, entryTable, entryPresent, tablesInUse } from "./pagetable";
 import {
@@ -13,7 +18,7 @@ import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaE
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { markInFlight } from "./migrate";
-import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED } from "./stat";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA } from "./stat";
 
 export const CHECK_OK: u32 = 0;
 export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
@@ -43,6 +48,14 @@ export const CHECK_GUP_ONLY_REFCOUNT: u32 = 24;
 export const CHECK_PINPAGE_FLAG: u32 = 25;
 export const CHECK_RO_MIGRATION: u32 = 36;
 export const CHECK_RO_MIGRATION_WRITE: u32 = 37;
+// Pageblocks, CMA and memory offline (40..46).
+export const CHECK_PAGEBLOCK: u32 = 40;
+export const CHECK_FREE_CLASS: u32 = 41;
+export const CHECK_ISOLATED_AT_REST: u32 = 42;
+export const CHECK_OFFLINE_PAGE: u32 = 43;
+export const CHECK_CMA_PAGE: u32 = 44;
+export const CHECK_ZONE_SPECIAL: u32 = 45;
+export const CHECK_ZONE_OFFLINE: u32 = 46;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -50,7 +63,10 @@ const SCRATCH_CACHED: u32 = 1 << 30;
 // and one whose PTEs may be read-only migration PTEs.
 const SCRATCH_MIGRATING: u32 = 1 << 29;
 const SCRATCH_RO_SOURCE: u32 = 1 << 28;
-const SCRATCH_COUNT: u32 = SCRATCH_RO_SOURCE - 1;
+// A frame allocated from a CMA area, and an offline frame.
+const SCRATCH_CMA: u32 = 1 << 27;
+const SCRATCH_OFFLINE: u32 = 1 << 26;
+const SCRATCH_COUNT: u32 = SCRATCH_OFFLINE - 1;
 
 const R_CODE = 32;
 const R_A = 40;
@@ -69,39 +85,66 @@ function fail(code: u32, a: f64, b: f64, c: f64): u32 {
   return scratchBase + (<usize>pfn << 2);
 }
 
+let listPages: u32 = 0;
+
+// One free list: blocks inside the zone, aligned, marked buddy with their order, on the list
+// of their pageblocks' class, never seen twice; their pages unused. Counts its pages.
+function checkFreeList(z: u32, cls: u32, o: u32): u32 {
+  let n: u32 = 0;
+  let pfn = freeListHead(z, cls, o);
+  while (pfn != NONE) {
+    if (pfn < zoneStart(z) || pfn + (1 << o) > zoneEnd(z) || (pfn & ((1 << o) - 1)) != 0)
+      return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+    if ((flagsOf(pfn) & (1 << PGTY_buddy)) == 0 || orderOf(pfn) != o)
+      return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+    if (blockClass(pfn) != cls || (o > PAGEBLOCK_ORDER && blockClass(pfn + (1 << o) - 1) != cls))
+      return fail(CHECK_FREE_CLASS, pfn, o, cls);
+    for (let i: u32 = 0; i < (<u32>1 << o); i++) {
+      const p = pfn + i;
+      if (load<u32>(scratch(p)) & SCRATCH_FREE) return fail(CHECK_FREE_LIST_CORRUPT, p, o, z);
+      if (refOf(p) != 0 || mapcountOf(p) != 0) return fail(CHECK_FREE_PAGE_IN_USE, p, refOf(p), mapcountOf(p));
+      if (gupRefsOf(p) != 0 || pincountOf(p) != 0 || pinpageHoldsOf(p) != 0) return fail(CHECK_FREE_PAGE_HELD, p, gupRefsOf(p), pincountOf(p));
+      store<u32>(scratch(p), SCRATCH_FREE);
+    }
+    n++;
+    if (n > nframes) return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
+    pfn = lruNext(pfn);
+  }
+  if (n != freeListCount(z, cls, o)) return fail(CHECK_FREE_COUNT, z, n, freeListCount(z, cls, o));
+  listPages = n << o;
+  return CHECK_OK;
+}
+
 function checkFreeLists(): u32 {
   let total: i64 = 0;
+  let cmaTotal: i64 = 0;
   for (let z: u32 = 0; z < MAX_ZONES; z++) {
     if (!zoneExists(z)) continue;
     let zoneTotal: u32 = 0;
+    let cma: u32 = 0;
+    let isolated: u32 = 0;
     for (let o: u32 = 0; o <= MAX_ORDER; o++) {
-      let n: u32 = 0;
-      let pfn = freeAreaHead(z, o);
-      while (pfn != NONE) {
-        if (pfn < zoneStart(z) || pfn + (1 << o) > zoneEnd(z) || (pfn & ((1 << o) - 1)) != 0)
-          return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
-        if ((flagsOf(pfn) & (1 << PGTY_buddy)) == 0 || orderOf(pfn) != o)
-          return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
-        for (let i: u32 = 0; i < (<u32>1 << o); i++) {
-          const p = pfn + i;
-          if (load<u32>(scratch(p)) & SCRATCH_FREE) return fail(CHECK_FREE_LIST_CORRUPT, p, o, z);
-          if (refOf(p) != 0 || mapcountOf(p) != 0) return fail(CHECK_FREE_PAGE_IN_USE, p, refOf(p), mapcountOf(p));
-          if (gupRefsOf(p) != 0 || pincountOf(p) != 0 || pinpageHoldsOf(p) != 0) return fail(CHECK_FREE_PAGE_HELD, p, gupRefsOf(p), pincountOf(p));
-          store<u32>(scratch(p), SCRATCH_FREE);
-        }
-        n++;
-        if (n > nframes) return fail(CHECK_FREE_LIST_CORRUPT, pfn, o, z);
-        pfn = lruNext(pfn);
-      }
-      if (n != freeAreaCount(z, o)) return fail(CHECK_FREE_COUNT, z, n, freeAreaCount(z, o));
-      zoneTotal += n << o;
+      let r = checkFreeList(z, FL_NORMAL, o);
+      if (r != CHECK_OK) return r;
+      zoneTotal += listPages;
+      r = checkFreeList(z, FL_CMA, o);
+      if (r != CHECK_OK) return r;
+      cma += listPages;
+      r = checkFreeList(z, FL_ISOLATE, o);
+      if (r != CHECK_OK) return r;
+      isolated += listPages;
     }
+    if (cma != zoneCmaFree(z)) return fail(CHECK_FREE_COUNT, z, cma, zoneCmaFree(z));
+    if (isolated != zoneIsolatedFree(z)) return fail(CHECK_FREE_COUNT, z, isolated, zoneIsolatedFree(z));
+    zoneTotal += cma;
     let pcp: u32 = 0;
     for (let pfn = pcpHead(z); pfn != NONE; pfn = lruNext(pfn)) {
       if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes)
         return fail(CHECK_FREE_LIST_CORRUPT, pfn, 0, z);
       if (refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_IN_USE, pfn, refOf(pfn), mapcountOf(pfn));
       if (gupRefsOf(pfn) != 0 || pincountOf(pfn) != 0 || pinpageHoldsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_HELD, pfn, gupRefsOf(pfn), pincountOf(pfn));
+      // Device zones keep their free pages here; system zones only pages of the general class.
+      if (!zoneIsDevice(z) && blockClass(pfn) != FL_NORMAL) return fail(CHECK_FREE_CLASS, pfn, 0, FL_NORMAL);
       store<u32>(scratch(pfn), SCRATCH_FREE);
       pcp++;
     }
@@ -109,9 +152,57 @@ function checkFreeLists(): u32 {
     zoneTotal += pcp;
     if (zoneTotal != zoneFree(z)) return fail(CHECK_FREE_COUNT, z, zoneTotal, zoneFree(z));
     // ZONE_DEVICE pages are the drivers', not the page allocator's.
-    if (!zoneIsDevice(z)) total += <i64>zoneTotal;
+    if (!zoneIsDevice(z)) {
+      total += <i64>zoneTotal;
+      cmaTotal += <i64>cma;
+    }
   }
   if (total != statGet(NR_FREE_PAGES)) return fail(CHECK_STAT, NR_FREE_PAGES, <f64>total, <f64>statGet(NR_FREE_PAGES));
+  if (cmaTotal != statGet(NR_FREE_CMA)) return fail(CHECK_STAT, NR_FREE_CMA, <f64>cmaTotal, <f64>statGet(NR_FREE_CMA));
+  return CHECK_OK;
+}
+
+// Pageblock types agree with the CMA areas; isolated blocks exist at rest only offline;
+// offline frames are on no list and used by no one; allocated CMA pages are in use (they
+// are marked so that no mapping or cache need hold them). Per zone, the counts agree.
+const zoneSpecialSeen: usize = memory.data(<i32>(MAX_ZONES * 4), 16);
+const zoneOfflineSeen: usize = memory.data(<i32>(MAX_ZONES * 4), 16);
+
+function checkPageblocks(): u32 {
+  memory.fill(zoneSpecialSeen, 0, MAX_ZONES * 4);
+  memory.fill(zoneOfflineSeen, 0, MAX_ZONES * 4);
+  for (let pb: u32 = 0; pb < systemFrames; pb += PAGEBLOCK_NR_PAGES) {
+    const b = pageblockFlags(pb);
+    const cma = pageblockSavedType(pb) == MIGRATE_CMA;
+    if (cma != (cmaAreaOf(pb) >= 0) || ((b & PB_OFFLINE) != 0 && (b & PB_ISOLATE) == 0)) return fail(CHECK_PAGEBLOCK, pb, b, cmaAreaOf(pb));
+    if ((b & (PB_ISOLATE | PB_OFFLINE)) == PB_ISOLATE && isolationsInFlight == 0) return fail(CHECK_ISOLATED_AT_REST, pb, b, 0);
+    const z = zoneOf(pb);
+    if (cma || (b & PB_ISOLATE) != 0) store<u32>(zoneSpecialSeen + (<usize>z << 2), load<u32>(zoneSpecialSeen + (<usize>z << 2)) + 1);
+    if ((b & PB_OFFLINE) == 0) continue;
+    for (let pfn = pb; pfn < pb + PAGEBLOCK_NR_PAGES; pfn++) {
+      if ((load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0)
+        return fail(CHECK_OFFLINE_PAGE, pfn, refOf(pfn), mapcountOf(pfn));
+      store<u32>(scratch(pfn), SCRATCH_OFFLINE);
+    }
+    store<u32>(zoneOfflineSeen + (<usize>z << 2), load<u32>(zoneOfflineSeen + (<usize>z << 2)) + PAGEBLOCK_NR_PAGES);
+  }
+  for (let z: u32 = 0; z < MAX_ZONES; z++) {
+    if (!zoneExists(z) || zoneIsDevice(z)) continue;
+    const special = load<u32>(zoneSpecialSeen + (<usize>z << 2));
+    if (special != zoneSpecialBlocks(z)) return fail(CHECK_ZONE_SPECIAL, z, special, zoneSpecialBlocks(z));
+    const offline = load<u32>(zoneOfflineSeen + (<usize>z << 2));
+    if (offline != zoneOfflinePages(z)) return fail(CHECK_ZONE_OFFLINE, z, offline, zoneOfflinePages(z));
+  }
+  const n = nrCmaAreas();
+  for (let a: u32 = 0; a < n; a++) {
+    const base = cmaAreaBase(a);
+    for (let i: u32 = 0; i < cmaAreaPages(a); i++) {
+      if (!cmaBitTest(a, i)) continue;
+      const pfn = base + i;
+      if ((load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_CMA_PAGE, pfn, refOf(pfn), a);
+      store<u32>(scratch(pfn), load<u32>(scratch(pfn)) | SCRATCH_CMA);
+    }
+  }
   return CHECK_OK;
 }
 
@@ -230,6 +321,8 @@ export function checkMachine(): u32 {
   let r = checkFreeLists();
   if (r != CHECK_OK) return r;
   markInFlight(scratchBase, SCRATCH_MIGRATING, SCRATCH_RO_SOURCE);
+  r = checkPageblocks();
+  if (r != CHECK_OK) return r;
 
   tablesSeen = 0;
   for (let mm: u32 = 0; mm < maxMms; mm++) {
@@ -258,7 +351,7 @@ export function checkMachine(): u32 {
   let pins: i64 = 0;
   for (let pfn: u32 = 0; pfn < nframes; pfn++) {
     const s = load<u32>(scratch(pfn));
-    if (s & SCRATCH_FREE) continue;
+    if (s & (SCRATCH_FREE | SCRATCH_OFFLINE)) continue;
     const f = flagsOf(pfn);
     if (f & (1 << PG_reserved)) continue;
     const maps = <i32>(s & SCRATCH_COUNT);
@@ -276,7 +369,7 @@ export function checkMachine(): u32 {
     // A migration in flight holds its pages locked, and new or unmapped ones by its references.
     const migrating = (s & SCRATCH_MIGRATING) != 0;
     if ((f & (1 << PG_locked)) != 0 && !migrating) return fail(CHECK_PAGE_LOCKED, pfn, 0, 0);
-    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0 && !migrating) {
+    if (maps == 0 && cached == 0 && (f & (1 << PG_hwpoison)) == 0 && !migrating && (s & SCRATCH_CMA) == 0) {
       // A page only GUP holds (pinned, then unmapped) lives on until it is released.
       if (gup == 0) return fail(CHECK_PAGE_LEAKED, pfn, refOf(pfn), 0);
       if (<i64>refOf(pfn) != gup) return fail(CHECK_GUP_ONLY_REFCOUNT, pfn, refOf(pfn), <f64>gup);

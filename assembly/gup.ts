@@ -13,6 +13,7 @@ import { pteTableBase } from "./pagetable";
 import { _PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, _PAGE_SPECIAL, ptePfn, pteProtnone } from "./pte";
 import { findVma, vmaStart, vmaEnd, vmaFlags, mmPgd, setMmHasPinned, VM_WRITE, VM_SHARED, VM_MAYWRITE, VM_MAYSHARE } from "./mm";
 import { ZERO_PFN } from "./rmap";
+import { pageblockIsCma, blockClass, FL_ISOLATE } from "./pageblock";
 import { statAdd, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED } from "./stat";
 
 // The FOLL_* bits the walk looks at, with the kernel's values.
@@ -214,6 +215,8 @@ export function folioIsLongtermPinnable(pfn: u32): bool {
     const t = zonePgmapType(z);
     return t != MEMORY_DEVICE_COHERENT && t != MEMORY_DEVICE_FS_DAX;
   }
+  // CMA and isolated pageblocks are for allocations that can be moved away again.
+  if (pageblockIsCma(pfn) || blockClass(pfn) == FL_ISOLATE) return false;
   return zoneType(z) != ZONE_MOVABLE;
 }
 

@@ -26,6 +26,9 @@ import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcA
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPagesBulk } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
+import { pageblocksInit } from "./pageblock";
+import { nrProblems, nrMovable, firstNotIsolated, rangeScan } from "./isolation";
+import { statAdd as statAddCore, CMA_ALLOC_SUCCESS, CMA_ALLOC_FAIL } from "./stat";
 
 
 export function layoutPtr(): usize {
@@ -43,6 +46,7 @@ export function init(): void {
   setFlag(ZERO_PFN, PG_reserved);
   setRef(ZERO_PFN, 1);
   deviceSpaceInit();
+  pageblocksInit();
   for (let z: u32 = 0; z < nzones; z++) zoneInit(z);
   buildZonelists();
   for (let mm: u32 = 0; mm < maxMms; mm++) mmReset(mm);
@@ -616,4 +620,38 @@ export function pinpageBadWhy(): u32 {
 
 export function pagePinpageHolds(pfn: u32): u32 {
   return pinpageHoldsOf(pfn);
+}
+
+// ---- pageblocks, compaction, CMA, memory offline -------------------------------------
+
+export { zoneExtBase } from "./pageblock";
+export {
+  compactBegin, compactIsolate, compactBatch, compactFill, compactFinish, compactEnd, compactStatsBase, compactPinnedBase, compactOrderFree,
+  compactCountDirect,
+} from "./compaction";
+export { problemsBase, pageExtraRefs, isolateRange, undoIsolateRange, allocIsolatedRange, offlineIsolatedRange, onlineRange, rangeOfflineState, releaseRange } from "./isolation";
+
+// Classifies [start, end) (at most PROBLEMS_MAX pages) into the problem list; SCAN_COLLECT
+// collects the movable pages in migration slot `slot` (see rangeScan). Returns the pages
+// collected; rangeProblems/rangeMovable tell the rest.
+export function rangeCollect(slot: u32, start: u32, end: u32, mode: u32, offline: bool): u32 {
+  return rangeScan(slot, start, end, mode, offline);
+}
+
+export function rangeProblems(): u32 {
+  return nrProblems;
+}
+
+export function rangeMovable(): u32 {
+  return nrMovable;
+}
+
+// The first pfn of the range that is not free and isolated, or -1.
+export function rangeFirstNotIsolated(start: u32, end: u32): i32 {
+  const pfn = firstNotIsolated(start, end);
+  return pfn == NONE ? -1 : <i32>pfn;
+}
+
+export function cmaCount(success: bool): void {
+  statAddCore(success ? CMA_ALLOC_SUCCESS : CMA_ALLOC_FAIL, 1);
 }

@@ -45,9 +45,11 @@ export const L_HMM_PFNS = 36;
 export const L_FREED_RING = 37;
 export const L_FREED_RING_SIZE = 38;
 export const L_SYSTEM_FRAMES = 39;
-// GUP's ledger of FOLL_GET references, u32 per pfn (pins are counted in PAGE_PINCOUNT).
+// The ledger of GUP references and pin control holds, u32 per pfn (assembly/memmap.ts).
 export const L_PAGE_GUP_REFS = 40;
-// Slots 41..46 are reserved for other regions.
+// Slots 43..46 are free.
+export const L_PAGEBLOCKS = 41;
+export const L_CMA = 42;
 export const L_END = 47;
 
 export const CONTENT_BYTES: u32 = 0;
@@ -99,6 +101,10 @@ export let freedRingSize: u32 = 0;
 // Frames below this pfn are system RAM; the rest is physical address space for ZONE_DEVICE.
 export let systemFrames: u32 = 0;
 export let pageGupRefs: usize = 0;
+// One migratetype byte per pageblock (assembly/pageblock.ts).
+export let pageblocksBase: usize = 0;
+// The CMA area table and the areas' allocation bitmaps (assembly/pageblock.ts).
+export let cmaBase: usize = 0;
 
 @inline function slot(i: i32): u32 {
   return load<u32>(LAYOUT + (<usize>i << 2));
@@ -145,4 +151,6 @@ export function readLayout(): void {
   freedRingSize = slot(L_FREED_RING_SIZE);
   systemFrames = slot(L_SYSTEM_FRAMES);
   pageGupRefs = slot(L_PAGE_GUP_REFS);
+  pageblocksBase = slot(L_PAGEBLOCKS);
+  cmaBase = slot(L_CMA);
 }

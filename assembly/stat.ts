@@ -26,6 +26,15 @@ export const PGMIGRATE_RO_PAGES = 36;
 export const PGMIGRATE_ENTRY_WAIT = 37;
 export const NR_FOLL_PIN_ACQUIRED = 17;
 export const NR_FOLL_PIN_RELEASED = 18;
+export const COMPACT_MIGRATE_SCANNED = 26;
+export const COMPACT_FREE_SCANNED = 27;
+export const COMPACT_ISOLATED = 28;
+export const COMPACT_STALL = 29;
+export const COMPACT_FAIL = 30;
+export const COMPACT_SUCCESS = 31;
+export const CMA_ALLOC_SUCCESS = 32;
+export const CMA_ALLOC_FAIL = 33;
+export const NR_FREE_CMA = 34;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

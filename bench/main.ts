@@ -3,7 +3,7 @@
 // Prints a text table and a markdown table; `--write` also rewrites BENCHMARKS.md at the repo root.
 // `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
 // benchmark runs (default 5; the reported time is the median of the round medians); `--only TEXT`
-// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`).
+// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only compact`).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
@@ -13,6 +13,7 @@ import { walk, walkSink } from "./walk.js";
 import { migrateBytes, migrateTags } from "./migrate.js";
 import { hmm, hmmSink } from "./hmm.js";
 import { gup, gupSink } from "./gup.js";
+import { compactBytes, compactTags } from "./compact.js";
 import { runner } from "./runner.js";
 import { contention } from "./contention.js";
 import { markdownTable, textTable, type Group } from "./report.js";
@@ -37,6 +38,8 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["migrate_vma, tags mode", () => migrateTags(nRounds)],
   ["hmm_range_fault", () => hmm(debug, nRounds)],
   ["gup pin+unpin", () => gup(debug, nRounds)],
+  ["compaction, bytes mode", () => compactBytes(nRounds)],
+  ["compaction, tags mode", () => compactTags(nRounds)],
   ["stress runner", () => runner(nRounds)],
   ["migration contention", () => contention(nRounds)],
 ];

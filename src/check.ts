@@ -29,6 +29,13 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   23: (a, b, c) => `free pfn ${a} still has ${b} GUP references and ${c} pins`,
   25: (a, b) => `pfn ${a} has ${b} pin control subsystem holds but PG_pin says otherwise`,
   24: (a, b, c) => `pfn ${a} is held only by GUP, worth refcount ${c}, but has refcount ${b}`,
+  40: (a, b, c) => `pageblock at pfn ${a} has flags 0x${b.toString(16)}, which disagree with its CMA area (${c < 0 ? "none" : c}) or its offline state`,
+  41: (a, b, c) => `free block at pfn ${a} (order ${b}) is on the free lists of class ${c}, not those of its pageblock`,
+  42: (a) => `pageblock at pfn ${a} is isolated with no isolation in flight and not offline`,
+  43: (a, b, c) => `offline pfn ${a} is in use (refcount ${b}, mapcount ${c}), flagged, or on a free list`,
+  44: (a, b, c) => `pfn ${a} is allocated from CMA area ${c} but free (refcount ${b})`,
+  45: (a, b, c) => `zone ${a} has ${b} CMA or isolated pageblocks but records ${c}`,
+  46: (a, b, c) => `zone ${a} has ${b} offline pages but records ${c}`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

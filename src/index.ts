@@ -2,7 +2,7 @@ export { Machine, type ZoneInfo } from "./machine.js";
 export { Process, type SpawnOptions, type RunResult } from "./process.js";
 export { AccessBatch } from "./batch.js";
 export { MmError, ERRNO, type ErrnoName, type FaultInfo } from "./errors.js";
-export type { MachineConfig, NodeConfig, ContentMode, WasmBuild } from "./config.js";
+export type { MachineConfig, NodeConfig, ContentMode, WasmBuild, CmaConfig, CmaArea } from "./config.js";
 export { STAT_NAMES, STAT_SLOTS, type Counters, type StatName } from "./stats.js";
 export { setWasmBinary } from "./wasm.js";
 export * from "./constants.js";
@@ -34,4 +34,12 @@ export {
   FOLL_PIN, FOLL_FAST_ONLY, FOLL_UNLOCKABLE, FOLL_MADV_POPULATE, GUP_PIN_COUNTING_BIAS,
 } from "./pin/flags.js";
 export { PinpageSystem, type PinpageOps } from "./pin/pinpage.js";
+export {
+  PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_CMA,
+  MIGRATE_ISOLATE, MIGRATETYPE_NAMES, pageIsCma,
+} from "./pageblock.js";
+export type { CompactResult, CompactStatus } from "./compaction.js";
+export type { CmaAreaInfo } from "./cma.js";
+export type { OfflineResult } from "./hotplug.js";
+export { PageFailureError, resolveExtraRefs, type PageFailure, type PageFailureKind } from "./isolation.js";
 export * from "./stress/index.js";

@@ -1,6 +1,6 @@
 // The fixed memory map of one machine (assembly/layout.ts reads it): every region's
 // offset, computed once from the configuration. Nothing moves or grows afterwards.
-import type { ResolvedConfig } from "./config.js";
+import { PAGEBLOCK_NR_PAGES, MAX_CMA_AREAS, type ResolvedConfig } from "./config.js";
 import { fail } from "./errors.js";
 
 export const ZONE_NORMAL = 2;
@@ -35,8 +35,14 @@ export const L = {
   TABLES: 19, NTABLES: 20, MMS: 21, MAX_MMS: 22, VMAS: 23, MAX_VMAS: 24, MAPPINGS: 25,
   MAX_MAPPINGS: 26, OPS: 27, MAX_OPS: 28, DATA: 29, DATA_SIZE: 30, STATS: 31, RESULT: 32,
   MIGRATE_SRC: 33, MIGRATE_DST: 34, MAX_MIGRATE: 35, HMM_PFNS: 36, FREED_RING: 37, FREED_RING_SIZE: 38,
-  SYSTEM_FRAMES: 39, PAGE_GUP_REFS: 40, END: 47,
+  SYSTEM_FRAMES: 39, PAGE_GUP_REFS: 40, PAGEBLOCKS: 41, CMA: 42,
 } as const;
+/** Slots in the LAYOUT block (assembly/layout.ts L_END). */
+export const NR_LAYOUT_SLOTS = 47;
+
+/** The CMA region: a u32 area count, then MAX_CMA_AREAS records of four u32 (base, pages, zone, first bitmap bit), then the bitmaps. */
+export const CMA_RECORD = 16;
+export const CMA_BITMAP_OFFSET = 16 + MAX_CMA_AREAS * CMA_RECORD;
 
 /** Entries of the migrate_vma src/dst arrays and of the hmm_range_fault pfn array. */
 export const MAX_MIGRATE = 65536;
@@ -70,7 +76,7 @@ function align(n: number, a: number): number {
 }
 
 export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
-  const slots = new Uint32Array(L.END);
+  const slots = new Uint32Array(NR_LAYOUT_SLOTS);
   const n = cfg.frames + cfg.deviceFrames;
   let at = align(heapBase, 64);
   const region = (slot: number, size: number, alignment = 64): void => {
@@ -112,6 +118,8 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   region(L.MIGRATE_DST, 8 * MAX_MIGRATE * MIGRATE_SLOTS, 8);
   slots[L.MAX_MIGRATE] = MAX_MIGRATE;
   region(L.HMM_PFNS, 8 * MAX_MIGRATE, 8);
+  region(L.PAGEBLOCKS, Math.ceil(n / PAGEBLOCK_NR_PAGES));
+  region(L.CMA, CMA_BITMAP_OFFSET + Math.ceil(cfg.cma.reduce((s, a) => s + a.pages, 0) / 8));
   region(L.FREED_RING, 4 * Math.max(1, cfg.deviceFrames));
   slots[L.FREED_RING_SIZE] = Math.max(1, cfg.deviceFrames);
   region(L.TABLES, 4096 * cfg.tablePages, 4096);

@@ -23,6 +23,10 @@ import { PageAccess, PG_reserved, PG_hwpoison } from "./page.js";
 import { FOLL_GET, FOLL_PIN } from "./pin/flags.js";
 import { getUserPagesCommon } from "./pin/gup.js";
 import { releaseList } from "./pin/release.js";
+import { pageblockView, pageblockMigratetype, pageIsCma } from "./pageblock.js";
+import { writeCmaTable, cmaAlloc, cmaRelease, cmaAreas, type CmaAreaInfo } from "./cma.js";
+import { compactZone, compactNode, compactMemory, type CompactResult } from "./compaction.js";
+import { offlinePages, onlinePages, type OfflineResult } from "./hotplug.js";
 
 export interface ZoneInfo {
   node: number;
@@ -34,10 +38,17 @@ export interface ZoneInfo {
   wmarkMin: number;
   wmarkLow: number;
   wmarkHigh: number;
-  /** Free blocks per order, 0..10, on the buddy lists. */
+  /** Free blocks per order, 0..10, on the buddy lists (CMA pageblocks' included). */
   freeArea: number[];
   /** Free order-0 pages cached on the per-cpu list (counted in `free`). */
   pcp: number;
+  /** Pages of the zone's span that are not offline. */
+  present: number;
+  /** Pages taken offline by offlinePages. */
+  offline: number;
+  /** Pages of CMA pageblocks, and how many of them are free (counted in `free`). */
+  cma: number;
+  cmaFree: number;
 }
 
 export class Machine {
@@ -67,6 +78,10 @@ export class Machine {
   readonly page: PageAccess;
   /** @internal Set while a GUP call runs (its fault callbacks may not start another). */
   gupBusy = false;
+  /** @internal Every pageblock's migratetype byte. */
+  readonly pageblocks: Uint8Array;
+  /** The compaction, CMA allocation or memory offline in progress (they do not nest). */
+  private busy: string | null = null;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -79,7 +94,9 @@ export class Machine {
     this.u32 = new Uint32Array(buf);
     new Uint32Array(buf, this.core.layoutPtr(), this.layout.slots.length).set(this.layout.slots);
     this.writeZones(this.layout.zones);
+    writeCmaTable(this);
     this.core.init();
+    this.pageblocks = pageblockView(this);
     const s = this.layout.slots;
     this.stats = new BigInt64Array(buf, s[L.STATS]!, NR_STAT_SLOTS);
     this.result = new DataView(buf, s[L.RESULT]!, 256);
@@ -496,8 +513,12 @@ export class Machine {
   /** Per-zone state, as /proc/zoneinfo would show it. */
   zones(): ZoneInfo[] {
     const base = this.layout.slots[L.ZONES]!;
+    const ext = this.core.zoneExtBase() / 4;
     return this.layout.zones.map((z) => {
       const w = (base + z.id * ZONE_RECORD) / 4;
+      // The zone's CMA lists and counts (assembly/pageblock.ts ZX_*).
+      const x = ext + z.id * 64;
+      const offline = this.u32[x + 47]!;
       return {
         node: z.node,
         name: z.type === 3 ? "Movable" : "Normal",
@@ -508,10 +529,81 @@ export class Machine {
         wmarkMin: z.wmarkMin,
         wmarkLow: z.wmarkLow,
         wmarkHigh: z.wmarkHigh,
-        freeArea: Array.from({ length: 11 }, (_, o) => this.u32[(base + z.id * ZONE_RECORD + 112) / 4 + o]!),
+        freeArea: Array.from({ length: 11 }, (_, o) => this.u32[(base + z.id * ZONE_RECORD + 112) / 4 + o]! + this.u32[x + 22 + o]!),
         pcp: this.u32[w + 10]!,
+        present: z.end - z.start - offline,
+        offline,
+        cma: this.u32[x + 48]!,
+        cmaFree: this.u32[x + 44]!,
       };
     });
+  }
+
+  // ---- compaction, CMA, memory offline ------------------------------------------------
+
+  /**
+   * compact_zone for zone `zone` (an index into zones()): order -1 compacts the whole zone;
+   * an order makes it direct compaction for an allocation of that order.
+   */
+  compactZone(zone: number, order = -1): CompactResult {
+    return compactZone(this, zone, order);
+  }
+
+  /** compact_node: the zones of `node` (with an order, until one has a free block of it). */
+  compactNode(node: number, order = -1): CompactResult[] {
+    return compactNode(this, node, order);
+  }
+
+  /** Writing 1 to /proc/sys/vm/compact_memory: every zone, whole. */
+  compactMemory(): CompactResult[] {
+    return compactMemory(this);
+  }
+
+  /** The CMA areas of the configuration, with how much of each is allocated. */
+  cmaAreas(): CmaAreaInfo[] {
+    return cmaAreas(this);
+  }
+
+  /** cma_alloc: `count` contiguous pages of CMA area `area`, aligned to 2^align pages; returns the first pfn. */
+  cmaAlloc(area: number, count: number, align = 0): number {
+    return cmaAlloc(this, area, count, align);
+  }
+
+  /** cma_release: frees pages cmaAlloc gave out. */
+  cmaRelease(area: number, pfn: number, count: number): void {
+    cmaRelease(this, area, pfn, count);
+  }
+
+  /** is_migrate_cma_page: whether `pfn` lies in a CMA area (FOLL_LONGTERM must not pin it). */
+  pageIsCma(pfn: number): boolean {
+    return pageIsCma(this, pfn);
+  }
+
+  /** get_pageblock_migratetype of a system frame (MIGRATE_* of src/pageblock.ts). */
+  pageblockMigratetype(pfn: number): number {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.config.frames) fail("EINVAL", "get_pageblock_migratetype", `pfn ${String(pfn)} is not a system frame`, pfn);
+    return pageblockMigratetype(this, pfn);
+  }
+
+  /** offline_pages: migrates everything out of a pageblock-aligned range and takes it offline. */
+  offlinePages(startPfn: number, nrPages: number): OfflineResult {
+    return offlinePages(this, startPfn, nrPages);
+  }
+
+  /** online_pages: brings an offline range back as free memory. */
+  onlinePages(startPfn: number, nrPages: number): void {
+    onlinePages(this, startPfn, nrPages);
+  }
+
+  /** @internal Marks `fn` in progress; compaction, CMA allocation and offline do not nest. */
+  enter(fn: string): void {
+    if (this.busy) fail("EBUSY", fn, `${this.busy} is in progress on this machine (called from one of its callbacks?)`, this.busy);
+    this.busy = fn;
+  }
+
+  /** @internal */
+  leave(): void {
+    this.busy = null;
   }
 
   /** drain_all_pages: returns the per-cpu cached pages to the buddy lists. */
@@ -529,6 +621,7 @@ export class Machine {
     const inFlight = this.migrations.filter(Boolean).length;
     if (inFlight > 0 && !opts.allowInFlight)
       fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first (or pass allowInFlight)`, inFlight);
+    if (this.busy) fail("EBUSY", "check", `${this.busy} is in progress: the invariants hold for a machine at rest`, this.busy);
     this.checksRun++;
     const code = this.core.check();
     if (code === 0) return;

@@ -191,7 +191,7 @@ export class MigrateVma {
   }
 
   private end(): void {
-    if (this.holderMoves) settleHolders(this, this.holderMoves, (i) => (this.src[i]! & MIGRATE_PFN_MIGRATE) !== 0n);
+    if (this.holderMoves) settleHolders(this.holderMoves, (i) => (this.src[i]! & MIGRATE_PFN_MIGRATE) !== 0n);
     this.stage = "done";
     this.machine.migrations[this.slot] = null;
     this.machine.settle();

@@ -21,6 +21,15 @@ export const STAT_SLOTS = {
   pgmigrate_entry_wait: 37,
   nr_foll_pin_acquired: 17,
   nr_foll_pin_released: 18,
+  compact_migrate_scanned: 26,
+  compact_free_scanned: 27,
+  compact_isolated: 28,
+  compact_stall: 29,
+  compact_fail: 30,
+  compact_success: 31,
+  cma_alloc_success: 32,
+  cma_alloc_fail: 33,
+  nr_free_cma: 34,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

@@ -91,6 +91,31 @@ export interface CoreExports {
   pageNodeId(pfn: number): number;
   pageGupRefCount(pfn: number): number;
   pagePincount(pfn: number): number;
+  zoneExtBase(): number;
+  compactBegin(z: number, order: number): number;
+  compactIsolate(slot: number): number;
+  compactBatch(): number;
+  compactFill(slot: number): void;
+  compactFinish(slot: number): number;
+  compactEnd(): void;
+  compactStatsBase(): number;
+  compactPinnedBase(): number;
+  compactOrderFree(z: number, order: number): number;
+  compactCountDirect(success: number): void;
+  problemsBase(): number;
+  pageExtraRefs(pfn: number): number;
+  isolateRange(start: number, end: number): void;
+  undoIsolateRange(start: number, end: number): void;
+  allocIsolatedRange(start: number, end: number, outerStart: number, outerEnd: number): number;
+  offlineIsolatedRange(start: number, end: number): void;
+  onlineRange(start: number, end: number): void;
+  rangeOfflineState(start: number, end: number): number;
+  releaseRange(start: number, n: number): void;
+  rangeCollect(slot: number, start: number, end: number, mode: number, offline: number): number;
+  rangeProblems(): number;
+  rangeMovable(): number;
+  rangeFirstNotIsolated(start: number, end: number): number;
+  cmaCount(success: number): void;
 }
 
 const modules = new Map<WasmBuild, WebAssembly.Module>();

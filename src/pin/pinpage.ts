@@ -222,7 +222,7 @@ export function askHolders(m: Machine, mig: MigrateVma, src: BigUint64Array, dst
 }
 
 /** After the migration: holders of pages that did not move after all go back to the old page. */
-export function settleHolders(mig: MigrateVma, moves: HolderMoves, migrated: (i: number) => boolean): void {
+export function settleHolders(moves: HolderMoves, migrated: (i: number) => boolean): void {
   for (const { i, pfn, newPfn, holders } of moves.entries) {
     if (migrated(i)) continue;
     for (const sys of holders) {
