@@ -3,32 +3,10 @@ import {
   Machine, MmError, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
   MADV_DONTNEED, MADV_FREE, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, PAGE_SIZE, TASK_SIZE, type Process,
 } from "../src/index.js";
+import { refused } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-// A refused call must leave the machine exactly as it was: every byte of the
-// emulator's memory and every process's VMA list.
-function refused(m: Machine, procs: Process[], code: string, call: () => unknown): void {
-  const memBefore = new Uint8Array(m.core.memory.buffer).slice();
-  const mapsBefore = procs.map((p) => JSON.stringify(p.maps()));
-  let err: unknown;
-  try {
-    call();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, "the call should have been refused").toBeInstanceOf(MmError);
-  expect((err as MmError).code).toBe(code);
-  expect((err as MmError).message).toMatch(new RegExp(`: ${code}: \\S`));
-  expect(procs.map((p) => JSON.stringify(p.maps()))).toEqual(mapsBefore);
-  const memAfter = new Uint8Array(m.core.memory.buffer);
-  expect(memAfter.length).toBe(memBefore.length);
-  let same = true;
-  for (let i = 0; i < memAfter.length; i++) if (memAfter[i] !== memBefore[i]) { same = false; break; }
-  expect(same, "machine memory changed").toBe(true);
-  m.check();
-}
 
 function setup() {
   const m = Machine.create({ nodes: [{ normal: 2048 }], content: "tags", maxVmas: 8 });

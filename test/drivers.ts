@@ -1,4 +1,5 @@
 // Helpers shared by the tests: a minimal device-private driver, and catching MmErrors.
+import { expect } from "vitest";
 import {
   MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
   type DevPagemap, type Machine, type Process, type VmFault,
@@ -48,4 +49,33 @@ export function privateDevice(m: Machine, nrPages: number, name = "gpu0", fail =
     },
   });
   return { pg, owner, freed: () => freed };
+}
+
+/**
+ * A refused call leaves the machine exactly as it was: every byte of the emulator's memory
+ * (but `staging`, a region the call may stage its input in), every process's VMA list and the
+ * counters. Returns the MmError, whose code must be `code`.
+ */
+export function refused(m: Machine, procs: Process[], code: string, call: () => unknown, staging?: [number, number]): MmError {
+  const countersBefore = m.counters();
+  const memBefore = new Uint8Array(m.core.memory.buffer).slice();
+  const mapsBefore = procs.map((p) => JSON.stringify(p.maps()));
+  let err: unknown;
+  try {
+    call();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, "the call should have been refused").toBeInstanceOf(MmError);
+  expect((err as MmError).code).toBe(code);
+  expect((err as MmError).message).toMatch(new RegExp(`: ${code}: \\S`));
+  expect(procs.map((p) => JSON.stringify(p.maps()))).toEqual(mapsBefore);
+  const memAfter = new Uint8Array(m.core.memory.buffer);
+  expect(memAfter.length).toBe(memBefore.length);
+  const [from, to] = staging ?? [memAfter.length, memAfter.length];
+  const same = (a: number, b: number): boolean => Buffer.compare(memBefore.subarray(a, b), memAfter.subarray(a, b)) === 0;
+  expect(same(0, from) && same(to, memAfter.length), "machine memory changed").toBe(true);
+  expect(m.counters()).toEqual(countersBefore);
+  m.check();
+  return err as MmError;
 }
