@@ -1,6 +1,6 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
-import { nframes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
+import { nframes, nnodes, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
 import { flagsOf, refOf, mapcountOf, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeAreaHead, freeAreaCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage } from "./device";
@@ -9,10 +9,16 @@ import {
   pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, isSwapPte, swpType, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_HWPOISON,
 } from "./pte";
-import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE, VM_SHARED } from "./mm";
+import {
+  mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, mmPolicyMode, mmPolicyNodes, vmaAddr, vmaStart, vmaEnd, vmaFlags,
+  vmaPolicyMode, vmaPolicyNodes, VM_WRITE, VM_SHARED, VM_LOCKED,
+} from "./mm";
+import { pgdIndex, pudIndex, pmdIndex } from "./pagetable";
+import { policyValid } from "./mempolicy";
+import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
-import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES } from "./stat";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_MLOCK } from "./stat";
 
 export const CHECK_OK: u32 = 0;
 export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
@@ -35,6 +41,9 @@ export const CHECK_SWAP_ENTRY: u32 = 17;
 export const CHECK_DEVICE_PRIVATE_PRESENT: u32 = 18;
 export const CHECK_DEVICE_ENTRY: u32 = 19;
 export const CHECK_WRITABLE_NOT_EXCLUSIVE: u32 = 20;
+export const CHECK_MLOCK: u32 = 21;
+export const CHECK_MLOCK_COUNT: u32 = 22;
+export const CHECK_MEMPOLICY: u32 = 23;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -127,6 +136,9 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
     return CHECK_OK;
   }
   if (pfn >= nframes) return fail(CHECK_PTE_BAD_PFN, mm, <f64>vpn, pfn);
+  // A page a VM_LOCKED VMA maps (present, or behind a device-exclusive entry) is mlocked.
+  if ((flags & VM_LOCKED) != 0 && !isZoneDevicePage(pfn) && (flagsOf(pfn) & MLOCK_FLAGS) != MLOCK_FLAGS)
+    return fail(CHECK_MLOCK, mm, <f64>vpn, pfn);
   const s = load<u32>(scratch(pfn));
   if ((s & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_PTE_MAPS_FREE_PAGE, mm, <f64>vpn, pfn);
   store<u32>(scratch(pfn), s + 1);
@@ -143,6 +155,11 @@ function checkMm(mm: u32): u32 {
   const pgd = mmPgd(mm);
   tablesSeen++;
   const nv = mmNvmas(mm);
+  if (!policyValid(mmPolicyMode(mm), mmPolicyNodes(mm), nnodes)) return fail(CHECK_MEMPOLICY, mm, -1, mmPolicyMode(mm));
+  for (let i: u32 = 0; i < nv; i++) {
+    const v = vmaAddr(mm, i);
+    if (!policyValid(vmaPolicyMode(v), vmaPolicyNodes(v), nnodes)) return fail(CHECK_MEMPOLICY, mm, <f64>vmaStart(v), vmaPolicyMode(v));
+  }
   let cur: u32 = 0;
   rssAnon = 0;
   rssShmem = 0;
@@ -239,5 +256,55 @@ export function checkMachine(): u32 {
     if (maps > 0 && pageIsAnon(pfn)) anon++;
   }
   if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));
+  return checkMlockCounts();
+}
+
+// Every mlocked page's mlock_count is the number of VM_LOCKED mappings of it, and nothing
+// else is mlocked or unevictable: the scratch counts those mappings afresh.
+function checkMlockCounts(): u32 {
+  memory.fill(scratchBase, 0, <usize>nframes << 2);
+  for (let mm: u32 = 0; mm < maxMms; mm++) {
+    if (!mmAlive(mm)) continue;
+    const n = mmNvmas(mm);
+    for (let i: u32 = 0; i < n; i++) {
+      const v = vmaAddr(mm, i);
+      if (vmaFlags(v) & VM_LOCKED) countLockedMappings(mmPgd(mm), vmaStart(v), vmaEnd(v));
+    }
+  }
+  let mlocked: i64 = 0;
+  for (let pfn: u32 = 0; pfn < nframes; pfn++) {
+    const f = flagsOf(pfn) & MLOCK_FLAGS;
+    const c = load<u32>(scratch(pfn));
+    if (f == 0 && c == 0) continue;
+    if (f != MLOCK_FLAGS || c != mlockCountOf(pfn)) return fail(CHECK_MLOCK_COUNT, pfn, c, f == MLOCK_FLAGS ? <f64>mlockCountOf(pfn) : -1);
+    mlocked++;
+  }
+  if (mlocked != statGet(NR_MLOCK)) return fail(CHECK_STAT, NR_MLOCK, <f64>mlocked, <f64>statGet(NR_MLOCK));
   return CHECK_OK;
+}
+
+// Counts, per pfn, the present PTEs and device-exclusive entries of [start, end) that map a
+// page with a struct page of system memory.
+function countLockedMappings(pgd: u32, start: u64, end: u64): void {
+  let v = start;
+  while (v < end) {
+    const ge = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
+    if (!entryPresent(ge)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
+    const ue = load<u64>(tableAddr(entryTable(ge)) + (<usize>pudIndex(v) << 3));
+    if (!entryPresent(ue)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
+    const de = load<u64>(tableAddr(entryTable(ue)) + (<usize>pmdIndex(v) << 3));
+    const stop = min<u64>((v | 511) + 1, end);
+    if (entryPresent(de)) {
+      const pt = tableAddr(entryTable(de));
+      for (; v < stop; v++) {
+        const pte = load<u64>(pt + (<usize>(<u32>v & 511) << 3));
+        if (pte == 0 || pteSpecial(pte)) continue;
+        if (isSwapPte(pte) && swpType(pte) != SWP_DEVICE_EXCLUSIVE) continue;
+        const pfn = ptePfn(pte);
+        if (pfn >= nframes || isZoneDevicePage(pfn)) continue;
+        store<u32>(scratch(pfn), load<u32>(scratch(pfn)) + 1);
+      }
+    }
+    v = stop;
+  }
 }

@@ -22,6 +22,10 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   18: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps device-private pfn ${c} with a present PTE`,
   19: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} holds a device entry (type ${c}) whose pfn is not the right kind of page`,
   20: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} writable although the anon page is not exclusive (COW broken)`,
+  21: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} in a VM_LOCKED VMA, but the page is not PG_mlocked and PG_unevictable`,
+  22: (a, b, c) =>
+    c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
+  23: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

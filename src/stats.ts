@@ -17,6 +17,13 @@ export const STAT_SLOTS = {
   nr_radix_nodes: 14,
   pgmigrate_success: 15,
   pgmigrate_fail: 16,
+  nr_mlock: 19,
+  unevictable_pgs_mlocked: 20,
+  unevictable_pgs_munlocked: 21,
+  numa_hit: 22,
+  numa_miss: 23,
+  numa_foreign: 24,
+  numa_interleave: 25,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

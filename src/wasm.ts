@@ -71,6 +71,18 @@ export interface CoreExports {
   pageCensus(framesPerBucket: number): number;
   hmmLastFaultWrite(): number;
   reclaim(n: number): number;
+  mmSetPolicy(mm: number, mode: number, nodes: number): void;
+  mlockRange(mm: number, vpn: number, n: number, lock: number): void;
+  numaResolve(mm: number, n: number): void;
+  numaQueue(mm: number, lo: number, hi: number, wantMask: number, moveAll: number, at: number, cap: number): number;
+  numaPutback(n: number): void;
+  numaMigrateSetup(slot: number, n: number): number;
+  numaAllocCopy(slot: number, n: number, mode: number, nodes: number, local: number): number;
+  numaOutcome(slot: number, n: number): void;
+  numaVpnsPtr(): number;
+  numaPfnsPtr(): number;
+  numaOutPtr(): number;
+  numaResultPtr(): number;
 }
 
 const modules = new Map<WasmBuild, WebAssembly.Module>();
