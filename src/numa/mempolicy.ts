@@ -32,7 +32,7 @@ interface NewPolicy {
 
 /** mpol_new + mpol_set_nodemask: the kernel's checks; nodes without memory are dropped. */
 function newPolicy(m: Machine, fn: string, mode: number, nodes: readonly number[]): NewPolicy {
-  if (!Number.isInteger(mode)) fail("EINVAL", fn, `mode ${String(mode)} is not an integer`, mode);
+  if (!Number.isInteger(mode) || mode < 0) fail("EINVAL", fn, `mode ${String(mode)} is not a policy mode`, mode);
   if (mode & MODE_FLAGS) fail("EINVAL", fn, "the mode flags MPOL_F_STATIC_NODES, MPOL_F_RELATIVE_NODES and MPOL_F_NUMA_BALANCING are not modelled", mode);
   if (mode < MPOL_DEFAULT || mode > MPOL_LOCAL) fail("EINVAL", fn, `mode ${mode} is not one of ${MODE_NAMES.join(", ")}`, mode);
   const userMask = nodesToMask(fn, nodes);
@@ -93,7 +93,7 @@ export function getMempolicy(m: Machine, proc: Process, addr = 0, flags = 0): Me
 /** lookup_node: GUP the page (a read fault if need be), and its node. */
 function nodeOfPage(m: Machine, proc: Process, addr: number): number {
   const err = proc.faultPage(addr - (addr % PAGE_SIZE), false);
-  if (err) throw err;
+  if (err) fail("EFAULT", "get_mempolicy", `no page can be brought in at ${hex(addr)}: ${err.message}`, addr);
   return m.pfnToNid(Number((proc.pte(addr) >> 12n) & 0xffffffffffn));
 }
 
