@@ -3,7 +3,7 @@
 // Prints a text table and a markdown table; `--write` also rewrites BENCHMARKS.md at the repo root.
 // `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
 // benchmark runs (default 5; the reported time is the median of the round medians); `--only TEXT`
-// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`).
+// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only numa`).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
@@ -13,6 +13,7 @@ import { walk, walkSink } from "./walk.js";
 import { migrateBytes, migrateTags } from "./migrate.js";
 import { hmm, hmmSink } from "./hmm.js";
 import { runner } from "./runner.js";
+import { numa } from "./numa.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -34,6 +35,7 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["migrate_vma, bytes mode", () => migrateBytes(nRounds)],
   ["migrate_vma, tags mode", () => migrateTags(nRounds)],
   ["hmm_range_fault", () => hmm(debug, nRounds)],
+  ["numa: migrate_pages and move_pages between nodes", () => numa(nRounds)],
   ["stress runner", () => runner(nRounds)],
 ];
 const groups: Group[] = [];
