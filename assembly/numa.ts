@@ -21,15 +21,19 @@ const EFAULT: i32 = -14;
 const ENOENT: i32 = -2;
 const EAGAIN: i32 = -11;
 const EBUSY: i32 = -16;
+const EACCES: i32 = -13;
 const ENOMEM: i32 = -12;
 // A looked-up page mapped more than once (folio_maybe_mapped_shared), next to its node.
-export const NUMA_SHARED: i32 = 256;
+const NUMA_SHARED: i32 = 256;
 
 const NUMA_MAX: u32 = 65536;
 // Addresses in (as page numbers, f64), pfns and per-entry results out.
 const numaVpns: usize = memory.data(<i32>NUMA_MAX * 8, 8);
 const numaPfns: usize = memory.data(<i32>NUMA_MAX * 4, 4);
 const numaOut: usize = memory.data(<i32>NUMA_MAX * 4, 4);
+// move_pages: each address's status, and the address each queued page came from.
+const numaStatus: usize = memory.data(<i32>NUMA_MAX * 4, 4);
+const numaIdx: usize = memory.data(<i32>NUMA_MAX * 4, 4);
 // numaQueue's results: pages on the wanted nodes, isolation failures, where it stopped.
 const numaRes: usize = memory.data(16, 8);
 
@@ -37,39 +41,77 @@ export function numaVpnsPtr(): usize { return numaVpns; }
 export function numaPfnsPtr(): usize { return numaPfns; }
 export function numaOutPtr(): usize { return numaOut; }
 export function numaResultPtr(): usize { return numaRes; }
+export function numaStatusPtr(): usize { return numaStatus; }
 
 @inline function pfnAt(i: u32): u32 { return load<u32>(numaPfns + (<usize>i << 2)); }
 @inline function setOut(i: u32, v: i32): void { store<i32>(numaOut + (<usize>i << 2), v); }
 
-// do_pages_stat / add_folio_for_migration's look-up of n addresses of `mm`: per entry the
-// page's node (| NUMA_SHARED when mapped more than once) with its pfn in the pfn list, or
-// -EFAULT (no VMA, or the zero page) or -ENOENT (nothing present, or device memory).
+// do_pages_stat / add_folio_for_migration's look-up of one address of `mm`: the page's node
+// (| NUMA_SHARED when mapped more than once) with its pfn in `lookedUp`, or -EFAULT (no VMA,
+// or the zero page) or -ENOENT (nothing present, or device memory).
+let lookedUp: u32 = 0;
+
+function lookUp(mm: u32, vpn: u64): i32 {
+  if (findVma(mm, vpn) == 0) return EFAULT;
+  const ptep = walkPte(mmPgd(mm), vpn, false);
+  const pte = ptep == 0 ? 0 : load<u64>(ptep);
+  if (pte == 0 || isSwapPte(pte)) return ENOENT;
+  const pfn = ptePfn(pte);
+  if (pteSpecial(pte)) return pfn == ZERO_PFN ? EFAULT : ENOENT;
+  if (pfn >= nframes || isZoneDevicePage(pfn)) return ENOENT;
+  lookedUp = pfn;
+  return <i32>zoneNode(zoneOf(pfn)) | (mapcountOf(pfn) > 1 ? NUMA_SHARED : 0);
+}
+
+// do_pages_stat: each of the n addresses' node, or -errno, into the status array.
 export function numaResolve(mm: u32, n: u32): void {
-  const pgd = mmPgd(mm);
   for (let i: u32 = 0; i < n; i++) {
-    const vpn = <u64>load<f64>(numaVpns + (<usize>i << 3));
-    if (findVma(mm, vpn) == 0) {
-      setOut(i, EFAULT);
-      continue;
-    }
-    const ptep = walkPte(pgd, vpn, false);
-    const pte = ptep == 0 ? 0 : load<u64>(ptep);
-    if (pte == 0 || isSwapPte(pte)) {
-      setOut(i, ENOENT);
-      continue;
-    }
-    const pfn = ptePfn(pte);
-    if (pteSpecial(pte)) {
-      setOut(i, pfn == ZERO_PFN ? EFAULT : ENOENT);
-      continue;
-    }
-    if (pfn >= nframes || isZoneDevicePage(pfn)) {
-      setOut(i, ENOENT);
-      continue;
-    }
-    store<u32>(numaPfns + (<usize>i << 2), pfn);
-    setOut(i, <i32>zoneNode(zoneOf(pfn)) | (mapcountOf(pfn) > 1 ? NUMA_SHARED : 0));
+    const r = lookUp(mm, <u64>load<f64>(numaVpns + (<usize>i << 3)));
+    store<i32>(numaStatus + (<usize>i << 2), r < 0 ? r : r & 0xff);
   }
+}
+
+// do_pages_move's look-up and isolation for n addresses bound for `node`: a page already there
+// has the node as its status, one mapped more than once (unless `moveAll`) -EACCES, one that
+// cannot be isolated (met before in this batch) -EBUSY; the rest are isolated (PG_lru cleared)
+// into the pfn list. Returns how many; numaMoveDone fills in their status after the move.
+export function numaMovePrepare(mm: u32, n: u32, node: u32, moveAll: bool): u32 {
+  let q: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    let r = lookUp(mm, <u64>load<f64>(numaVpns + (<usize>i << 3)));
+    if (r >= 0) {
+      const pfn = lookedUp;
+      if (<u32>(r & 0xff) == node) {
+        r = <i32>node;
+      } else if ((r & NUMA_SHARED) != 0 && !moveAll) {
+        r = EACCES;
+      } else if (!testFlag(pfn, PG_lru)) {
+        r = EBUSY;
+      } else {
+        clearFlag(pfn, PG_lru);
+        store<u32>(numaPfns + (<usize>q << 2), pfn);
+        store<u32>(numaIdx + (<usize>q << 2), i);
+        q++;
+        continue;
+      }
+    }
+    store<i32>(numaStatus + (<usize>i << 2), r);
+  }
+  return q;
+}
+
+// After numaMovePrepare's q pages went through a batch: each one's status is `node` if it
+// moved, -ENOMEM, or -EAGAIN when it was busy (locked or pinned: worth a retry). Returns
+// how many are busy.
+export function numaMoveDone(q: u32, node: u32): u32 {
+  let busy: u32 = 0;
+  for (let k: u32 = 0; k < q; k++) {
+    const o = load<i32>(numaOut + (<usize>k << 2));
+    const s: i32 = o == 0 ? <i32>node : o == ENOMEM ? ENOMEM : EAGAIN;
+    if (s == EAGAIN) busy++;
+    store<i32>(numaStatus + (<usize>load<u32>(numaIdx + (<usize>k << 2)) << 2), s);
+  }
+  return busy;
 }
 
 // queue_pages_range over [lo, hi) of `mm`: present pages on a node of `wantMask` count as

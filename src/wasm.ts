@@ -74,6 +74,9 @@ export interface CoreExports {
   mmSetPolicy(mm: number, mode: number, nodes: number): void;
   mlockRange(mm: number, vpn: number, n: number, lock: number): void;
   numaResolve(mm: number, n: number): void;
+  numaMovePrepare(mm: number, n: number, node: number, moveAll: number): number;
+  numaMoveDone(q: number, node: number): number;
+  numaStatusPtr(): number;
   numaQueue(mm: number, lo: number, hi: number, wantMask: number, moveAll: number, at: number, cap: number): number;
   numaPutback(n: number): void;
   numaMigrateSetup(slot: number, n: number): number;

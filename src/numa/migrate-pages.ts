@@ -15,11 +15,7 @@ import { MPOL_BIND, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MAX_NUMNODES, memoryNodes, n
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
 /** Entries of the core's look-up and queue buffers (assembly/numa.ts). */
 const NUMA_MAX = 65536;
-/** numaResolve's mark of a page mapped more than once, next to its node. */
-const NUMA_SHARED = 256;
-
-const EFAULT = -14;
-const EACCES = -13;
+const EAGAIN = -11;
 const EBUSY = -16;
 const ENOMEM = -12;
 
@@ -48,8 +44,8 @@ interface Target {
 
 interface Buffers {
   vpns: Float64Array;
-  pfns: Uint32Array;
   out: Int32Array;
+  status: Int32Array;
   res: DataView;
 }
 
@@ -62,8 +58,8 @@ function buffers(m: Machine): Buffers {
     const buf = core.memory.buffer;
     b = {
       vpns: new Float64Array(buf, core.numaVpnsPtr(), NUMA_MAX),
-      pfns: new Uint32Array(buf, core.numaPfnsPtr(), NUMA_MAX),
       out: new Int32Array(buf, core.numaOutPtr(), NUMA_MAX),
+      status: new Int32Array(buf, core.numaStatusPtr(), NUMA_MAX),
       res: new DataView(buf, core.numaResultPtr(), 16),
     };
     views.set(m, b);
@@ -86,7 +82,13 @@ function migrateBatch(m: Machine, n: number, target: Target): void {
   const cpages = core.numaMigrateSetup(slot, n);
   const mig = new MigrateVma(m, slot, n, cpages, null, null);
   m.migrations[slot] = mig;
-  m.notifyOtherMappings(slot, null);
+  try {
+    m.notifyOtherMappings(slot, null);
+  } catch (e) {
+    // A notifier that throws gets the restore path: nothing moves.
+    mig.abort();
+    throw e;
+  }
   core.numaAllocCopy(slot, n, target.mode, target.nodes, target.local);
   mig.finalize();
   core.numaOutcome(slot, n);
@@ -108,7 +110,11 @@ function queueAndMigrate(m: Machine, proc: Process, ranges: () => [number, numbe
     let n = 0;
     const flush = (): void => {
       if (n === 0) return;
-      migrateBatch(m, n, target);
+      try {
+        migrateBatch(m, n, target);
+      } finally {
+        core.numaPutback(n);
+      }
       for (let i = 0; i < n; i++) {
         const o = b.out[i]!;
         if (o === ENOMEM) {
@@ -118,7 +124,6 @@ function queueAndMigrate(m: Machine, proc: Process, ranges: () => [number, numbe
           busy++;
         }
       }
-      core.numaPutback(n);
       n = 0;
     };
     for (const [lo, hi] of ranges()) {
@@ -194,11 +199,13 @@ export function movePages(m: Machine, proc: Process, addrs: readonly number[], n
   }
   const status = new Array<number>(addrs.length).fill(0);
   const result = { status, notMigrated: 0 };
+  const b = buffers(m);
   if (nodes === null) {
     for (let c = 0; c < addrs.length; c += NUMA_MAX) {
-      const idx = Array.from({ length: Math.min(NUMA_MAX, addrs.length - c) }, (_, k) => c + k);
-      const out = resolve(m, proc, addrs, idx);
-      idx.forEach((i, k) => (status[i] = out[k]! < 0 ? out[k]! : out[k]! & 0xff));
+      const n = Math.min(NUMA_MAX, addrs.length - c);
+      for (let k = 0; k < n; k++) b.vpns[k] = Math.floor(addrs[c + k]! / PAGE_SIZE);
+      m.core.numaResolve(proc.mm, n);
+      for (let k = 0; k < n; k++) status[c + k] = b.status[k]!;
     }
     return result;
   }
@@ -207,68 +214,50 @@ export function movePages(m: Machine, proc: Process, addrs: readonly number[], n
     let j = i;
     while (j < addrs.length && nodes[j] === nodes[i]) j++;
     for (let c = i; c < j; c += NUMA_MAX) {
-      const idx = Array.from({ length: Math.min(NUMA_MAX, j - c) }, (_, k) => c + k);
-      moveRun(m, proc, addrs, idx, nodes[i]!, moveAll, opts, result);
+      const entries = Array.from({ length: Math.min(NUMA_MAX, j - c) }, (_, k) => c + k);
+      moveRun(m, proc, addrs, entries, nodes[i]!, moveAll, opts, result);
     }
     i = j;
   }
   return result;
 }
 
-/** numaResolve over addrs[idx]: per entry a node (| NUMA_SHARED) with its pfn, or -errno. */
-function resolve(m: Machine, proc: Process, addrs: readonly number[], idx: number[]): Int32Array {
-  const b = buffers(m);
-  idx.forEach((i, k) => (b.vpns[k] = Math.floor(addrs[i]! / PAGE_SIZE)));
-  m.core.numaResolve(proc.mm, idx.length);
-  return b.out;
-}
-
-/** One batch of move_pages: addrs[idx] to `node`, retried while pages are busy. */
-function moveRun(m: Machine, proc: Process, addrs: readonly number[], idx: number[], node: number, moveAll: boolean, opts: RetryOptions, result: MovePagesResult): void {
+/**
+ * One batch of move_pages: addrs[entries] to `node`. The core looks the pages up, sets the
+ * status of those that stay and isolates the others; those still busy after the batch are
+ * looked up and tried again, up to NR_MAX_MIGRATE_PAGES_RETRY passes.
+ */
+function moveRun(m: Machine, proc: Process, addrs: readonly number[], entries: number[], node: number, moveAll: boolean, opts: RetryOptions, result: MovePagesResult): void {
+  const core = m.core;
   const b = buffers(m);
   const { status } = result;
   const target = { mode: MPOL_BIND, nodes: 1 << node, local: node };
-  let pending = idx;
-  for (let pass = 0; pending.length > 0; pass++) {
-    const out = resolve(m, proc, addrs, pending);
-    const queued: number[] = [];
-    const pfns: number[] = [];
-    const seen = new Set<number>();
-    pending.forEach((i, k) => {
-      const r = out[k]!;
-      const pfn = b.pfns[k]!;
-      if (r < 0) status[i] = r;
-      else if ((r & 0xff) === node) status[i] = node;
-      else if (r & NUMA_SHARED && !moveAll) status[i] = EACCES;
-      // The second isolation of one page fails.
-      else if (seen.has(pfn)) status[i] = EBUSY;
-      else {
-        seen.add(pfn);
-        queued.push(i);
-        pfns.push(pfn);
+  let pending = entries;
+  for (let pass = 0; ; pass++) {
+    pending.forEach((i, k) => (b.vpns[k] = Math.floor(addrs[i]! / PAGE_SIZE)));
+    const q = core.numaMovePrepare(proc.mm, pending.length, node, moveAll ? 1 : 0);
+    if (q > 0) {
+      try {
+        migrateBatch(m, q, target);
+      } finally {
+        core.numaPutback(q);
       }
-    });
-    if (queued.length === 0) return;
-    b.pfns.set(pfns);
-    migrateBatch(m, queued.length, target);
+      core.numaMoveDone(q, node);
+    }
     const retry: number[] = [];
-    queued.forEach((i, k) => {
-      const o = b.out[k]!;
-      if (o === 0) {
-        status[i] = node;
-      } else if (o === ENOMEM) {
-        status[i] = ENOMEM;
-        result.notMigrated++;
-      } else {
-        retry.push(i);
-      }
+    pending.forEach((i, k) => {
+      const s = b.status[k]!;
+      if (s === EAGAIN) retry.push(i);
+      else status[i] = s;
+      if (s === ENOMEM) result.notMigrated++;
     });
-    if (retry.length > 0 && (pass + 1 >= NR_MAX_MIGRATE_PAGES_RETRY || !opts.onRetry)) {
+    if (retry.length === 0) return;
+    if (pass + 1 >= NR_MAX_MIGRATE_PAGES_RETRY || !opts.onRetry) {
       for (const i of retry) status[i] = EBUSY;
       result.notMigrated += retry.length;
       return;
     }
-    if (retry.length > 0) opts.onRetry!(pass + 1);
+    opts.onRetry(pass + 1);
     pending = retry;
   }
 }
