@@ -272,9 +272,9 @@ function nodeRemap(s: number, from: number, to: number): number {
 }
 
 /**
- * migrate_pages(2): every page of `proc` on a node of `fromNodes` moves to the node at the same
- * position in `toNodes` (counted round it; do_migrate_pages' order, so a node is emptied before
- * pages move onto it where it can be). `flags` is MPOL_MF_MOVE_ALL (the default: the caller has
+ * migrate_pages(2): every page of `proc` on a node of `fromNodes` moves to the node of the same
+ * rank in `toNodes`, both taken as nodemasks (sorted sets; the rank counted round `toNodes`), in
+ * do_migrate_pages' order, which empties a node before pages move onto it where it can. `flags` is MPOL_MF_MOVE_ALL (the default: the caller has
  * CAP_SYS_NICE and pages other processes map move too) or MPOL_MF_MOVE (they stay). Returns the
  * pages that could not be moved. A destination node that runs out of memory ends the call with
  * ENOMEM, the pages moved so far staying moved, as in the kernel.
