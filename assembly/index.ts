@@ -534,6 +534,6 @@ export function mlockRange(mm: u32, vpn: f64, n: f64, lock: bool): void {
 }
 
 export {
-  numaResolve, numaMovePrepare, numaMoveDone, numaQueue, numaPutback, numaMigrateSetup, numaAllocCopy, numaOutcome,
-  numaVpnsPtr, numaPfnsPtr, numaOutPtr, numaResultPtr, numaStatusPtr,
+  doPagesStat, addPagesForMigration, storeMoveStatus, queuePagesRange, putbackMovablePages, migrateQueuedSetup, migrateAllocCopyPolicy, migrateQueuedOutcome,
+  numaVpnsPtr, numaOutPtr, numaResultPtr, numaStatusPtr,
 } from "./numa";

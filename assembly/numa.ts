@@ -34,11 +34,10 @@ const numaOut: usize = memory.data(<i32>NUMA_MAX * 4, 4);
 // move_pages: each address's status, and the address each queued page came from.
 const numaStatus: usize = memory.data(<i32>NUMA_MAX * 4, 4);
 const numaIdx: usize = memory.data(<i32>NUMA_MAX * 4, 4);
-// numaQueue's results: pages on the wanted nodes, isolation failures, where it stopped.
+// queuePagesRange's results: pages on the wanted nodes, isolation failures, where it stopped.
 const numaRes: usize = memory.data(16, 8);
 
 export function numaVpnsPtr(): usize { return numaVpns; }
-export function numaPfnsPtr(): usize { return numaPfns; }
 export function numaOutPtr(): usize { return numaOut; }
 export function numaResultPtr(): usize { return numaRes; }
 export function numaStatusPtr(): usize { return numaStatus; }
@@ -64,7 +63,7 @@ function lookUp(mm: u32, vpn: u64): i32 {
 }
 
 // do_pages_stat: each of the n addresses' node, or -errno, into the status array.
-export function numaResolve(mm: u32, n: u32): void {
+export function doPagesStat(mm: u32, n: u32): void {
   for (let i: u32 = 0; i < n; i++) {
     const r = lookUp(mm, <u64>load<f64>(numaVpns + (<usize>i << 3)));
     store<i32>(numaStatus + (<usize>i << 2), r < 0 ? r : r & 0xff);
@@ -74,8 +73,8 @@ export function numaResolve(mm: u32, n: u32): void {
 // do_pages_move's look-up and isolation for n addresses bound for `node`: a page already there
 // has the node as its status, one mapped more than once (unless `moveAll`) -EACCES, one that
 // cannot be isolated (met before in this batch) -EBUSY; the rest are isolated (PG_lru cleared)
-// into the pfn list. Returns how many; numaMoveDone fills in their status after the move.
-export function numaMovePrepare(mm: u32, n: u32, node: u32, moveAll: bool): u32 {
+// into the pfn list. Returns how many; storeMoveStatus fills in their status after the move.
+export function addPagesForMigration(mm: u32, n: u32, node: u32, moveAll: bool): u32 {
   let q: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     let r = lookUp(mm, <u64>load<f64>(numaVpns + (<usize>i << 3)));
@@ -100,10 +99,10 @@ export function numaMovePrepare(mm: u32, n: u32, node: u32, moveAll: bool): u32 
   return q;
 }
 
-// After numaMovePrepare's q pages went through a batch: each one's status is `node` if it
+// After addPagesForMigration's q pages went through a batch: each one's status is `node` if it
 // moved, -ENOMEM, or -EAGAIN when it was busy (locked or pinned: worth a retry). Returns
 // how many are busy.
-export function numaMoveDone(q: u32, node: u32): u32 {
+export function storeMoveStatus(q: u32, node: u32): u32 {
   let busy: u32 = 0;
   for (let k: u32 = 0; k < q; k++) {
     const o = load<i32>(numaOut + (<usize>k << 2));
@@ -119,7 +118,7 @@ export function numaMoveDone(q: u32, node: u32): u32 {
 // are isolated (PG_lru cleared; one already off the LRU fails) into the pfn list from `at`,
 // until `cap` entries are there. cap = 0 only counts. Returns entries added; the result
 // block holds the misplaced and failed counts and the page number it stopped at.
-export function numaQueue(mm: u32, lo: f64, hi: f64, wantMask: u32, moveAll: bool, at: u32, cap: u32): u32 {
+export function queuePagesRange(mm: u32, lo: f64, hi: f64, wantMask: u32, moveAll: bool, at: u32, cap: u32): u32 {
   const pgd = mmPgd(mm);
   const end = <u64>hi;
   let v = <u64>lo;
@@ -166,7 +165,7 @@ export function numaQueue(mm: u32, lo: f64, hi: f64, wantMask: u32, moveAll: boo
 }
 
 // putback_movable_pages: queued pages still in use go back on the LRU.
-export function numaPutback(n: u32): void {
+export function putbackMovablePages(n: u32): void {
   for (let i: u32 = 0; i < n; i++) {
     const pfn = pfnAt(i);
     if (refOf(pfn) > 0 && (flagsOf(pfn) & (1 << PGTY_buddy)) == 0) setFlag(pfn, PG_lru);
@@ -174,7 +173,7 @@ export function numaPutback(n: u32): void {
 }
 
 // Collects the n pages of the pfn list into migration slot `slot` (migrate_device_pfns).
-export function numaMigrateSetup(slot: u32, n: u32): u32 {
+export function migrateQueuedSetup(slot: u32, n: u32): u32 {
   selectSlot(slot);
   const src = srcAddr();
   for (let i: u32 = 0; i < n; i++) store<u64>(src + (<usize>i << 3), migratePfn(pfnAt(i)));
@@ -190,7 +189,7 @@ const allocPfn: usize = memory.data(<i32>NUMA_MAX * 4, 4);
 // caller's node, interleave by the source's index) puts them, locked and filled from the
 // sources; like migrate_pages, the first allocation that fails ends the allocating.
 // Returns pages allocated.
-export function numaAllocCopy(slot: u32, n: u32, mode: u32, nodes: u32, local: u32): u32 {
+export function migrateAllocCopyPolicy(slot: u32, n: u32, mode: u32, nodes: u32, local: u32): u32 {
   selectSlot(slot);
   const src = srcAddr();
   const dst = dstAddr();
@@ -249,7 +248,7 @@ function ascendRuns(n: u32): void {
 // What became of each entry of a finalized slot: 0 moved; -EAGAIN the page was locked by
 // someone else and -EBUSY it held extra references (both worth a retry); -ENOMEM no page
 // could be allocated for it.
-export function numaOutcome(slot: u32, n: u32): void {
+export function migrateQueuedOutcome(slot: u32, n: u32): void {
   selectSlot(slot);
   const src = srcAddr();
   const dst = dstAddr();

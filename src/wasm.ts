@@ -73,17 +73,16 @@ export interface CoreExports {
   reclaim(n: number): number;
   mmSetPolicy(mm: number, mode: number, nodes: number): void;
   mlockRange(mm: number, vpn: number, n: number, lock: number): void;
-  numaResolve(mm: number, n: number): void;
-  numaMovePrepare(mm: number, n: number, node: number, moveAll: number): number;
-  numaMoveDone(q: number, node: number): number;
+  doPagesStat(mm: number, n: number): void;
+  addPagesForMigration(mm: number, n: number, node: number, moveAll: number): number;
+  storeMoveStatus(q: number, node: number): number;
   numaStatusPtr(): number;
-  numaQueue(mm: number, lo: number, hi: number, wantMask: number, moveAll: number, at: number, cap: number): number;
-  numaPutback(n: number): void;
-  numaMigrateSetup(slot: number, n: number): number;
-  numaAllocCopy(slot: number, n: number, mode: number, nodes: number, local: number): number;
-  numaOutcome(slot: number, n: number): void;
+  queuePagesRange(mm: number, lo: number, hi: number, wantMask: number, moveAll: number, at: number, cap: number): number;
+  putbackMovablePages(n: number): void;
+  migrateQueuedSetup(slot: number, n: number): number;
+  migrateAllocCopyPolicy(slot: number, n: number, mode: number, nodes: number, local: number): number;
+  migrateQueuedOutcome(slot: number, n: number): void;
   numaVpnsPtr(): number;
-  numaPfnsPtr(): number;
   numaOutPtr(): number;
   numaResultPtr(): number;
 }

@@ -320,7 +320,7 @@ function step(sh: Shadow, op: Op): void {
     case "migrate":
       return migratePages(sh, sp, op);
     case "mremap":
-      return mremap(sh, sp, op, at, offsetOf(sh, sp, { kind: 0, n: op.dest.n }));
+      return mremap(sp, op, at, offsetOf(sh, sp, { kind: 0, n: op.dest.n }));
   }
 }
 
@@ -429,7 +429,7 @@ function migratePages(sh: Shadow, sp: SProc, op: Extract<Op, { op: "migrate" }>)
   }
 }
 
-function mremap(sh: Shadow, sp: SProc, op: Extract<Op, { op: "mremap" }>, at: number, destAt: number): void {
+function mremap(sp: SProc, op: Extract<Op, { op: "mremap" }>, at: number, destAt: number): void {
   const vpn = BASE + at;
   const vma = sp.p.maps().find((v) => v.start <= addrOf(vpn) && addrOf(vpn) < v.end);
   if (!vma) {

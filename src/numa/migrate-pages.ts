@@ -79,7 +79,7 @@ function needSlot(m: Machine, fn: string): void {
 function migrateBatch(m: Machine, n: number, target: Target): void {
   const core = m.core;
   const slot = m.migrations.indexOf(null);
-  const cpages = core.numaMigrateSetup(slot, n);
+  const cpages = core.migrateQueuedSetup(slot, n);
   const mig = new MigrateVma(m, slot, n, cpages, null, null);
   m.migrations[slot] = mig;
   try {
@@ -89,9 +89,9 @@ function migrateBatch(m: Machine, n: number, target: Target): void {
     mig.abort();
     throw e;
   }
-  core.numaAllocCopy(slot, n, target.mode, target.nodes, target.local);
+  core.migrateAllocCopyPolicy(slot, n, target.mode, target.nodes, target.local);
   mig.finalize();
-  core.numaOutcome(slot, n);
+  core.migrateQueuedOutcome(slot, n);
 }
 
 /**
@@ -113,7 +113,7 @@ function queueAndMigrate(m: Machine, proc: Process, ranges: () => [number, numbe
       try {
         migrateBatch(m, n, target);
       } finally {
-        core.numaPutback(n);
+        core.putbackMovablePages(n);
       }
       for (let i = 0; i < n; i++) {
         const o = b.out[i]!;
@@ -128,7 +128,7 @@ function queueAndMigrate(m: Machine, proc: Process, ranges: () => [number, numbe
     };
     for (const [lo, hi] of ranges()) {
       for (let at = lo; at < hi && !enomem; ) {
-        n += core.numaQueue(proc.mm, at, hi, wantMask, moveAll ? 1 : 0, n, NUMA_MAX);
+        n += core.queuePagesRange(proc.mm, at, hi, wantMask, moveAll ? 1 : 0, n, NUMA_MAX);
         // Isolation failures (a page queued twice) count once; later passes meet moved pages.
         if (pass === 0) failed += b.res.getUint32(4, true);
         at = b.res.getFloat64(8, true);
@@ -153,7 +153,7 @@ export function countMisplaced(m: Machine, proc: Process, start: number, end: nu
   const b = buffers(m);
   let n = 0;
   for (const [lo, hi] of vmaRanges(proc, start, end)) {
-    m.core.numaQueue(proc.mm, lo, hi, mask, 0, 0, 0);
+    m.core.queuePagesRange(proc.mm, lo, hi, mask, 0, 0, 0);
     n += b.res.getUint32(0, true);
   }
   return n;
@@ -204,7 +204,7 @@ export function movePages(m: Machine, proc: Process, addrs: readonly number[], n
     for (let c = 0; c < addrs.length; c += NUMA_MAX) {
       const n = Math.min(NUMA_MAX, addrs.length - c);
       for (let k = 0; k < n; k++) b.vpns[k] = Math.floor(addrs[c + k]! / PAGE_SIZE);
-      m.core.numaResolve(proc.mm, n);
+      m.core.doPagesStat(proc.mm, n);
       for (let k = 0; k < n; k++) status[c + k] = b.status[k]!;
     }
     return result;
@@ -235,14 +235,14 @@ function moveRun(m: Machine, proc: Process, addrs: readonly number[], entries: n
   let pending = entries;
   for (let pass = 0; ; pass++) {
     pending.forEach((i, k) => (b.vpns[k] = Math.floor(addrs[i]! / PAGE_SIZE)));
-    const q = core.numaMovePrepare(proc.mm, pending.length, node, moveAll ? 1 : 0);
+    const q = core.addPagesForMigration(proc.mm, pending.length, node, moveAll ? 1 : 0);
     if (q > 0) {
       try {
         migrateBatch(m, q, target);
       } finally {
-        core.numaPutback(q);
+        core.putbackMovablePages(q);
       }
-      core.numaMoveDone(q, node);
+      core.storeMoveStatus(q, node);
     }
     const retry: number[] = [];
     pending.forEach((i, k) => {
