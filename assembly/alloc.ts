@@ -3,7 +3,7 @@
 import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
 import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, pinpageHoldsOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
-import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL, NR_FREE_CMA } from "./stat";
+import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL, NR_FREE_CMA, NUMA_HIT, NUMA_MISS, NUMA_FOREIGN } from "./stat";
 import {
   blockClass, classHeadAddr, classCountAddr, zoneCmaFree, setZoneCmaFree, zoneIsolatedFree, setZoneIsolatedFree, zoneSpecialBlocks,
   pageblockMigratetype, setPageblockMigratetype, PAGEBLOCK_ORDER, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
@@ -349,7 +349,7 @@ export const MAX_ZONES: u32 = 64;
 const ZONELIST_LEN: u32 = MAX_ZONES + 1;
 const zonelists: usize = memory.data(<i32>(MAX_NODES * 2 * ZONELIST_LEN * 4), 16);
 
-@inline function zonelist(node: u32, movable: bool): usize {
+@inline export function zonelist(node: u32, movable: bool): usize {
   return zonelists + <usize>((node * 2 + (movable ? 1 : 0)) * ZONELIST_LEN) * 4;
 }
 
@@ -377,12 +377,27 @@ export function buildZonelists(): void {
   }
 }
 
+// zone_statistics: numa_hit for a page from the preferred zone's node, else numa_miss (and
+// numa_foreign for the node that was preferred).
+@inline export function zoneStatistics(preferred: u32, z: u32, n: i64): void {
+  if (zoneNode(z) == zoneNode(preferred)) {
+    statAdd(NUMA_HIT, n);
+  } else {
+    statAdd(NUMA_MISS, n);
+    statAdd(NUMA_FOREIGN, n);
+  }
+}
+
 // Allocation for a movable (GFP_HIGHUSER_MOVABLE) or a kernel request from `node`'s zonelist.
 export function allocPages(node: u32, order: u32, movable: bool): u32 {
   let p = zonelist(node, movable);
-  for (let z = load<u32>(p); z != NONE; z = load<u32>(p)) {
+  const preferred = load<u32>(p);
+  for (let z = preferred; z != NONE; z = load<u32>(p)) {
     const pfn = allocFromZone(z, order, movable);
-    if (pfn != NONE) return pfn;
+    if (pfn != NONE) {
+      zoneStatistics(preferred, z, <i64>1 << order);
+      return pfn;
+    }
     p += 4;
   }
   statAdd(PGALLOC_FAIL, 1);
@@ -394,8 +409,11 @@ export function allocPages(node: u32, order: u32, movable: bool): u32 {
 export function allocPagesBulk(node: u32, movable: bool, want: u32, out: usize): u32 {
   let got: u32 = 0;
   let p = zonelist(node, movable);
-  for (let z = load<u32>(p); z != NONE && got < want; z = load<u32>(p)) {
-    got += allocBulkFromZone(z, want - got, out + (<usize>got << 2), movable);
+  const preferred = load<u32>(p);
+  for (let z = preferred; z != NONE && got < want; z = load<u32>(p)) {
+    const n = allocBulkFromZone(z, want - got, out + (<usize>got << 2), movable);
+    if (n > 0) zoneStatistics(preferred, z, <i64>n);
+    got += n;
     p += 4;
   }
   if (got < want) statAdd(PGALLOC_FAIL, <i64>(want - got));

@@ -1,6 +1,6 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
-import { nframes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
+import { nframes, nnodes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
 import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import {
@@ -14,11 +14,17 @@ import {
   pteSpecial, ptePfn, _PAGE_RW, _PAGE_PRESENT, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE, isSwapPte, swpType,
   SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE, SWP_HWPOISON, SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE,
 } from "./pte";
-import { mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, vmaAddr, vmaStart, vmaEnd, vmaFlags, VM_WRITE, VM_SHARED } from "./mm";
+import {
+  mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, mmPolicyMode, mmPolicyNodes, vmaAddr, vmaStart, vmaEnd, vmaFlags,
+  vmaPolicyMode, vmaPolicyNodes, VM_WRITE, VM_SHARED, VM_LOCKED,
+} from "./mm";
+import { pgdIndex, pudIndex, pmdIndex } from "./pagetable";
+import { policyValid } from "./mempolicy";
+import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
 import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { markInFlight } from "./migrate";
-import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA } from "./stat";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA, NR_MLOCK } from "./stat";
 
 export const CHECK_OK: u32 = 0;
 export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
@@ -56,6 +62,10 @@ export const CHECK_OFFLINE_PAGE: u32 = 43;
 export const CHECK_CMA_PAGE: u32 = 44;
 export const CHECK_ZONE_SPECIAL: u32 = 45;
 export const CHECK_ZONE_OFFLINE: u32 = 46;
+// mlock and memory policy (50..52).
+export const CHECK_MLOCK: u32 = 50;
+export const CHECK_MLOCK_COUNT: u32 = 51;
+export const CHECK_MEMPOLICY: u32 = 52;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -247,6 +257,9 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
     return CHECK_OK;
   }
   if (pfn >= nframes) return fail(CHECK_PTE_BAD_PFN, mm, <f64>vpn, pfn);
+  // A page a VM_LOCKED VMA maps (present, or behind a device-exclusive entry) is mlocked.
+  if ((flags & VM_LOCKED) != 0 && !isZoneDevicePage(pfn) && (flagsOf(pfn) & MLOCK_FLAGS) != MLOCK_FLAGS)
+    return fail(CHECK_MLOCK, mm, <f64>vpn, pfn);
   const s = load<u32>(scratch(pfn));
   if ((s & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_PTE_MAPS_FREE_PAGE, mm, <f64>vpn, pfn);
   store<u32>(scratch(pfn), s + 1);
@@ -263,6 +276,11 @@ function checkMm(mm: u32): u32 {
   const pgd = mmPgd(mm);
   tablesSeen++;
   const nv = mmNvmas(mm);
+  if (!policyValid(mmPolicyMode(mm), mmPolicyNodes(mm), nnodes)) return fail(CHECK_MEMPOLICY, mm, -1, mmPolicyMode(mm));
+  for (let i: u32 = 0; i < nv; i++) {
+    const v = vmaAddr(mm, i);
+    if (!policyValid(vmaPolicyMode(v), vmaPolicyNodes(v), nnodes)) return fail(CHECK_MEMPOLICY, mm, <f64>vmaStart(v), vmaPolicyMode(v));
+  }
   let cur: u32 = 0;
   rssAnon = 0;
   rssShmem = 0;
@@ -381,5 +399,55 @@ export function checkMachine(): u32 {
   const acquired = statGet(NR_FOLL_PIN_ACQUIRED);
   const released = statGet(NR_FOLL_PIN_RELEASED);
   if (pins != acquired - released) return fail(CHECK_PIN_LEDGER, <f64>pins, <f64>acquired, <f64>released);
+  return checkMlockCounts();
+}
+
+// Every mlocked page's mlock_count is the number of VM_LOCKED mappings of it, and nothing
+// else is mlocked or unevictable: the scratch counts those mappings afresh.
+function checkMlockCounts(): u32 {
+  memory.fill(scratchBase, 0, <usize>nframes << 2);
+  for (let mm: u32 = 0; mm < maxMms; mm++) {
+    if (!mmAlive(mm)) continue;
+    const n = mmNvmas(mm);
+    for (let i: u32 = 0; i < n; i++) {
+      const v = vmaAddr(mm, i);
+      if (vmaFlags(v) & VM_LOCKED) countLockedMappings(mmPgd(mm), vmaStart(v), vmaEnd(v));
+    }
+  }
+  let mlocked: i64 = 0;
+  for (let pfn: u32 = 0; pfn < nframes; pfn++) {
+    const f = flagsOf(pfn) & MLOCK_FLAGS;
+    const c = load<u32>(scratch(pfn));
+    if (f == 0 && c == 0) continue;
+    if (f != MLOCK_FLAGS || c != mlockCountOf(pfn)) return fail(CHECK_MLOCK_COUNT, pfn, c, f == MLOCK_FLAGS ? <f64>mlockCountOf(pfn) : -1);
+    mlocked++;
+  }
+  if (mlocked != statGet(NR_MLOCK)) return fail(CHECK_STAT, NR_MLOCK, <f64>mlocked, <f64>statGet(NR_MLOCK));
   return CHECK_OK;
+}
+
+// Counts, per pfn, the present PTEs and device-exclusive entries of [start, end) that map a
+// page with a struct page of system memory.
+function countLockedMappings(pgd: u32, start: u64, end: u64): void {
+  let v = start;
+  while (v < end) {
+    const ge = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
+    if (!entryPresent(ge)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
+    const ue = load<u64>(tableAddr(entryTable(ge)) + (<usize>pudIndex(v) << 3));
+    if (!entryPresent(ue)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
+    const de = load<u64>(tableAddr(entryTable(ue)) + (<usize>pmdIndex(v) << 3));
+    const stop = min<u64>((v | 511) + 1, end);
+    if (entryPresent(de)) {
+      const pt = tableAddr(entryTable(de));
+      for (; v < stop; v++) {
+        const pte = load<u64>(pt + (<usize>(<u32>v & 511) << 3));
+        if (pte == 0 || pteSpecial(pte)) continue;
+        if (isSwapPte(pte) && swpType(pte) != SWP_DEVICE_EXCLUSIVE) continue;
+        const pfn = ptePfn(pte);
+        if (pfn >= nframes || isZoneDevicePage(pfn)) continue;
+        store<u32>(scratch(pfn), load<u32>(scratch(pfn)) + 1);
+      }
+    }
+    v = stop;
+  }
 }

@@ -2,14 +2,16 @@
 // faults, write-protect faults with COW or reuse. Returns a VM_FAULT-like code.
 import { NONE } from "./layout";
 import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
-import { allocPages, freePages, putPage } from "./alloc";
+import { freePages, putPage } from "./alloc";
+import { allocUserPagePolicy } from "./mempolicy";
+import { mlockPage, munlockPage } from "./mlock";
 import { walkPte } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SPECIAL, _PAGE_RO_MIGRATION, pfnPte, userPte, ptePfn, pteWrite, pteSpecial,
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
-import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_ACCESS_FLAGS } from "./mm";
+import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize } from "./mapping";
@@ -56,10 +58,11 @@ export let faultPtep: usize = 0;
 
 const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
 
-// A movable user page for `mm`; under pressure, lazily-freed pages are reclaimed first.
-export function allocUserPage(mm: u32): u32 {
-  let pfn = allocPages(mmNode(mm), 0, true);
-  if (pfn == NONE && reclaimLazyfree(32) > 0) pfn = allocPages(mmNode(mm), 0, true);
+// A movable user page for `mm` at `vpn` of VMA `v`, where the memory policy puts it; under
+// pressure, lazily-freed pages are reclaimed first.
+export function allocUserPage(mm: u32, v: usize, vpn: u64): u32 {
+  let pfn = allocUserPagePolicy(mm, v, vpn);
+  if (pfn == NONE && reclaimLazyfree(32) > 0) pfn = allocUserPagePolicy(mm, v, vpn);
   return pfn;
 }
 
@@ -132,10 +135,11 @@ function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool):
     statAdd(ZERO_PAGE_FAULT, 1);
     return FAULT_OK;
   }
-  const pfn = allocUserPage(mm);
+  const pfn = allocUserPage(mm, v, vpn);
   if (pfn == NONE) return FAULT_OOM;
   clearFrame(pfn);
   pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
+  if (vmaFlags(v) & VM_LOCKED) mlockPage(pfn);
   store<u64>(ptep, userPte(pfn, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY, vmaFlags(v)));
   return FAULT_OK;
 }
@@ -150,7 +154,7 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
   let pfn: u32;
   const e = load<u64>(slot);
   if (e == 0) {
-    pfn = allocUserPage(mm);
+    pfn = allocUserPage(mm, v, vpn);
     if (pfn == NONE) return FAULT_OOM;
     clearFrame(pfn);
     setFlag(pfn, PG_uptodate);
@@ -172,6 +176,7 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
   }
   getPage(pfn);
   pageDupRmap(pfn, mm);
+  if (vmaFlags(v) & VM_LOCKED) mlockPage(pfn);
   // shmem needs no write notification: a writable VMA maps the page writable at once.
   let bits = PTE_USER_BITS;
   if (vmaFlags(v) & VM_WRITE) bits |= _PAGE_RW;
@@ -198,10 +203,11 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: b
   if (pteSpecial(pte)) {
     // Breaking a zero-page mapping: a fresh zeroed page, nothing to copy.
     if (needNotify(mm, vpn)) return FAULT_NOTIFY;
-    const pfn = allocUserPage(mm);
+    const pfn = allocUserPage(mm, v, vpn);
     if (pfn == NONE) return FAULT_OOM;
     clearFrame(pfn);
     pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
+    if (vmFlags & VM_LOCKED) mlockPage(pfn);
     store<u64>(ptep, userPte(pfn, bits, vmFlags));
     return FAULT_OK;
   }
@@ -220,7 +226,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: b
   // wp_page_copy. The extra reference keeps reclaim away from `old` while we allocate.
   if (needNotify(mm, vpn)) return FAULT_NOTIFY;
   getPage(old);
-  const pfn = allocUserPage(mm);
+  const pfn = allocUserPage(mm, v, vpn);
   if (pfn == NONE) {
     putPage(old);
     return FAULT_OOM;
@@ -234,6 +240,10 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: b
   copyFrame(pfn, old);
   pageAddNewAnonRmap(pfn, mm, vmaBacking(v), linearIndex(v, vpn));
   store<u64>(ptep, userPte(pfn, bits, vmFlags));
+  if (vmFlags & VM_LOCKED) {
+    mlockPage(pfn);
+    munlockPage(old, true);
+  }
   pageRemoveRmap(old, mm);
   putPage(old);
   putPage(old);

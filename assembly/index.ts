@@ -4,8 +4,8 @@ import { LAYOUT, readLayout, nzones, maxMms, nframes, resultBase, NONE } from ".
 import { setFlag, setRef, PG_reserved } from "./memmap";
 import { zoneInit, buildZonelists, drainZone } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, walkPte } from "./pagetable";
-import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr } from "./mm";
-import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES } from "./ptrange";
+import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr, setMmPolicy } from "./mm";
+import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES, RANGE_MLOCK, RANGE_MUNLOCK } from "./ptrange";
 import { accessBatch } from "./access";
 import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
 import { putPage } from "./alloc";
@@ -655,3 +655,20 @@ export function rangeFirstNotIsolated(start: u32, end: u32): i32 {
 export function cmaCount(success: bool): void {
   statAddCore(success ? CMA_ALLOC_SUCCESS : CMA_ALLOC_FAIL, 1);
 }
+// ---- NUMA: memory policy, mlock, move_pages ---------------------------------------
+
+// set_mempolicy's record for the fault path.
+export function mmSetPolicy(mm: u32, mode: u32, nodes: u32): void {
+  setMmPolicy(mm, mode, nodes);
+}
+
+// mlock_vma_pages_range: the pages of [vpn, vpn+n) mlocked (lock) or munlocked, after the
+// VMAs there gained or lost VM_LOCKED (or before a VM_LOCKED range is unmapped).
+export function mlockRange(mm: u32, vpn: f64, n: f64, lock: bool): void {
+  rangeOp(mm, <u64>vpn, <u64>vpn + <u64>n, lock ? RANGE_MLOCK : RANGE_MUNLOCK, 0, 0);
+}
+
+export {
+  doPagesStat, addPagesForMigration, storeMoveStatus, queuePagesRange, putbackMovablePages, migrateQueuedSetup, migrateAllocCopyPolicy, migrateQueuedOutcome,
+  numaVpnsPtr, numaOutPtr, numaResultPtr, numaStatusPtr,
+} from "./numa";

@@ -19,8 +19,9 @@ import {
 } from "./pte";
 import {
   mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
-  VM_SHARED, VM_WRITE, VM_ACCESS_FLAGS,
+  VM_SHARED, VM_WRITE, VM_LOCKED, VM_ACCESS_FLAGS,
 } from "./mm";
+import { mlockPage, munlockPage } from "./mlock";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
 import { mappingSlot } from "./mapping";
 import { zoneOf, orderOf } from "./memmap";
@@ -150,8 +151,8 @@ function migrationEntryFor(pfn: u32, writable: bool, bits: u64): u64 {
 }
 
 // try_to_migrate_one: another mapping (present PTE or device entry) of `pfn` becomes a
-// migration entry, and the reference it held goes.
-function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
+// migration entry, and the reference it held goes (with the mlock of a VM_LOCKED mapping).
+function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, locked: bool): void {
   let writable: bool;
   if (isSwapPte(pte)) {
     const t = swpType(pte);
@@ -164,10 +165,12 @@ function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32): void {
   // The page is shared while it moves; the entry type remembers exclusivity.
   clearFlag(pfn, PG_anon_exclusive);
   pageRemoveRmap(pfn, mm);
+  if (locked) munlockPage(pfn, false);
   putPage(pfn);
 }
 
-// remove_migration_pte for one entry: map `newPfn` where `pfn` was.
+// remove_migration_pte for one entry: map `newPfn` where `pfn` was (mlocked again in a
+// VM_LOCKED VMA).
 function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): void {
   const t = swpType(entry);
   const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
@@ -181,6 +184,7 @@ function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): 
   store<u64>(ptep, pte);
   getPage(newPfn);
   pageDupRmap(newPfn, mm);
+  if (vmFlags & VM_LOCKED) mlockPage(newPfn);
 }
 
 // The end of a read-only migration at one PTE: it maps `newPfn` (the old page again, on a
@@ -204,6 +208,11 @@ function remapRo(mm: u32, ptep: usize, pte: u64, pfn: u32, newPfn: u32, vmFlags:
   getPage(newPfn);
   pageDupRmap(newPfn, mm);
   pageRemoveRmap(pfn, mm);
+  // A VM_LOCKED mapping's mlock moves with it, as the blocking path's unmap and remap do.
+  if (vmFlags & VM_LOCKED) {
+    mlockPage(newPfn);
+    munlockPage(pfn, false);
+  }
   putPage(pfn);
 }
 
@@ -244,13 +253,14 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
           // try_to_unmap with TTU_HWPOISON: the next access gets SIGBUS.
           store<u64>(ptep, swpEntry(SWP_HWPOISON, pfn, 0));
           pageRemoveRmap(pfn, mm);
+          if (vmaFlags(v) & VM_LOCKED) munlockPage(pfn, true);
           putPage(pfn);
           rmapHits++;
         }
       } else if (op == RMAP_TRY_TO_MIGRATE) {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
-          unmapOne(mm, ptep, pte, pfn);
+          unmapOne(mm, ptep, pte, pfn, (vmaFlags(v) & VM_LOCKED) != 0);
         }
       } else if (op == RMAP_WRITE_PROTECT) {
         // Every present mapping is write-protected in place, counted in rmapHits; a
@@ -258,7 +268,7 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
         if (pteMaps(pte, pfn)) {
           if (mm != migMm) migTouchedOthers = true;
           if (isSwapPte(pte)) {
-            unmapOne(mm, ptep, pte, pfn);
+            unmapOne(mm, ptep, pte, pfn, (vmaFlags(v) & VM_LOCKED) != 0);
           } else {
             if ((pte & _PAGE_RO_MIGRATION) == 0) {
               if (pte & _PAGE_DIRTY) setFlag(pfn, PG_dirty);
@@ -391,6 +401,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   migrateBegin(mm, start, faultPage, npages, ro);
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
+  const locked = (vmaFlags(v) & VM_LOCKED) != 0;
   let cpages: u32 = 0;
   let shared = false;
   // RSS and NR_ANON_PAGES changes of the unmapping, added once at the end.
@@ -473,6 +484,7 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
     store<u64>(ptep, swpEntry(type, pfn, pte & (_PAGE_ACCESSED | _PAGE_DIRTY)));
     f &= ~(1 << PG_anon_exclusive);
     setFlagsOf(pfn, f);
+    if (locked) munlockPage(pfn, false);
     const anon = (mapping & PAGE_MAPPING_ANON) != 0;
     const m = mapcountOf(pfn) - 1;
     assert(m >= 0, "mapcount underflow");
@@ -619,6 +631,7 @@ function insertPage(i: u32, d: u32): bool {
   setFlagsOf(d, flagsOf(d) | (1 << PG_anon_exclusive) | (1 << PG_swapbacked) | (1 << PG_uptodate));
   getPage(d);
   pageDupRmap(d, migMm);
+  if (vmaFlags(v) & VM_LOCKED) mlockPage(d);
   if (isDevicePrivatePage(d)) store<u64>(ptep, swpEntry(write ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
   else store<u64>(ptep, mkPte(d, _PAGE_ACCESSED | (write ? _PAGE_RW | _PAGE_DIRTY : 0), vmaFlags(v)));
   return true;
@@ -691,10 +704,10 @@ let finFail: i64 = 0;
 let finRssAnon: i32 = 0;
 let finRssShmem: i32 = 0;
 
-// The new page `d` takes migration entry `pte`'s place at `ptep`: a device-private entry or a
-// PTE, writable only for a write entry in a VM_WRITE VMA. Returns whether d is device memory.
-@inline function mapNewPage(ptep: usize, pte: u64, vpn: u64, d: u32): bool {
-  const vmFlags = knownVmaFlags(vpn);
+// The new page `d` takes migration entry `pte`'s place at `ptep` in a VMA with `vmFlags`: a
+// device-private entry or a PTE, writable only for a write entry in a VM_WRITE VMA. Returns
+// whether d is device memory.
+@inline function mapNewPage(ptep: usize, pte: u64, vmFlags: u32, d: u32): bool {
   const writable = swpType(pte) == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
   const z = zoneOf(d);
   const device = zoneIsDevice(z);
@@ -717,12 +730,14 @@ let finRssShmem: i32 = 0;
   const pte = load<u64>(ptep);
   if (!isMigrationEntryFor(pte, s)) return false;
   const t = swpType(pte);
-  const device = mapNewPage(ptep, pte, vpn, d);
+  const vmFlags = knownVmaFlags(vpn);
+  const device = mapNewPage(ptep, pte, vmFlags, d);
   const anon = pageIsAnon(d);
   let f = flagsOf(d) & ~(1 << PG_locked);
   if (t != SWP_MIGRATION_READ && anon) f |= 1 << PG_anon_exclusive;
   if (!device) f |= 1 << PG_lru;
   setFlagsOf(d, f);
+  if (vmFlags & VM_LOCKED) mlockPage(d);
   const m = mapcountOf(d);
   setMapcount(d, m + 1);
   if (anon) {
@@ -826,11 +841,13 @@ export function migrateFinalize(npages: u32): void {
   setIndex(d, indexOf(s));
   // finalizeOwn: the new page is mapped where the entry was.
   const t = swpType(pte);
-  const device = mapNewPage(ptep, pte, vpn, d);
+  const vmFlags = knownVmaFlags(vpn);
+  const device = mapNewPage(ptep, pte, vmFlags, d);
   let f = (flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS)) & ~(1 << PG_locked);
   if (t != SWP_MIGRATION_READ) f |= 1 << PG_anon_exclusive;
   if (!device) f |= 1 << PG_lru;
   setFlagsOf(d, f);
+  if (vmFlags & VM_LOCKED) mlockPage(d);
   const m = mapcountOf(d);
   setMapcount(d, m + 1);
   if (m == 0) statAdd(NR_ANON_PAGES, 1);

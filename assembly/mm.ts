@@ -11,13 +11,19 @@ const MM_RSS_ANON = 16;
 const MM_RSS_SHMEM = 20;
 const MM_HAS_NOTIFIERS = 24;
 const MM_HAS_PINNED = 28;
+// The task's memory policy (set_mempolicy): MPOL_* mode and nodemask.
+const MM_MPOL_MODE = 32;
+const MM_MPOL_NODES = 36;
 
-export const VMA_RECORD: usize = 32;
+export const VMA_RECORD: usize = 40;
 const VMA_START = 0;
 const VMA_END = 8;
 const VMA_PGOFF = 16;
 const VMA_FLAGS = 24;
 const VMA_BACKING = 28;
+// vm_policy (mbind): MPOL_* mode and nodemask; MPOL_DEFAULT falls back to the task's.
+const VMA_MPOL_MODE = 32;
+const VMA_MPOL_NODES = 36;
 
 // vm_flags, with the kernel's values.
 export const VM_READ: u32 = 0x1;
@@ -54,6 +60,13 @@ export function setMmHasPinned(mm: u32): void { store<u32>(mmBase(mm) + MM_HAS_P
   store<u32>(p, <u32>(<i32>load<u32>(p) + n));
 }
 
+@inline export function mmPolicyMode(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_MPOL_MODE); }
+@inline export function mmPolicyNodes(mm: u32): u32 { return load<u32>(mmBase(mm) + MM_MPOL_NODES); }
+export function setMmPolicy(mm: u32, mode: u32, nodes: u32): void {
+  store<u32>(mmBase(mm) + MM_MPOL_MODE, mode);
+  store<u32>(mmBase(mm) + MM_MPOL_NODES, nodes);
+}
+
 export function mmInit(mm: u32, pgd: u32, node: u32): void {
   mmReset(mm);
   store<u32>(mmBase(mm) + MM_PGD, pgd);
@@ -81,6 +94,8 @@ export function mmReset(mm: u32): void {
 @inline export function vmaPgoff(v: usize): u64 { return load<u64>(v + VMA_PGOFF); }
 @inline export function vmaFlags(v: usize): u32 { return load<u32>(v + VMA_FLAGS); }
 @inline export function vmaBacking(v: usize): u32 { return load<u32>(v + VMA_BACKING); }
+@inline export function vmaPolicyMode(v: usize): u32 { return load<u32>(v + VMA_MPOL_MODE); }
+@inline export function vmaPolicyNodes(v: usize): u32 { return load<u32>(v + VMA_MPOL_NODES); }
 
 // The last VMA found (like the old per-thread vmacache); reset whenever a table changes.
 let cachedMm: u32 = NONE;

@@ -2,7 +2,7 @@
 // move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
 // missing tables are skipped a whole level at a time.
 import { NONE } from "./layout";
-import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, folioMaybeDmaPinned, PG_anon_exclusive, PG_dirty, PG_swapbacked } from "./memmap";
+import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, folioMaybeDmaPinned, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_mlocked } from "./memmap";
 import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE,
@@ -14,6 +14,7 @@ import { zapPage, pageDupRmap, pageAddNewAnonRmap } from "./rmap";
 import { allocPages } from "./alloc";
 import { copyFrame } from "./content";
 import { statAdd, PGLAZYFREE, PGLAZYFREED } from "./stat";
+import { mlockPage, munlockPage } from "./mlock";
 
 export const RANGE_ZAP: u32 = 0;
 export const RANGE_CHANGE_PROT: u32 = 1;
@@ -23,6 +24,8 @@ export const RANGE_MADV_FREE: u32 = 4;
 export const RANGE_RECLAIM_LAZYFREE: u32 = 5;
 export const RANGE_COUNT: u32 = 6;
 export const RANGE_COUNT_TABLES: u32 = 7;
+export const RANGE_MLOCK: u32 = 8;
+export const RANGE_MUNLOCK: u32 = 9;
 
 // Results of the last range operation.
 export let rangeCount: u32 = 0;
@@ -162,13 +165,23 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
           if (lazyfreePending > 0) lazyfreePending--;
           break;
         }
-        if (mapcountOf(pfn) != 1 || refOf(pfn) != 1) break;
+        // An mlocked page is on the unevictable list, where reclaim never looks.
+        if (mapcountOf(pfn) != 1 || refOf(pfn) != 1 || testFlag(pfn, PG_mlocked)) break;
         store<u64>(ptep, 0);
         zapPage(pfn, mm);
         if (lazyfreePending > 0) lazyfreePending--;
         statAdd(PGLAZYFREED, 1);
         rangeCount++;
         if (rangeCount >= reclaimTarget) return;
+        break;
+      }
+      case RANGE_MLOCK:
+      case RANGE_MUNLOCK: {
+        // mlock_pte_range: present pages (and device-exclusive entries, which still map
+        // their system page) of a range whose VM_LOCKED just changed.
+        if (!mapped && !(isSwapPte(pte) && swpType(pte) == SWP_DEVICE_EXCLUSIVE)) break;
+        if (op == RANGE_MLOCK) mlockPage(pfn);
+        else munlockPage(pfn, true);
         break;
       }
       case RANGE_COUNT: {

@@ -35,6 +35,14 @@ export const COMPACT_SUCCESS = 31;
 export const CMA_ALLOC_SUCCESS = 32;
 export const CMA_ALLOC_FAIL = 33;
 export const NR_FREE_CMA = 34;
+// mlock and NUMA placement (slots 19..25).
+export const NR_MLOCK = 19;
+export const UNEVICTABLE_PGMLOCKED = 20;
+export const UNEVICTABLE_PGMUNLOCKED = 21;
+export const NUMA_HIT = 22;
+export const NUMA_MISS = 23;
+export const NUMA_FOREIGN = 24;
+export const NUMA_INTERLEAVE_HIT = 25;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

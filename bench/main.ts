@@ -4,6 +4,7 @@
 // `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
 // benchmark runs (default 5; the reported time is the median of the round medians); `--only TEXT`
 // runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only compact`).
+// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only numa`).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
@@ -16,6 +17,7 @@ import { gup, gupSink } from "./gup.js";
 import { compactBytes, compactTags } from "./compact.js";
 import { runner } from "./runner.js";
 import { contention } from "./contention.js";
+import { numa } from "./numa.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -40,6 +42,7 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["gup pin+unpin", () => gup(debug, nRounds)],
   ["compaction, bytes mode", () => compactBytes(nRounds)],
   ["compaction, tags mode", () => compactTags(nRounds)],
+  ["numa: migrate_pages and move_pages between nodes", () => numa(nRounds)],
   ["stress runner", () => runner(nRounds)],
   ["migration contention", () => contention(nRounds)],
 ];

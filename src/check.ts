@@ -36,6 +36,10 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   44: (a, b, c) => `pfn ${a} is allocated from CMA area ${c} but free (refcount ${b})`,
   45: (a, b, c) => `zone ${a} has ${b} CMA or isolated pageblocks but records ${c}`,
   46: (a, b, c) => `zone ${a} has ${b} offline pages but records ${c}`,
+  50: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} in a VM_LOCKED VMA, but the page is not PG_mlocked and PG_unevictable`,
+  51: (a, b, c) =>
+    c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
+  52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -2,8 +2,8 @@
 // name for faults), the function that refused, and the offending value.
 
 export const ERRNO = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14,
-  EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, EOPNOTSUPP: 95, EHWPOISON: 133,
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14,
+  EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENOSPC: 28, EOPNOTSUPP: 95, EHWPOISON: 133,
 } as const;
 export type ErrnoName = keyof typeof ERRNO;
 export type SignalName = "SIGSEGV" | "SIGBUS";

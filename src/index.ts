@@ -42,4 +42,12 @@ export type { CompactResult, CompactStatus } from "./compaction.js";
 export type { CmaAreaInfo } from "./cma.js";
 export type { OfflineResult } from "./hotplug.js";
 export { PageFailureError, resolveExtraRefs, type PageFailure, type PageFailureKind } from "./isolation.js";
+export {
+  MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL, MPOL_F_STATIC_NODES, MPOL_F_RELATIVE_NODES,
+  MPOL_F_NUMA_BALANCING, MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_F_NODE, MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED,
+  MAX_NUMNODES,
+} from "./numa/mpol.js";
+export type { Mempolicy } from "./numa/mempolicy.js";
+export { NR_MAX_MIGRATE_PAGES_RETRY, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
+export { MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT } from "./mlock.js";
 export * from "./stress/index.js";

@@ -27,6 +27,10 @@ import { pageblockView, pageblockMigratetype, pageIsCma } from "./pageblock.js";
 import { writeCmaTable, cmaAlloc, cmaRelease, cmaAreas, type CmaAreaInfo } from "./cma.js";
 import { compactZone, compactNode, compactMemory, type CompactResult } from "./compaction.js";
 import { offlinePages, onlinePages, type OfflineResult } from "./hotplug.js";
+import { mbind, setMempolicy, getMempolicy, type Mempolicy } from "./numa/mempolicy.js";
+import { movePages, migratePages, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
+import { MPOL_MF_MOVE_ALL } from "./numa/mpol.js";
+import { mlock, munlock, mlockall, munlockall } from "./mlock.js";
 
 export interface ZoneInfo {
   node: number;
@@ -502,6 +506,64 @@ export class Machine {
   /** @internal A release's input buffer (GUP_IN). */
   gupInView(n: number): Uint32Array {
     return new Uint32Array(this.core.memory.buffer, this.core.gupInPtr(), n);
+  }
+
+  // ---- NUMA placement, migration between nodes, mlock -----------------------------
+
+  /** pfn_to_nid: the node a system frame belongs to (EINVAL for device frames and non-frames). */
+  pfnToNid(pfn: number): number {
+    const z = Number.isInteger(pfn) ? this.layout.zones.find((x) => pfn >= x.start && pfn < x.end) : undefined;
+    if (!z) fail("EINVAL", "pfn_to_nid", `pfn ${String(pfn)} is not a frame of system memory`, pfn);
+    return z.node;
+  }
+
+  /** set_mempolicy(2) for `proc`: MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE or MPOL_LOCAL over `nodes`. */
+  setMempolicy(proc: Process, mode: number, nodes: readonly number[] = []): void {
+    setMempolicy(this, proc, mode, nodes);
+  }
+
+  /** get_mempolicy(2) (flags MPOL_F_NODE, MPOL_F_ADDR, MPOL_F_MEMS_ALLOWED). */
+  getMempolicy(proc: Process, addr = 0, flags = 0): Mempolicy {
+    return getMempolicy(this, proc, addr, flags);
+  }
+
+  /** mbind(2): the policy of a range; MPOL_MF_MOVE/MOVE_ALL move misplaced pages, MPOL_MF_STRICT reports them (EIO). */
+  mbind(proc: Process, addr: number, len: number, mode: number, nodes: readonly number[] = [], flags = 0, opts: RetryOptions = {}): void {
+    mbind(this, proc, addr, len, mode, nodes, flags, opts);
+  }
+
+  /** move_pages(2): each address's page to its node (or, with `nodes` null, where each page is). */
+  movePages(proc: Process, addrs: readonly number[], nodes: readonly number[] | null, flags = 0, opts: RetryOptions = {}): MovePagesResult {
+    const r = movePages(this, proc, addrs, nodes, flags, opts);
+    this.settle();
+    return r;
+  }
+
+  /** migrate_pages(2): `proc`'s pages on `fromNodes` to `toNodes`; returns the pages not moved. */
+  migratePages(proc: Process, fromNodes: readonly number[], toNodes: readonly number[], flags = MPOL_MF_MOVE_ALL, opts: RetryOptions = {}): number {
+    const r = migratePages(this, proc, fromNodes, toNodes, flags, opts);
+    this.settle();
+    return r;
+  }
+
+  /** mlock(2). */
+  mlock(proc: Process, addr: number, len: number): void {
+    mlock(this, proc, addr, len);
+  }
+
+  /** munlock(2). */
+  munlock(proc: Process, addr: number, len: number): void {
+    munlock(this, proc, addr, len);
+  }
+
+  /** mlockall(2) with MCL_CURRENT and/or MCL_FUTURE. */
+  mlockall(proc: Process, flags: number): void {
+    mlockall(this, proc, flags);
+  }
+
+  /** munlockall(2). */
+  munlockall(proc: Process): void {
+    munlockall(this, proc);
   }
 
   /** vmstat counters, by their kernel names. */

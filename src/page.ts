@@ -15,6 +15,7 @@ export const PG_lru = 5;
 export const PG_anon_exclusive = 11;
 export const PG_reserved = 13;
 export const PG_swapbacked = 17;
+export const PG_unevictable = 18;
 export const PG_mlocked = 20;
 export const PG_hwpoison = 21;
 

@@ -5,12 +5,13 @@ import type { Machine } from "./machine.js";
 import { MmError, fail, hex, type FaultInfo } from "./errors.js";
 import {
   PAGE_SIZE, TASK_SIZE, MMAP_MIN_ADDR, PROT_MASK, PROT_READ, PROT_WRITE, PROT_EXEC,
-  MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE,
+  MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_LOCKED,
   MAP_FIXED_NOREPLACE, MAP_KNOWN, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, MADV_DONTNEED, MADV_FREE,
-  VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE,
+  VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_LOCKED, VM_IO, VM_PFNMAP,
+  VM_ACCESS_FLAGS,
 } from "./constants.js";
 import {
-  type Vma, type ShmemObject, findVma, findVmaIndex, rangeMapped, rangeFree, cutRange, insertVmas, canMerge,
+  type Vma, type VmaPolicy, type ShmemObject, findVma, findVmaIndex, rangeMapped, rangeFree, cutRange, insertVmas, canMerge,
 } from "./vma.js";
 import type { AccessBatch } from "./batch.js";
 import { VMA_RECORD } from "./layout.js";
@@ -60,6 +61,10 @@ export class Process {
   private alive = true;
   /** @internal Interval notifiers on this mm. */
   subscriptions: MmuSubscriptions | null = null;
+  /** @internal mm->def_flags: VM_LOCKED while mlockall(MCL_FUTURE) is in force. */
+  defFlags = 0;
+  /** @internal The task's memory policy (set_mempolicy); mode 0 is MPOL_DEFAULT. */
+  taskPolicy: VmaPolicy = { mode: 0, nodes: 0 };
 
   /** @internal */
   constructor(private readonly machine: Machine, mm: number, pid: number, node: number) {
@@ -162,6 +167,8 @@ export class Process {
       u32[w + 5] = Math.floor(v.pgoff / TWO32);
       u32[w + 6] = v.flags;
       u32[w + 7] = v.shmem ? v.shmem.id : v.anonVma;
+      u32[w + 8] = v.mpol?.mode ?? 0;
+      u32[w + 9] = v.mpol?.nodes ?? 0;
     });
     core.mmSetNvmas(this.mm, this.vmas.length);
   }
@@ -208,8 +215,9 @@ export class Process {
     const shared = type !== MAP_PRIVATE;
     if (shared && pages > SHMEM_MAX_PAGES)
       fail("ENOMEM", fn, `a shared anonymous object holds at most ${SHMEM_MAX_PAGES} pages (512 GiB), asked for ${pages}`, length);
-    let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | this.defFlags;
     if (shared) vmFlags |= VM_SHARED | VM_MAYSHARE;
+    if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
 
     const removed: Vma[] = [];
     const rest = cutRange(this.vmas, start, start + pages, removed);
@@ -232,7 +240,9 @@ export class Process {
 
     this.zapPieces(removed, MMU_NOTIFY_UNMAP);
     this.commit(list);
-    if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
+    // mm_populate, whose errors mmap ignores; a locked mapping faults in as mlock does.
+    if (vmFlags & VM_LOCKED) this.populate(start, start + pages, true);
+    else if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
     return start * PAGE_SIZE;
   }
 
@@ -257,6 +267,8 @@ export class Process {
   private zapPieces(pieces: Vma[], event: number): void {
     for (const r of pieces) {
       this.notify(r.start * PAGE_SIZE, r.end * PAGE_SIZE, event);
+      // Unmapping from a VM_LOCKED VMA munlocks the pages (their last locked mapping clears PG_mlocked).
+      if (r.flags & VM_LOCKED) this.machine.core.mlockRange(this.mm, r.start, r.end - r.start, 0);
       this.machine.core.zap(this.mm, r.start, r.end - r.start);
     }
   }
@@ -284,6 +296,11 @@ export class Process {
       this.notify(c.start * PAGE_SIZE, c.end * PAGE_SIZE, MMU_NOTIFY_PROTECTION_VMA);
       this.machine.core.changeProt(this.mm, c.start, c.end - c.start, c.flags);
     }
+    // mprotect_fixup: a locked private mapping made writable has its COW broken now, so its
+    // pages stay resident when written.
+    removed.forEach((r, i) => {
+      if ((r.flags & (VM_WRITE | VM_SHARED | VM_LOCKED)) === VM_LOCKED && changed[i]!.flags & VM_WRITE) this.populate(r.start, r.end, true);
+    });
   }
 
   /** madvise(2) with MADV_DONTNEED or MADV_FREE. */
@@ -302,6 +319,8 @@ export class Process {
     cutRange(this.vmas, start, end, parts);
     if (advice === MADV_FREE && parts.some((p) => p.flags & VM_SHARED))
       fail("EINVAL", fn, `MADV_FREE applies to private anonymous memory only`, addr);
+    const locked = parts.find((p) => p.flags & VM_LOCKED);
+    if (locked) fail("EINVAL", fn, `the range holds mlocked (VM_LOCKED) memory at ${hex(locked.start * PAGE_SIZE)}, which cannot be discarded`, addr);
     for (const p of parts) {
       this.notify(p.start * PAGE_SIZE, p.end * PAGE_SIZE, MMU_NOTIFY_CLEAR);
       if (advice === MADV_DONTNEED) this.machine.core.zap(this.mm, p.start, p.end - p.start);
@@ -344,6 +363,7 @@ export class Process {
       const grown = { ...vma, end: old + newPages };
       const { list } = insertVmas(this.vmas.filter((v) => v !== vma), [grown]);
       this.commit(list);
+      if (vma.flags & VM_LOCKED) this.populate(vma.end, grown.end, true);
       return oldAddr;
     }
     if (!(flags & MREMAP_MAYMOVE)) fail("ENOMEM", fn, `cannot grow in place and MREMAP_MAYMOVE is not set`, oldAddr);
@@ -363,7 +383,14 @@ export class Process {
     if (this.machine.core.freeTables() < need) fail("ENOMEM", fn, `the page-table pool cannot hold the moved range`, oldPages);
     const clobbered: Vma[] = [];
     let list = cutRange(this.vmas, dest, dest + newPages, clobbered);
-    if (!keepOld) list = cutRange(list, old, old + oldPages);
+    if (!keepOld) {
+      list = cutRange(list, old, old + oldPages);
+    } else if (vma.flags & VM_LOCKED) {
+      // The emptied old range stays mapped, but no longer locked.
+      const kept: Vma[] = [];
+      list = cutRange(list, old, old + oldPages, kept);
+      list = insertVmas(list, kept.map((k) => ({ ...k, flags: k.flags & ~VM_LOCKED }))).list;
+    }
     const moved: Vma = { ...vma, start: dest, end: dest + newPages, pgoff: vma.pgoff + (old - vma.start) };
     const merged = insertVmas(list, [moved]).list;
     this.fitsMapCount(fn, merged);
@@ -374,6 +401,7 @@ export class Process {
     this.machine.ptesMoved(this, false);
     core.move(this.mm, old, movePages, dest);
     this.commit(merged);
+    if (moved.flags & VM_LOCKED && newPages > movePages) this.populate(dest + movePages, dest + newPages, true);
     return dest;
   }
 
@@ -386,7 +414,11 @@ export class Process {
     if (need > core.freeTables())
       fail("ENOMEM", fn, `the page-table pool cannot hold a copy of process ${this.pid}'s tables`, this.pid);
     const child = this.machine.spawn({ node: this.node });
-    const list: Vma[] = this.vmas.map((v) => (v.flags & VM_SHARED ? { ...v } : { ...v, anonVma: this.machine.newAnonVma() }));
+    child.setTaskPolicy(this.taskPolicy);
+    // The child inherits VMA policies but not VM_LOCKED (nor mlockall's MCL_FUTURE).
+    const list: Vma[] = this.vmas.map((v) => ({
+      ...v, flags: v.flags & ~VM_LOCKED, anonVma: v.flags & VM_SHARED ? v.anonVma : this.machine.newAnonVma(),
+    }));
     this.machine.ptesMoved(this, false);
     // The child's VMAs come first: a maybe-pinned page is copied into the child's anon_vma.
     child.commit(list);
@@ -407,6 +439,7 @@ export class Process {
     this.live("exit");
     this.notify(0, TASK_SIZE, MMU_NOTIFY_RELEASE);
     this.machine.ptesMoved(this, true);
+    for (const v of this.vmas) if (v.flags & VM_LOCKED) this.machine.core.mlockRange(this.mm, v.start, v.end - v.start, 0);
     this.machine.core.mmDestroy(this.mm);
     this.alive = false;
     const delta = new Map<ShmemObject, number>();
@@ -415,6 +448,60 @@ export class Process {
     this.machine.shmemRefs(delta);
     this.machine.forget(this);
     this.machine.settle();
+  }
+
+  // ---- for mbind, mlock and the NUMA calls ----------------------------------------
+
+  /** @internal The VMA list (do not modify it). */
+  vmaList(): readonly Vma[] {
+    return this.vmas;
+  }
+
+  /** @internal Throws ENOMEM unless `list` fits max_map_count. */
+  checkMapCount(fn: string, list: Vma[]): void {
+    this.fitsMapCount(fn, list);
+  }
+
+  /** @internal Installs a planned VMA list. */
+  installVmas(list: Vma[]): void {
+    this.commit(list);
+  }
+
+  /** @internal set_mempolicy's record, here and in the core. */
+  setTaskPolicy(p: VmaPolicy): void {
+    this.taskPolicy = p;
+    this.machine.core.mmSetPolicy(this.mm, p.mode, p.nodes);
+  }
+
+  /**
+   * @internal __mm_populate over [start, end) (page numbers): every VMA there faults its pages
+   * in as GUP does for mlock — write faults (breaking COW) in private writable VMAs, read faults
+   * elsewhere. A PROT_NONE VMA is an EFAULT, as a fault that fails is its error; with
+   * `ignoreErrors` a VMA that fails is left and the next one tried. Returns the first error.
+   */
+  populate(start: number, end: number, ignoreErrors: boolean): MmError | null {
+    for (const v of [...this.vmas]) {
+      if (v.end <= start || v.start >= end || v.flags & (VM_IO | VM_PFNMAP)) continue;
+      const err = this.populateVma(v, Math.max(start, v.start), Math.min(end, v.end));
+      if (err && !ignoreErrors) return err;
+    }
+    return null;
+  }
+
+  private populateVma(v: Vma, lo: number, hi: number): MmError | null {
+    if (!(v.flags & VM_ACCESS_FLAGS))
+      return new MmError("EFAULT", "populate", `the VMA at ${hex(v.start * PAGE_SIZE)} is PROT_NONE: its pages are never faulted in`, v.start * PAGE_SIZE);
+    const write = (v.flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
+    const core = this.machine.core;
+    // The core faults pages in until one needs TypeScript (a driver, a notifier) or fails.
+    for (let vpn = lo; vpn < hi; vpn++) {
+      vpn += core.populate(this.mm, vpn, hi - vpn, write ? 1 : 0);
+      if (vpn >= hi) break;
+      const err = this.faultPage(vpn * PAGE_SIZE, write);
+      if (err) return err;
+    }
+    this.machine.settle();
+    return null;
   }
 
   // ---- CPU access -------------------------------------------------------------

@@ -30,6 +30,13 @@ export const STAT_SLOTS = {
   cma_alloc_success: 32,
   cma_alloc_fail: 33,
   nr_free_cma: 34,
+  nr_mlock: 19,
+  unevictable_pgs_mlocked: 20,
+  unevictable_pgs_munlocked: 21,
+  numa_hit: 22,
+  numa_miss: 23,
+  numa_foreign: 24,
+  numa_interleave: 25,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

@@ -11,6 +11,12 @@ export interface ShmemObject {
   pages: number;
 }
 
+/** A VMA's memory policy (vm_policy): an MPOL_* mode and a nodemask (bit n = node n). */
+export interface VmaPolicy {
+  readonly mode: number;
+  readonly nodes: number;
+}
+
 export interface Vma {
   /** First virtual page number. */
   start: number;
@@ -22,6 +28,13 @@ export interface Vma {
   /** anon_vma id for private anon, or the shmem object for shared. */
   anonVma: number;
   shmem: ShmemObject | null;
+  /** mbind's policy; absent means MPOL_DEFAULT (the task's policy applies). */
+  mpol?: VmaPolicy;
+}
+
+/** mpol_equal: the same mode and nodes (absent is MPOL_DEFAULT). */
+export function mpolEqual(a: VmaPolicy | undefined, b: VmaPolicy | undefined): boolean {
+  return (a?.mode ?? 0) === (b?.mode ?? 0) && (a?.nodes ?? 0) === (b?.nodes ?? 0);
 }
 
 /** Index of the first VMA that ends after `vpn`. */
@@ -78,12 +91,23 @@ export function cutRange(vmas: readonly Vma[], start: number, end: number, remov
   return out;
 }
 
-/** vma_merge's test: same flags and backing, contiguous offsets. */
+/** vma_merge's test: same flags, backing and policy, contiguous offsets. */
 export function canMerge(a: Vma, b: Vma): boolean {
-  if (a.end !== b.start || a.flags !== b.flags) return false;
+  if (a.end !== b.start || a.flags !== b.flags || !mpolEqual(a.mpol, b.mpol)) return false;
   if (a.pgoff + (a.end - a.start) !== b.pgoff) return false;
   if (a.flags & VM_SHARED) return a.shmem === b.shmem;
   return a.anonVma === b.anonVma;
+}
+
+/**
+ * The list with `change` applied to every piece of [start, end) (split at the ends, merged
+ * after, as mprotect does), and each piece before and after the change.
+ */
+export function changeRange(vmas: readonly Vma[], start: number, end: number, change: (v: Vma) => Vma): { list: Vma[]; pieces: { before: Vma; after: Vma }[] } {
+  const removed: Vma[] = [];
+  const rest = cutRange(vmas, start, end, removed);
+  const pieces = removed.map((before) => ({ before, after: change(before) }));
+  return { list: insertVmas(rest, pieces.map((p) => p.after)).list, pieces };
 }
 
 /** Inserts `add` (which overlaps nothing) and merges neighbours; returns the list and merged-away shmem refs. */

@@ -116,6 +116,20 @@ export interface CoreExports {
   rangeMovable(): number;
   rangeFirstNotIsolated(start: number, end: number): number;
   cmaCount(success: number): void;
+  mmSetPolicy(mm: number, mode: number, nodes: number): void;
+  mlockRange(mm: number, vpn: number, n: number, lock: number): void;
+  doPagesStat(mm: number, n: number): void;
+  addPagesForMigration(mm: number, n: number, node: number, moveAll: number): number;
+  storeMoveStatus(q: number, node: number): number;
+  numaStatusPtr(): number;
+  queuePagesRange(mm: number, lo: number, hi: number, wantMask: number, moveAll: number, at: number, cap: number): number;
+  putbackMovablePages(n: number): void;
+  migrateQueuedSetup(slot: number, n: number): number;
+  migrateAllocCopyPolicy(slot: number, n: number, mode: number, nodes: number, local: number): number;
+  migrateQueuedOutcome(slot: number, n: number): void;
+  numaVpnsPtr(): number;
+  numaOutPtr(): number;
+  numaResultPtr(): number;
 }
 
 const modules = new Map<WasmBuild, WebAssembly.Module>();
