@@ -42,6 +42,19 @@ const CPU_SHARE = 1 / 4;
 const DMA_WRITE_SHARE = 1 / 4;
 /** Region size the processes map at most in one mmap. */
 const REGION_MAX = Math.min(32768, MAX_REGION_PAGES);
+/** The smallest working set a round runs with. */
+const MIN_PAGES = 256;
+const BYSTANDER_PAGES = 64;
+
+/**
+ * The ops of one round (every mode) with a working set of `pages`: per mode two spawns, the
+ * mmaps, the working set's and the ballast's writes, the ballast's exit, the CPU accesses,
+ * the read-back and the exit.
+ */
+function roundOps(pages: number): number {
+  const regions = Math.ceil(pages / REGION_MAX);
+  return PIN_STORM_MODES.length * (2 + 2 * regions + 2 * pages + 1 + Math.floor(pages * CPU_SHARE) + pages + 1);
+}
 
 export const pinStorm: Scenario = {
   name: "pin-storm",
@@ -67,29 +80,43 @@ interface Holder {
 
 class PinStorm implements Generator {
   private ready = false;
+  /** The working set of a full round (from the machine's size), and of the round running now. */
+  private fullPages = 0;
   private workPages = 0;
-  private ballastPages = 0;
   private heldPerHolder = 0;
+  /** The largest round run so far (what the report describes). */
+  private ranPages = 0;
+  private ranHeld = 0;
   private cmaPages = 0;
-  private roundOps = 0;
   private round = 0;
+  /** A process that lives through the whole run; ops too few for another round go to it. */
+  private bystander: Region | null = null;
   private lostBytes = 0;
   private readonly modes = PIN_STORM_MODES.map(emptyMode);
 
   constructor(private readonly world: World, private readonly seed: number) {}
 
   step(e: Emitter): void {
-    if (!this.ready) this.setup();
-    if (this.workPages < 64 || e.left < this.roundOps) return e.skip();
+    if (!this.ready && !this.setup(e)) return e.skip();
+    // A full round if the ops left allow, else a smaller one, else CPU accesses of the bystander.
+    let pages = this.fullPages;
+    while (pages >= MIN_PAGES && roundOps(pages) > e.left) pages = Math.floor(pages / 2 / STRIPE) * STRIPE;
+    if (pages < MIN_PAGES) return this.idle(e);
+    this.workPages = pages;
+    this.heldPerHolder = Math.floor((pages * HELD_SHARE) / HOLDERS.length);
+    if (pages > this.ranPages) {
+      this.ranPages = pages;
+      this.ranHeld = this.heldPerHolder;
+    }
     const roundSeed = new Rng(this.seed + this.round * 0x9e3779b9).int(2 ** 31);
     PIN_STORM_MODES.forEach((mode, i) => this.guard(mode, () => this.runMode(e, mode, this.modes[i]!, roundSeed)));
     this.round++;
   }
 
   pinStorm(): PinStormReport | undefined {
-    if (!this.ready || this.workPages < 64) return undefined;
+    if (this.ranPages === 0) return undefined;
     return {
-      rounds: this.round, holders: HOLDERS.length, regionPages: this.workPages, heldPerHolder: this.heldPerHolder,
+      rounds: this.round, holders: HOLDERS.length, regionPages: this.ranPages, heldPerHolder: this.ranHeld,
       compactOrder: COMPACT_ORDER, cmaPages: this.cmaPages, modes: this.modes.map((m) => structuredClone(m)), lostBytes: this.lostBytes,
     };
   }
@@ -98,12 +125,21 @@ class PinStorm implements Generator {
     return this.world.machine;
   }
 
-  /** Sizes from the machine as it starts: the processes fill node 0 until CMA pages are in use too. */
-  private setup(): void {
-    this.ready = true;
+  /**
+   * The bystander, then the sizes from the machine as it is: a round's processes fill node 0
+   * until CMA pages are in use too. False when the run is too short for the bystander.
+   */
+  private setup(e: Emitter): boolean {
     const m = this.m;
     const area = m.cmaAreas()[0];
     if (!area) throw new InputError(`scenario "pin-storm" needs a CMA area (the machine's "cma" field); the machine has none`);
+    if (e.left < 2 + BYSTANDER_PAGES) return false;
+    this.ready = true;
+    e.op(OP_SPAWN);
+    e.op(OP_MMAP, this.world.procs.length - 1, BYSTANDER_PAGES, 0);
+    this.bystander = this.world.regions[this.world.regions.length - 1]!;
+    for (let p = 0; p < BYSTANDER_PAGES; p++) e.op(OP_CPU_WRITE, this.bystander.slot, p);
+    this.world.flush();
     this.cmaPages = area.pages;
     const zones = m.zones().filter((z) => z.node === area.node);
     const normal = zones.find((z) => z.name === "Normal")!;
@@ -113,14 +149,15 @@ class PinStorm implements Generator {
     // much of the area to use. Page tables need a margin too.
     const margin = 2 * normal.wmarkHigh + Math.ceil(free / 256) + 64;
     const fill = Math.max(0, free - margin);
-    this.workPages = Math.floor(fill / 2 / STRIPE) * STRIPE;
-    this.ballastPages = this.workPages;
-    this.heldPerHolder = Math.floor((this.workPages * HELD_SHARE) / HOLDERS.length);
-    const regions = (n: number): number => Math.ceil(n / REGION_MAX);
-    const cpu = Math.floor(this.workPages * CPU_SHARE);
-    // spawn ×2, the mmaps, the fill, the ballast's exit, CPU accesses, the read-back, the exit.
-    const perMode = 2 + regions(this.workPages) + regions(this.ballastPages) + this.workPages + this.ballastPages + 1 + cpu + this.workPages + 1;
-    this.roundOps = PIN_STORM_MODES.length * perMode;
+    this.fullPages = Math.floor(fill / 2 / STRIPE) * STRIPE;
+    return true;
+  }
+
+  /** Ops too few for a round: CPU reads and writes of the bystander's pages. */
+  private idle(e: Emitter): void {
+    const r = this.bystander!;
+    const rng = new Rng(this.seed ^ this.world.ops);
+    while (e.left > 0) e.op(rng.int(2) === 0 ? OP_CPU_WRITE : OP_CPU_READ, r.slot, rng.int(r.pages));
   }
 
   /** Runs a mode's part of a round: a finding is a StressFailure; any other error is one of kind "error". */
@@ -143,7 +180,7 @@ class PinStorm implements Generator {
     e.op(OP_SPAWN);
     const ballastSlot = w.procs.length - 1;
     const work = this.mapAll(e, workSlot, this.workPages);
-    const ballast = this.mapAll(e, ballastSlot, this.ballastPages);
+    const ballast = this.mapAll(e, ballastSlot, this.workPages);
     for (let p = 0; p < this.workPages; p += STRIPE) {
       for (let k = 0; k < STRIPE; k++) this.write(e, work, p + k);
       for (let k = 0; k < STRIPE; k++) this.write(e, ballast, p + k);
