@@ -98,9 +98,11 @@ class PinStorm implements Generator {
 
   step(e: Emitter): void {
     if (!this.ready && !this.setup(e)) return e.skip();
-    // A full round if the ops left allow, else a smaller one, else CPU accesses of the bystander.
+    // A full round if the ops left allow; a smaller one when a full one never fits (a short
+    // run), so rounds of different sizes never mix; else CPU accesses of the bystander.
     let pages = this.fullPages;
-    while (pages >= MIN_PAGES && roundOps(pages) > e.left) pages = Math.floor(pages / 2 / STRIPE) * STRIPE;
+    while (this.round === 0 && pages >= MIN_PAGES && roundOps(pages) > e.left) pages = Math.floor(pages / 2 / STRIPE) * STRIPE;
+    if (roundOps(pages) > e.left) return this.idle(e);
     if (pages < MIN_PAGES) return this.idle(e);
     this.workPages = pages;
     this.heldPerHolder = Math.floor((pages * HELD_SHARE) / HOLDERS.length);
