@@ -8,6 +8,7 @@ import type { Report } from "./report.js";
 import type { RunReport } from "./run.js";
 import { PAGE_SCRIPT, STATE_COLORS } from "./html-script.js";
 import { CONTENTION_HEAD, contentionRows } from "./contention.js";
+import { PIN_STORM_HEAD, pinStormNote, pinStormRows } from "./pinstorm.js";
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -154,6 +155,17 @@ ${report.total.failures === 0 ? `Lost writes: 0 (${fmtN(c.readsChecked)} reads a
 <p class="note">${escapeHtml(runs)}. ${c.threads.readers} readers, ${c.threads.writers} writers and ${c.threads.migrators} driver threads on a region of ${fmtN(c.regionPages)} pages per mode, migrated in chunks of ${c.chunkPages} pages.</p></section>`;
 }
 
+/** pin-storm: per holder mode, how compaction, CMA allocation and offline fared, and what the holders verified. */
+function pinStormSection(report: Report): string {
+  const p = report.total.pinStorm;
+  if (!p) return "";
+  const longterm = p.modes.filter((m) => m.longtermMigrated > 0).map((m) => `${m.mode}: FOLL_LONGTERM moved ${fmtN(m.longtermMigrated)} pages out of ZONE_MOVABLE and CMA before pinning.`).join(" ");
+  return `<section><h2>Holds vs compaction, CMA and memory offline <span class="note">(${escapeHtml(pinStormNote(p))})</span></h2>
+<div class="tables">${table(PIN_STORM_HEAD, pinStormRows(p), 1)}</div>
+<p>get: plain FOLL_GET references held long; longterm: FOLL_PIN|FOLL_LONGTERM; pinpage: the pin control subsystem (seed 003), whose holders follow their pages. ${escapeHtml(longterm)}
+${report.total.failures === 0 ? `Lost bytes: ${fmtN(p.lostBytes)} (every holder's table entry and every page read back against the last write).` : ""}</p></section>`;
+}
+
 function plots(report: Report): string {
   const many = report.runs.length > 1;
   const selector = many
@@ -205,6 +217,7 @@ export function renderHtml(report: Report): string {
 ${header(report)}
 ${summaryTables(report)}
 ${contentionSection(report)}
+${pinStormSection(report)}
 ${report.runs.length ? plots(report) : "<p>No runs.</p>"}
 <script type="application/json" id="mmemu-data">${scriptJson(plotData(report))}</script>
 <script>${PAGE_SCRIPT}</script>

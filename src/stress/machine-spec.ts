@@ -10,22 +10,37 @@ export interface DeviceSpec {
   pages: number;
 }
 
+/** A CMA area: pageblocks at the top of a node's ZONE_NORMAL kept for cmaAlloc. */
+export interface CmaSpec {
+  node: number;
+  /** A multiple of the pageblock (512 pages). */
+  pages: number;
+}
+
 export interface MachineSpec {
   /** Frames per node: ZONE_NORMAL and ZONE_MOVABLE. */
   nodes: { normal: number; movable: number }[];
   devices: DeviceSpec[];
+  /** CMA areas (pin-storm needs one); none when absent. */
+  cma?: CmaSpec[];
 }
 
+// Each preset has a CMA area of 1/16 of node 0's normal zone.
 export const PRESETS: Record<string, MachineSpec> = {
-  small: { nodes: [{ normal: 16384, movable: 8192 }], devices: [{ kind: "private", pages: 4096 }, { kind: "coherent", pages: 4096 }] },
-  default: { nodes: [{ normal: 65536, movable: 32768 }], devices: [{ kind: "private", pages: 16384 }, { kind: "coherent", pages: 16384 }] },
+  small: { nodes: [{ normal: 16384, movable: 8192 }], devices: [{ kind: "private", pages: 4096 }, { kind: "coherent", pages: 4096 }], cma: [{ node: 0, pages: 1024 }] },
+  default: {
+    nodes: [{ normal: 65536, movable: 32768 }], devices: [{ kind: "private", pages: 16384 }, { kind: "coherent", pages: 16384 }], cma: [{ node: 0, pages: 4096 }],
+  },
   large: {
     nodes: [{ normal: 262144, movable: 131072 }, { normal: 262144, movable: 131072 }],
     devices: [{ kind: "private", pages: 65536 }, { kind: "private", pages: 65536 }, { kind: "coherent", pages: 65536 }],
+    cma: [{ node: 0, pages: 16384 }],
   },
 };
 
-export const LIMITS = { nodes: 8, zonePages: 1 << 22, totalPages: 1 << 23, devices: 4, devicePages: 1 << 20, fileBytes: 64 * 1024 };
+export const LIMITS = { nodes: 8, zonePages: 1 << 22, totalPages: 1 << 23, devices: 4, devicePages: 1 << 20, fileBytes: 64 * 1024, cmaAreas: 8 };
+/** CMA areas are whole pageblocks. */
+const CMA_UNIT = 512;
 
 /** Bad input from outside (a flag, a machine or replay file): the CLI prints it and exits 2. */
 export class InputError extends Error {}
@@ -47,7 +62,7 @@ function object(v: unknown, what: string, keys: string[]): Record<string, unknow
 
 /** Checks a parsed machine description; returns a clean copy. */
 export function checkMachineSpec(v: unknown, where = "machine"): MachineSpec {
-  const o = object(v, where, ["nodes", "devices"]);
+  const o = object(v, where, ["nodes", "devices", "cma"]);
   if (!Array.isArray(o.nodes) || o.nodes.length < 1 || o.nodes.length > LIMITS.nodes) bad(`${where}.nodes must be an array of 1 to ${LIMITS.nodes} nodes`);
   const nodes = (o.nodes as unknown[]).map((n, i) => {
     const x = object(n, `${where}.nodes[${i}]`, ["normal", "movable"]);
@@ -65,7 +80,24 @@ export function checkMachineSpec(v: unknown, where = "machine"): MachineSpec {
   });
   const total = nodes.reduce((s, n) => s + n.normal + n.movable, 0) + devices.reduce((s, d) => s + d.pages, 0);
   if (total > LIMITS.totalPages) bad(`${where} has ${total} pages in all; the limit is ${LIMITS.totalPages}`);
-  return { nodes, devices };
+  if (o.cma === undefined) return { nodes, devices };
+  return { nodes, devices, cma: checkCma(o.cma, nodes, `${where}.cma`) };
+}
+
+/** CMA areas: whole pageblocks in a node's normal zone, all of a node's areas at most half of it. */
+function checkCma(v: unknown, nodes: MachineSpec["nodes"], where: string): CmaSpec[] {
+  if (!Array.isArray(v) || v.length > LIMITS.cmaAreas) bad(`${where} must be an array of at most ${LIMITS.cmaAreas} areas`);
+  const used = new Array<number>(nodes.length).fill(0);
+  return (v as unknown[]).map((a, i) => {
+    const x = object(a, `${where}[${i}]`, ["node", "pages"]);
+    const node = count(x.node, `${where}[${i}].node`, 0, nodes.length - 1);
+    const pages = count(x.pages, `${where}[${i}].pages`, CMA_UNIT, LIMITS.zonePages);
+    if (pages % CMA_UNIT) bad(`${where}[${i}].pages must be a multiple of the pageblock (${CMA_UNIT} pages), got ${pages}`);
+    used[node]! += pages;
+    // Half the zone at most: the kernel's own allocations need the rest.
+    if (used[node]! > nodes[node]!.normal / 2) bad(`${where}: the CMA areas of node ${node} take ${used[node]} pages, more than half its normal zone (${nodes[node]!.normal})`);
+    return { node, pages };
+  });
 }
 
 /** A preset name, or the text of a JSON machine file. */
@@ -92,5 +124,6 @@ export function machineConfig(spec: MachineSpec, build: "debug" | "release"): Ma
     nodes: spec.nodes.map((n) => ({ normal: n.normal, movable: n.movable })),
     deviceMemory: spec.devices.reduce((s, d) => s + d.pages, 0),
     maxProcesses: 64,
+    ...(spec.cma?.length ? { cma: spec.cma.map((a) => ({ node: a.node, pages: a.pages })) } : {}),
   };
 }

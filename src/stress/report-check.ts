@@ -5,6 +5,7 @@ import { LATENCY_KINDS } from "./timeline.js";
 import { buildReport, type Report } from "./report.js";
 import type { RunReport } from "./run.js";
 import { CONTENTION_MODES } from "./contention.js";
+import { PIN_STORM_MODES, PIN_STORM_OPS } from "./pinstorm.js";
 
 type Obj = Record<string, unknown>;
 
@@ -72,6 +73,29 @@ function checkContention(c: Checker, v: unknown, path: string): void {
   });
 }
 
+function checkPinStorm(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  for (const k of ["rounds", "holders", "regionPages", "heldPerHolder", "compactOrder", "cmaPages", "lostBytes"]) c.num(o[k], `${path}.${k}`);
+  const modes = c.arr(o.modes, `${path}.modes`, PIN_STORM_MODES.length);
+  PIN_STORM_MODES.forEach((name, i) => {
+    const at = `${path}.modes[${i}]`;
+    const m = c.obj(modes[i], at);
+    if (m.mode !== name) c.fail(`${at}.mode`, `must be "${name}"`);
+    for (const k of ["holds", "heldPages", "longtermMigrated", "pagesMigrated", "holderMoves", "holderPagesVerified", "pagesVerified"]) c.num(m[k], `${at}.${k}`);
+    for (const op of PIN_STORM_OPS) {
+      const x = c.obj(m[op], `${at}.${op}`);
+      for (const k of ["attempts", "successes", "migrated"]) c.num(x[k], `${at}.${op}.${k}`);
+      if ((x.successes as number) > (x.attempts as number)) c.fail(`${at}.${op}.successes`, "must be at most attempts");
+    }
+    const stuck = c.obj(m.stuck, `${at}.stuck`);
+    if (Object.keys(stuck).length > 16) c.fail(`${at}.stuck`, "has too many fields");
+    for (const [k, x] of Object.entries(stuck)) {
+      if (!/^[a-z]{1,20}$/.test(k)) c.fail(`${at}.stuck`, `has a bad reason "${k.slice(0, 20)}"`);
+      c.num(x, `${at}.stuck.${k}`);
+    }
+  });
+}
+
 function checkRun(c: Checker, v: unknown, path: string): RunReport {
   const r = c.obj(v, path);
   c.str(r.scenario, `${path}.scenario`, 100);
@@ -110,6 +134,7 @@ function checkRun(c: Checker, v: unknown, path: string): RunReport {
     if (!/^[0-9]{0,4096}$/.test(c.str(o.map, `${path}.timeline.samples[${i}].map`, 4096))) c.fail(`${path}.timeline.samples[${i}].map`, "must be digits");
   }
   if (r.contention !== undefined) checkContention(c, r.contention, `${path}.contention`);
+  if (r.pinStorm !== undefined) checkPinStorm(c, r.pinStorm, `${path}.pinStorm`);
   if (r.failure !== null) {
     const f = c.obj(r.failure, `${path}.failure`);
     if (!["invariant", "data", "error"].includes(f.kind as string)) c.fail(`${path}.failure.kind`, "must be invariant, data or error");

@@ -5,6 +5,7 @@ import { Histogram } from "./histogram.js";
 import { LATENCY_KINDS, type LatencyKind } from "./timeline.js";
 import type { LatencySummary, RunReport } from "./run.js";
 import { formatContention, mergeContention, type ContentionReport } from "./contention.js";
+import { formatPinStorm, mergePinStorm, type PinStormReport } from "./pinstorm.js";
 
 export interface Totals {
   runs: number;
@@ -18,6 +19,8 @@ export interface Totals {
   latency: Record<LatencyKind, LatencySummary>;
   /** The runs' contention figures together (migrate-contention only). */
   contention?: ContentionReport;
+  /** The runs' pin-storm figures together. */
+  pinStorm?: PinStormReport;
 }
 
 export interface Report {
@@ -60,6 +63,8 @@ export function buildReport(scenario: string, runs: RunReport[]): Report {
   for (const k of LATENCY_KINDS) total.latency[k] = summarizeHistogram(hist[k]);
   const contention = mergeContention(sorted.map((r) => r.contention));
   if (contention) total.contention = contention;
+  const pinStorm = mergePinStorm(sorted.map((r) => r.pinStorm));
+  if (pinStorm) total.pinStorm = pinStorm;
   return { format: "mmemu-report", version: 1, scenario, runs: sorted, total };
 }
 
@@ -93,6 +98,7 @@ export function formatSummary(report: Report, wallMs?: number, workers = 1): str
     out.push(`  ${k.padEnd(20)} ${fmtN(l.count).padStart(9)} ${fmtNs(l.p50Ns).padStart(10)} ${fmtNs(l.p90Ns).padStart(10)} ${fmtNs(l.p99Ns).padStart(10)} ${fmtNs(l.maxNs).padStart(10)}`);
   }
   if (t.contention) out.push(...formatContention(t.contention, t.failures === 0));
+  if (t.pinStorm) out.push(...formatPinStorm(t.pinStorm, t.failures === 0));
   out.push("", "operations");
   for (const [k, v] of Object.entries(t.opCounts)) if (v > 0) out.push(`  ${k.padEnd(24)} ${fmtN(v).padStart(12)}`);
   out.push("", "vmstat");

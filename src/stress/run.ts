@@ -13,6 +13,7 @@ import { OP_WORDS } from "./ops.js";
 import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
 import type { ContentionReport } from "./contention.js";
+import type { PinStormReport } from "./pinstorm.js";
 
 /** Census samples a run of known length takes at most (plus one at the start), and ops between two at least. */
 export const SAMPLES = 200;
@@ -93,6 +94,8 @@ export interface RunReport {
   failure: { kind: FailureKind; opIndex: number; message: string } | null;
   /** migrate-contention: stall times with blocking vs read-only migration entries. */
   contention?: ContentionReport;
+  /** pin-storm: holds vs compaction, CMA and offline per holder mode. */
+  pinStorm?: PinStormReport;
 }
 
 export interface StressResult {
@@ -122,6 +125,7 @@ interface Source {
   run(world: World, target: number): boolean;
   /** The scenario's contention figures, if it has any. */
   contention?(): ContentionReport | undefined;
+  pinStorm?(): PinStormReport | undefined;
 }
 
 /**
@@ -166,6 +170,7 @@ export class StressRun {
         return emitter!.left > 0 && performance.now() < deadline;
       },
       contention: () => gen?.contention?.(),
+      pinStorm: () => gen?.pinStorm?.(),
     });
   }
 
@@ -246,6 +251,7 @@ export class StressRun {
       devices: world.gpus.map((g) => ({ name: g.name, kind: g.kind, pages: g.pages, ...g.stats })),
       latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
       contention: this.source.contention?.(),
+      pinStorm: this.source.pinStorm?.(),
     };
   }
 
@@ -280,6 +286,7 @@ export class StressRun {
       failure: this.failure,
     };
     if (w.contention) report.contention = w.contention;
+    if (w.pinStorm) report.pinStorm = w.pinStorm;
     const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
@@ -294,6 +301,7 @@ interface Workload {
   devices: DeviceReport[];
   latency: Record<LatencyKind, LatencySummary>;
   contention: ContentionReport | undefined;
+  pinStorm: PinStormReport | undefined;
 }
 
 export function checkRunOptions(opts: RunOptions): void {
@@ -303,6 +311,7 @@ export function checkRunOptions(opts: RunOptions): void {
   if (opts.checkEvery !== undefined && (!Number.isInteger(opts.checkEvery) || opts.checkEvery < 1)) throw new InputError(`check interval must be a positive integer, got ${opts.checkEvery}`);
   const sc = scenarioByName(opts.scenario)!;
   if (opts.record && sc.scheduled) throw new InputError(`scenario "${sc.name}" runs its threads on the scheduler; it has no op stream to record`);
+  if (sc.needsCma && !opts.machine.cma?.length) throw new InputError(`scenario "${sc.name}" needs a CMA area (the machine's "cma" field, e.g. "cma": [{ "node": 0, "pages": 1024 }]); the machine has none`);
   for (const kind of sc.needs) {
     if (!opts.machine.devices.some((d) => d.kind === kind)) throw new InputError(`scenario "${sc.name}" needs a device-${kind} device; the machine has none`);
   }

@@ -5,6 +5,7 @@ import type { Rng } from "../../random.js";
 import type { DeviceKind } from "../machine-spec.js";
 import type { Region, World } from "../world.js";
 import type { ContentionReport } from "../contention.js";
+import type { PinStormReport } from "../pinstorm.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
 } from "../ops.js";
@@ -37,6 +38,8 @@ export interface Scenario {
    * counted as they run, and there is no stream to record or replay.
    */
   readonly scheduled?: boolean;
+  /** Needs a CMA area (the machine's `cma` field); a machine without one is refused. */
+  readonly needsCma?: boolean;
   /** A fresh generator for one run. */
   create(world: World, rng: Rng): Generator;
 }
@@ -46,6 +49,8 @@ export interface Generator {
   step(e: Emitter): void;
   /** The stall times of blocking vs read-only migration entries (migrate-contention). */
   contention?(): ContentionReport | undefined;
+  /** Holds vs compaction, CMA and offline per holder mode (pin-storm). */
+  pinStorm?(): PinStormReport | undefined;
 }
 
 /** System RAM frames of the machine. */

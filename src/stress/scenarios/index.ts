@@ -5,8 +5,9 @@ import { coherentShare } from "./coherent-share.js";
 import { oversubscribe } from "./oversubscribe.js";
 import { mixed } from "./mixed.js";
 import { migrateContention } from "./migrate-contention.js";
+import { pinStorm } from "./pin-storm.js";
 
-export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention];
+export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention, pinStorm];
 export const DEFAULT_SCENARIO = "mixed";
 
 export function scenarioByName(name: string): Scenario | undefined {
