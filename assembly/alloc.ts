@@ -227,7 +227,7 @@ function rmqueue(z: u32, order: u32, cls: u32): u32 {
 
 // Free pages keep every field cleared (freePages does it), so a new page only needs its
 // first reference; debug builds verify the rest.
-function prepNewPage(pfn: u32, order: u32): void {
+@inline function prepNewPage(pfn: u32, order: u32): void {
   assert(flagsOf(pfn) == 0 && refOf(pfn) == 0 && mapcountOf(pfn) == 0 && pincountOf(pfn) == 0 && gupRefsOf(pfn) == 0, "bad free page");
   assert(mappingOf(pfn) == 0 && indexOf(pfn) == 0 && pinpageHoldsOf(pfn) == 0, "bad free page");
   setRef(pfn, 1);
@@ -241,6 +241,16 @@ export function allocFromZone(z: u32, order: u32, movable: bool = true): u32 {
   const n: u32 = 1 << order;
   const free = zoneFree(z);
   const cma = zoneCmaFree(z);
+  // The usual user page: order 0, movable, from a filled pcp list, CMA not due.
+  if (order == 0 && movable && cma <= (free >> 1) && free > zoneWmarkMin(z)) {
+    const pfn = pcpPop(z);
+    if (pfn != NONE) {
+      setZoneFree(z, free - 1);
+      prepNewPage(pfn, 0);
+      statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, 1);
+      return pfn;
+    }
+  }
   const usable = movable ? free : free - cma;
   if (usable < n || usable - n < zoneWmarkMin(z)) return NONE;
   let pfn: u32 = NONE;
@@ -380,7 +390,7 @@ export function buildZonelists(): void {
 // zone_statistics: numa_hit for a page from the preferred zone's node, else numa_miss (and
 // numa_foreign for the node that was preferred).
 @inline export function zoneStatistics(preferred: u32, z: u32, n: i64): void {
-  if (zoneNode(z) == zoneNode(preferred)) {
+  if (z == preferred || zoneNode(z) == zoneNode(preferred)) {
     statAdd(NUMA_HIT, n);
   } else {
     statAdd(NUMA_MISS, n);

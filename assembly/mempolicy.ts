@@ -43,7 +43,7 @@ export function allocPagesNodemask(node: u32, order: u32, movable: bool, mask: u
 // alloc_pages_mpol for one movable page under a resolved policy (never MPOL_DEFAULT): bind
 // allocates only on its nodes, from the local node's zonelist; preferred starts at its node
 // and interleave at the node the interleave index picks, both falling back to every node.
-export function allocPagesPolicy(mode: u32, nodes: u32, local: u32, ilx: u64): u32 {
+@inline export function allocPagesPolicy(mode: u32, nodes: u32, local: u32, ilx: u64): u32 {
   if (mode == MPOL_BIND) return allocPagesNodemask(local, 0, true, nodes);
   if (mode == MPOL_PREFERRED) return allocPages(ctz<u32>(nodes), 0, true);
   if (mode == MPOL_INTERLEAVE) {
@@ -57,7 +57,7 @@ export function allocPagesPolicy(mode: u32, nodes: u32, local: u32, ilx: u64): u
 
 // vma_alloc_folio for the page at `vpn` of VMA `v` in `mm`: get_vma_policy, the task's policy
 // when the VMA has none; interleave indexes by the page's offset in its object (linear index).
-export function allocUserPagePolicy(mm: u32, v: usize, vpn: u64): u32 {
+@inline export function allocUserPagePolicy(mm: u32, v: usize, vpn: u64): u32 {
   let mode = vmaPolicyMode(v);
   let nodes = vmaPolicyNodes(v);
   if (mode == MPOL_DEFAULT) {

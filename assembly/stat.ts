@@ -51,6 +51,7 @@ let dNrFree: i64 = 0;
 let dNrAnon: i64 = 0;
 let dPgfault: i64 = 0;
 let dPgallocNormal: i64 = 0;
+let dNumaHit: i64 = 0;
 let dPgallocMovable: i64 = 0;
 let dPgfree: i64 = 0;
 
@@ -63,6 +64,7 @@ let dPgfree: i64 = 0;
   else if (i == NR_ANON_PAGES) dNrAnon += n;
   else if (i == PGFAULT) dPgfault += n;
   else if (i == PGALLOC_NORMAL) dPgallocNormal += n;
+  else if (i == NUMA_HIT) dNumaHit += n;
   else if (i == PGALLOC_MOVABLE) dPgallocMovable += n;
   else if (i == PGFREE) dPgfree += n;
   else store<i64>(slot(i), load<i64>(slot(i)) + n);
@@ -73,12 +75,14 @@ export function statFold(): void {
   store<i64>(slot(NR_ANON_PAGES), load<i64>(slot(NR_ANON_PAGES)) + dNrAnon);
   store<i64>(slot(PGFAULT), load<i64>(slot(PGFAULT)) + dPgfault);
   store<i64>(slot(PGALLOC_NORMAL), load<i64>(slot(PGALLOC_NORMAL)) + dPgallocNormal);
+  store<i64>(slot(NUMA_HIT), load<i64>(slot(NUMA_HIT)) + dNumaHit);
   store<i64>(slot(PGALLOC_MOVABLE), load<i64>(slot(PGALLOC_MOVABLE)) + dPgallocMovable);
   store<i64>(slot(PGFREE), load<i64>(slot(PGFREE)) + dPgfree);
   dNrFree = 0;
   dNrAnon = 0;
   dPgfault = 0;
   dPgallocNormal = 0;
+  dNumaHit = 0;
   dPgallocMovable = 0;
   dPgfree = 0;
 }
