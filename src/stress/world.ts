@@ -279,7 +279,10 @@ export class World {
     const proc = this.procs[this.batchProc]!;
     const t0 = this.tl.now;
     // Faults other ops caused (hmm_range_fault, migrate_to_ram) are not this batch's.
-    const before = this.machine.counters();
+    const m = this.machine;
+    const cow0 = m.counter("cow_fault");
+    const zero0 = m.counter("zero_page_fault");
+    const pgfault0 = m.counter("pgfault");
     const deviceFaults = this.deviceFaults();
     const res = this.guard(() => proc.run(batch));
     const where = this.verifying ? "in the final read-back, " : "";
@@ -294,11 +297,10 @@ export class World {
       }
     }
     // Minor faults are priced from the vmstat deltas; device faults priced themselves inside run().
-    const now = this.machine.counters();
-    const cow = now.cow_fault - before.cow_fault;
-    const zero = now.zero_page_fault - before.zero_page_fault;
+    const cow = m.counter("cow_fault") - cow0;
+    const zero = m.counter("zero_page_fault") - zero0;
     // pgfault counts the device-private faults too (priced by their driver) and each retry.
-    const anon = Math.max(0, now.pgfault - before.pgfault - cow - zero - (this.deviceFaults() - deviceFaults));
+    const anon = Math.max(0, m.counter("pgfault") - pgfault0 - cow - zero - (this.deviceFaults() - deviceFaults));
     const { cpuAccessNs, zeroPageFaultNs, anonFaultNs, cowFaultNs } = this.cost;
     this.tl.latency("cpu_fault", zeroPageFaultNs, zero);
     this.tl.latency("cpu_fault", anonFaultNs, anon);
