@@ -3,7 +3,8 @@
 import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import {
-  Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type PinpageSystem, type Process,
+  Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, MEMORY_DEVICE_COHERENT, MIGRATE_VMA_SELECT_SYSTEM,
+  type PinpageSystem, type Process,
 } from "../src/index.js";
 import { errorOf } from "./drivers.js";
 
@@ -161,10 +162,28 @@ describe("pin control subsystem", () => {
     expect(errorOf(() => sys.unregister()).code).toBe("EBUSY");
     expect(errorOf(() => m.registerPinpage("zswap", { migrate: () => 0 })).code).toBe("EEXIST");
     expect(errorOf(() => m.registerPinpage("x", {} as never)).message).toMatch(/migrate/);
+    expect(errorOf(() => m.registerPinpage("y", { migrate: () => 0, addPage: () => 0 })).message).toMatch(/together/);
+    expect(errorOf(() => sys.setPinpages([0])).message).toMatch(/pfns\[0\] = 0 is reserved/);
     expect(pfns.map((pfn) => m.page.refcount(pfn))).toEqual(before);
     m.check();
     sys.clearPinpages(pfns);
     sys.unregister();
+    m.check();
+  });
+
+  it("refuses device pages: the pin control subsystem covers system RAM", () => {
+    const m = Machine.create({ nodes: [{ normal: 1024 }], deviceMemory: 64 });
+    const pg = m.memremapPages({ type: MEMORY_DEVICE_COHERENT, nrPages: 64, owner: "cxl" });
+    const p = m.spawn();
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    p.writeU32(a, 1);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: "cxl" });
+    mig.allocAndCopy(pg);
+    mig.finalize();
+    const dev = pfnOf(p.pte(a));
+    expect(m.pagemapOf(dev)).toBe(pg);
+    const { sys } = tracker(m, "dev");
+    expect(errorOf(() => sys.setPinpages([dev])).message).toMatch(/is device memory; nothing was held/);
     m.check();
   });
 
