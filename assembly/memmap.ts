@@ -91,7 +91,7 @@ export const PINPAGE_HOLDS_MAX: u32 = 0xff;
 }
 @inline export function setGupRefs(pfn: u32, v: u32): void {
   const at = pageGupRefs + (<usize>pfn << 2);
-  store<u32>(at, (load<u32>(at) & ~GUP_REFS_MAX) | v);
+  store<u32>(at, (load<u32>(at) & ~GUP_REFS_MAX) | (v & GUP_REFS_MAX));
 }
 @inline export function pinpageHoldsOf(pfn: u32): u32 {
   return load<u32>(pageGupRefs + (<usize>pfn << 2)) >>> 24;

@@ -640,6 +640,17 @@ function insertPage(i: u32, d: u32): bool {
 const MIGRATED_FLAGS: u32 = (1 << PG_dirty) | (1 << PG_uptodate) | (1 << PG_swapbacked) | (1 << PG_referenced) |
   (1 << PG_active) | (1 << PG_workingset) | (1 << PG_mlocked) | (1 << PG_unevictable);
 
+// Pin control subsystems' holds of `from`, their references and PG_pin, go to `to`.
+function moveHolds(from: u32, to: u32): void {
+  const holds = pinpageHoldsOf(from);
+  setRef(to, refOf(to) + <i32>holds);
+  setRef(from, refOf(from) - <i32>holds);
+  setPinpageHolds(to, pinpageHoldsOf(to) + holds);
+  setPinpageHolds(from, 0);
+  clearFlag(from, PG_pin);
+  setFlag(to, PG_pin);
+}
+
 // folio_migrate_mapping + folio_migrate_flags: the new page takes the old one's place.
 function migrateMapping(s: u32, d: u32): bool {
   const anon = pageIsAnon(s);
@@ -656,15 +667,8 @@ function migrateMapping(s: u32, d: u32): bool {
     setRef(d, refOf(d) + 1);
     setRef(s, refOf(s) - 1);
   }
-  if (holds != 0) {
-    // The subsystems' holds, with their references and PG_pin, go to the new page.
-    setRef(d, refOf(d) + holds);
-    setRef(s, refOf(s) - holds);
-    setPinpageHolds(d, <u32>holds);
-    setPinpageHolds(s, 0);
-    clearFlag(s, PG_pin);
-    setFlag(d, PG_pin);
-  }
+  // The subsystems' holds, with their references and PG_pin, go to the new page.
+  if (holds != 0) moveHolds(s, d);
   setMapping(d, mappingOf(s));
   setIndex(d, indexOf(s));
   setFlagsOf(d, flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS));
@@ -775,6 +779,8 @@ let finRssShmem: i32 = 0;
   } else {
     finFail++;
     if (d != NONE) {
+      // An abort after the pages step: the holds it moved go back with the page.
+      if (migPinpage && pinpageHoldsOf(d) != 0) moveHolds(d, s);
       unlockPage(d);
       putPage(d);
     }

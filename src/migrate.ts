@@ -138,6 +138,8 @@ export class MigrateVma {
     this.beforePages();
     this.machine.core.migrateRunPages(this.slot, this.npages);
     this.stage = "pages";
+    // Entries the pages step dropped: their holders go back to the old page now.
+    if (this.holderMoves) settleHolders(this.holderMoves, (i) => (this.src[i]! & MIGRATE_PFN_MIGRATE) !== 0n);
   }
 
   /** migrate_vma_finalize: remap to the new pages, or restore the old ones. */

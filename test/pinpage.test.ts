@@ -140,7 +140,8 @@ describe("pin control subsystem", () => {
       migrate: (_s, pfn, newPfn) => (mine.delete(pfn), mine.add(newPfn), 0),
     });
     const pfns = [...sys.pinUserRange(p, base, 3)];
-    expect(sys.size).toBe(0);
+    expect(sys.size).toBe(3);
+    expect(sys.held.size).toBe(0);
     migrateAll(m, pfns, 1);
     expect([...mine].every((pfn) => nodeOf(m, pfn) === 1)).toBe(true);
     sys.clearPinpages([...mine]);
@@ -168,6 +169,49 @@ describe("pin control subsystem", () => {
     m.check();
     sys.clearPinpages(pfns);
     sys.unregister();
+    m.check();
+  });
+
+  it("an abort after the pages step gives the holds back to the old page, and the holders too", () => {
+    const { m, p, base } = setup();
+    const { sys, table } = tracker(m, "ab");
+    const pfns = hold(sys, table, p, base, 2, 0);
+    const mig = m.migrateDevicePfns(pfns);
+    mig.allocAndCopy({ node: 1 });
+    mig.pages();
+    mig.abort();
+    expect([...table.values()]).toEqual(pfns);
+    for (const pfn of pfns) expect(m.page.testFlag(pfn, PG_pin) && sys.findPage(pfn)).toBe(true);
+    m.check();
+    sys.clearPinpages(pfns);
+    m.check();
+  });
+
+  it("a findPage that throws keeps the page; the move-back gets the holder's priv", () => {
+    const { m, p, base } = setup();
+    const seen: unknown[] = [];
+    const a = m.registerPinpage<string>("a", { migrate: (_s, _f, _t, priv) => (seen.push(priv), 0) });
+    m.registerPinpage("b", { migrate: () => -16 });
+    const pfns = [...a.pinUserRange(p, base, 1, "mine")];
+    m.pinpageSystems[1]!.setPinpages(pfns);
+    migrateAll(m, pfns, 1);
+    expect(seen).toEqual(["mine", "mine"]);
+    expect(a.findPage(pfns[0]!)).toBe(true);
+    const books = new Set<number>();
+    let burning = false;
+    const own = m.registerPinpage("own", {
+      addPage: (_s, pfn) => (books.add(pfn), 0), delPage: (_s, pfn) => (books.delete(pfn), 0), migrate: () => 0,
+      findPage: (_s, pfn) => {
+        if (burning) throw new Error("books on fire");
+        return books.has(pfn);
+      },
+    });
+    const q = [...own.pinUserRange(p, base + PAGE_SIZE, 1)];
+    burning = true;
+    migrateAll(m, q, 1);
+    burning = false;
+    expect(pfnOf(p.pte(base + PAGE_SIZE))).toBe(q[0]);
+    expect(errorOf(() => own.unregister()).code).toBe("EBUSY");
     m.check();
   });
 

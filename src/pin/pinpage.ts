@@ -30,6 +30,8 @@ export class PinpageSystem<T = unknown> {
   /** @internal The general bookkeeping (unused when the ops bring their own). */
   readonly held = new IntervalSet<T | undefined>();
   private live = true;
+  /** Pages held, whichever books keep them. */
+  private holds = 0;
 
   /** @internal */
   constructor(
@@ -38,9 +40,9 @@ export class PinpageSystem<T = unknown> {
     readonly ops: PinpageOps<T>,
   ) {}
 
-  /** Pages this subsystem holds (general bookkeeping only). */
+  /** Pages this subsystem holds. */
   get size(): number {
-    return this.held.size;
+    return this.holds;
   }
 
   /** find_page: whether this subsystem holds pfn. */
@@ -87,6 +89,7 @@ export class PinpageSystem<T = unknown> {
       } else {
         for (const [start, end] of runsOf(list)) this.held.add(start, end, priv);
       }
+      this.holds += list.length;
     } catch (err) {
       for (let i = 0; i < added; i++) this.ops.delPage?.(this, list[i]!);
       this.machine.gupInView(list.length).set(list);
@@ -121,6 +124,7 @@ export class PinpageSystem<T = unknown> {
     }
     if (this.ops.delPage) for (const pfn of list) this.ops.delPage(this, pfn);
     else for (const [start, end] of runsOf(list)) this.held.remove(start, end);
+    this.holds -= list.length;
     this.machine.gupInView(list.length).set(list);
     const bad = this.machine.core.pinpageRelease(list.length);
     if (bad >= 0) throw new MmError("EFAULT", fn, `pfn ${list[bad]} lost its hold behind ${this.name}'s back`, list[bad]);
@@ -137,7 +141,7 @@ export class PinpageSystem<T = unknown> {
   /** Unregisters; EBUSY while the subsystem holds pages. */
   unregister(): void {
     if (!this.live) return;
-    if (this.held.size > 0) fail("EBUSY", "unregister_pinpage", `${this.name} still holds ${this.held.size} pages`, this.held.size);
+    if (this.holds > 0) fail("EBUSY", "unregister_pinpage", `${this.name} still holds ${this.holds} pages`, this.holds);
     this.live = false;
     this.machine.pinpageSystems.splice(this.machine.pinpageSystems.indexOf(this as PinpageSystem), 1);
   }
@@ -200,18 +204,25 @@ export function askHolders(m: Machine, mig: MigrateVma, src: BigUint64Array, dst
     const pfn = pfnOf(e);
     const newPfn = pfnOf(dst[i]!);
     if (pfn < 0 || newPfn < 0 || m.core.pagePinpageHolds(pfn) === 0) continue;
-    const holders = m.pinpageSystems.filter((s) => s.findPage(pfn));
-    const moved: PinpageSystem[] = [];
+    // A find_page that throws, like a refusal, keeps the page where it is.
+    let holders: PinpageSystem[] = [];
     let refused = m.pagemapOf(newPfn) !== undefined;
+    try {
+      if (!refused) holders = m.pinpageSystems.filter((s) => s.findPage(pfn));
+    } catch {
+      refused = true;
+    }
+    const moved: PinpageSystem[] = [];
     for (const sys of refused ? [] : holders) {
-      if (!callMigrate(sys, pfn, newPfn)) {
+      const priv = sys.privOf(pfn);
+      if (!callMigrate(sys, pfn, newPfn, priv)) {
         refused = true;
         break;
       }
       moved.push(sys);
     }
     if (refused) {
-      for (const sys of moved) callMigrate(sys, newPfn, pfn);
+      for (const sys of moved) callMigrate(sys, newPfn, pfn, sys.privOf(pfn));
       src[i] = e & ~MIGRATE_PFN_MIGRATE;
       continue;
     }
@@ -221,20 +232,24 @@ export function askHolders(m: Machine, mig: MigrateVma, src: BigUint64Array, dst
   return moves;
 }
 
-/** After the migration: holders of pages that did not move after all go back to the old page. */
+/**
+ * After the pages step (or the end): holders of pages that did not move after all go back
+ * to the old page, and leave `moves`.
+ */
 export function settleHolders(moves: HolderMoves, migrated: (i: number) => boolean): void {
-  for (const { i, pfn, newPfn, holders } of moves.entries) {
-    if (migrated(i)) continue;
+  moves.entries = moves.entries.filter(({ i, pfn, newPfn, holders }) => {
+    if (migrated(i)) return true;
     for (const sys of holders) {
-      callMigrate(sys, newPfn, pfn);
+      callMigrate(sys, newPfn, pfn, sys.privOf(newPfn));
       sys.rehome(newPfn, pfn);
     }
-  }
+    return false;
+  });
 }
 
-function callMigrate(sys: PinpageSystem, from: number, to: number): boolean {
+function callMigrate(sys: PinpageSystem, from: number, to: number, priv: unknown): boolean {
   try {
-    return sys.ops.migrate(sys, from, to, sys.privOf(from)) === 0;
+    return sys.ops.migrate(sys, from, to, priv) === 0;
   } catch {
     return false;
   }

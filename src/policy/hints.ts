@@ -14,6 +14,11 @@ import { MAX_MIGRATE } from "../layout.js";
 import { HintPolicy, HysteresisPolicy, type Placement, type PageHint } from "./hint-policy.js";
 
 const PTE_PFN_MASK = 0x000ffffffffff000n;
+// assembly/pte.ts: _PAGE_PRESENT | _PAGE_PROTNONE, and the swap entry type field.
+const PTE_PRESENT_OR_PROTNONE = 0x101n;
+const SWP_TYPE_SHIFT = 57n;
+const SWP_DEVICE_WRITE = 28;
+const SWP_DEVICE_READ = 29;
 const MAX_HINT_PAGES = 1 << 20;
 
 /** What the hint machinery did so far. */
@@ -152,6 +157,12 @@ export class MigrationHints {
   private placementOf(proc: Process, addr: number): Placement | null {
     const pte = proc.pte(addr);
     if (pte === 0n) return null;
+    // Of the non-present entries only device-private ones map a page here; migration and
+    // hwpoison entries carry a pfn in the same bits but are not a placement.
+    if ((pte & PTE_PRESENT_OR_PROTNONE) === 0n) {
+      const type = Number((pte >> SWP_TYPE_SHIFT) & 0x1fn);
+      if (type !== SWP_DEVICE_WRITE && type !== SWP_DEVICE_READ) return null;
+    }
     const pfn = Number((pte & PTE_PFN_MASK) >> 12n);
     if (pfn === 0) return null;
     const pg = this.machine.pagemapOf(pfn);
