@@ -237,20 +237,36 @@ function rmqueue(z: u32, order: u32, cls: u32): u32 {
 
 // Allocation from one zone, honouring the min watermark (ALLOC_WMARK_MIN). Only movable
 // allocations (ALLOC_CMA) may use CMA pages, so for the others those are not free memory.
+// The usual user page: order 0, movable, off a filled pcp list while CMA is not due (the
+// watermark admits it). NONE when any of that does not hold: allocFromZone decides then.
+@inline export function pcpAllocMovable(z: u32): u32 {
+  const free = zoneFree(z);
+  if (zoneCmaFree(z) > (free >> 1) || free <= zoneWmarkMin(z)) return NONE;
+  const pfn = pcpPop(z);
+  if (pfn == NONE) return NONE;
+  setZoneFree(z, free - 1);
+  prepNewPage(pfn, 0);
+  statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, 1);
+  return pfn;
+}
+
+// A movable page of the local node's first zone off its pcp list, as allocPages(node, 0,
+// true) would hand it out (and count it); NONE sends the caller down the full path.
+export function allocLocalPcp(node: u32): u32 {
+  const z = load<u32>(zonelist(node, true));
+  const pfn = pcpAllocMovable(z);
+  if (pfn != NONE) statAdd(NUMA_HIT, 1);
+  return pfn;
+}
+
 export function allocFromZone(z: u32, order: u32, movable: bool = true): u32 {
   const n: u32 = 1 << order;
+  if (order == 0 && movable) {
+    const fast = pcpAllocMovable(z);
+    if (fast != NONE) return fast;
+  }
   const free = zoneFree(z);
   const cma = zoneCmaFree(z);
-  // The usual user page: order 0, movable, from a filled pcp list, CMA not due.
-  if (order == 0 && movable && cma <= (free >> 1) && free > zoneWmarkMin(z)) {
-    const pfn = pcpPop(z);
-    if (pfn != NONE) {
-      setZoneFree(z, free - 1);
-      prepNewPage(pfn, 0);
-      statAdd(zoneType(z) == ZONE_MOVABLE ? PGALLOC_MOVABLE : PGALLOC_NORMAL, 1);
-      return pfn;
-    }
-  }
   const usable = movable ? free : free - cma;
   if (usable < n || usable - n < zoneWmarkMin(z)) return NONE;
   let pfn: u32 = NONE;

@@ -2,8 +2,8 @@
 // faults, write-protect faults with COW or reuse. Returns a VM_FAULT-like code.
 import { NONE } from "./layout";
 import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
-import { freePages, putPage } from "./alloc";
-import { allocUserPagePolicy } from "./mempolicy";
+import { freePages, putPage, allocLocalPcp } from "./alloc";
+import { allocUserPagePolicy, MPOL_DEFAULT } from "./mempolicy";
 import { mlockPage, munlockPage } from "./mlock";
 import { walkPte } from "./pagetable";
 import {
@@ -11,7 +11,7 @@ import {
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
-import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
+import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, vmaPolicyMode, mmPolicyMode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize } from "./mapping";
@@ -61,6 +61,11 @@ const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
 // A movable user page for `mm` at `vpn` of VMA `v`, where the memory policy puts it; under
 // pressure, lazily-freed pages are reclaimed first.
 export function allocUserPage(mm: u32, v: usize, vpn: u64): u32 {
+  // No policy anywhere: the local node's pcp list, as the default policy would pick.
+  if (vmaPolicyMode(v) == MPOL_DEFAULT && mmPolicyMode(mm) == MPOL_DEFAULT) {
+    const pfn = allocLocalPcp(mmNode(mm));
+    if (pfn != NONE) return pfn;
+  }
   let pfn = allocUserPagePolicy(mm, v, vpn);
   if (pfn == NONE && reclaimLazyfree(32) > 0) pfn = allocUserPagePolicy(mm, v, vpn);
   return pfn;
