@@ -550,3 +550,19 @@ export function putPage(pfn: u32): void {
   if (r == 0) freePages(pfn, orderOf(pfn));
   else setRef(pfn, r);
 }
+
+// Free lists are LIFO, so pages freed in ascending order come back descending. Each
+// descending run of consecutive pfns in the u32 list at `pfns` is handed out ascending
+// instead, which keeps consecutive sources with consecutive destinations for a run copy.
+export function ascendRuns(pfns: usize, n: u32): void {
+  let i: u32 = 0;
+  while (i < n) {
+    let j = i + 1;
+    while (j < n && load<u32>(pfns + (<usize>j << 2)) + 1 == load<u32>(pfns + (<usize>(j - 1) << 2))) j++;
+    if (j - i > 1) {
+      const first = load<u32>(pfns + (<usize>(j - 1) << 2));
+      for (let k = i; k < j; k++) store<u32>(pfns + (<usize>k << 2), first + (k - i));
+    }
+    i = j;
+  }
+}

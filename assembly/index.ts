@@ -24,7 +24,7 @@ import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
-import { allocPagesBulk } from "./alloc";
+import { allocPagesBulk, ascendRuns } from "./alloc";
 import { dataBase, scratchBase } from "./layout";
 import { pageblocksInit } from "./pageblock";
 import { nrProblems, nrMovable, firstNotIsolated, rangeScan } from "./isolation";
@@ -453,7 +453,7 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, mova
   // The first `n` entries get pages, as allocating entry by entry until the memory runs out would.
   // Device pages come locked (zone_device_page_init); system pages are locked in copyRuns.
   const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, movable, want, allocPfn);
-  ascendRuns(n);
+  ascendRuns(allocPfn, n);
   copyRuns(src, dst, n, z < 0);
   return n;
 }
@@ -463,21 +463,6 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, mova
 const allocIdx: usize = memory.data(65536 * 4);
 const allocPfn: usize = memory.data(65536 * 4);
 
-// Free lists are LIFO, so pages freed in ascending order come back descending. Each
-// descending run of consecutive pfns is handed out ascending instead, which keeps
-// runs of consecutive sources and destinations together for copyRuns.
-function ascendRuns(n: u32): void {
-  let i: u32 = 0;
-  while (i < n) {
-    let j = i + 1;
-    while (j < n && load<u32>(allocPfn + (<usize>j << 2)) + 1 == load<u32>(allocPfn + (<usize>(j - 1) << 2))) j++;
-    if (j - i > 1) {
-      const first = load<u32>(allocPfn + (<usize>(j - 1) << 2));
-      for (let k = i; k < j; k++) store<u32>(allocPfn + (<usize>k << 2), first + (k - i));
-    }
-    i = j;
-  }
-}
 
 // Fills dst (locking the new pages if `lock`) and copies: runs of entries whose source and
 // destination frames are both consecutive go in one memory.copy; holes are zeroed.

@@ -4,7 +4,7 @@
 // (migratePfnList) with destinations allocated per page by a memory policy.
 import { nframes, NONE } from "./layout";
 import { flagsOf, testFlag, setFlag, clearFlag, refOf, mapcountOf, indexOf, zoneOf, PG_locked, PG_lru, PGTY_buddy } from "./memmap";
-import { zoneNode } from "./alloc";
+import { zoneNode, ascendRuns } from "./alloc";
 import { isZoneDevicePage } from "./device";
 import { walkPte, tableAddr, entryTable, entryPresent, pgdIndex, pudIndex, pmdIndex } from "./pagetable";
 import { ptePfn, pteSpecial, isSwapPte } from "./pte";
@@ -204,7 +204,7 @@ export function migrateAllocCopyPolicy(slot: u32, n: u32, mode: u32, nodes: u32,
     store<u32>(allocPfn + (<usize>k << 2), d);
     k++;
   }
-  ascendRuns(k);
+  ascendRuns(allocPfn, k);
   // Runs of consecutive sources and destinations go in one copy.
   let runSrc: u32 = NONE;
   let runDst: u32 = NONE;
@@ -229,21 +229,6 @@ export function migrateAllocCopyPolicy(slot: u32, n: u32, mode: u32, nodes: u32,
   return k;
 }
 
-// Pages come off LIFO free lists in descending runs; each run of consecutive pfns (one zone,
-// so one node) is handed out ascending, which keeps consecutive sources with consecutive
-// destinations for the copy.
-function ascendRuns(n: u32): void {
-  let i: u32 = 0;
-  while (i < n) {
-    let j = i + 1;
-    while (j < n && load<u32>(allocPfn + (<usize>j << 2)) + 1 == load<u32>(allocPfn + (<usize>(j - 1) << 2))) j++;
-    if (j - i > 1) {
-      const first = load<u32>(allocPfn + (<usize>(j - 1) << 2));
-      for (let q = i; q < j; q++) store<u32>(allocPfn + (<usize>q << 2), first + (q - i));
-    }
-    i = j;
-  }
-}
 
 // What became of each entry of a finalized slot: 0 moved; -EAGAIN the page was locked by
 // someone else and -EBUSY it held extra references (both worth a retry); -ENOMEM no page
