@@ -11,7 +11,7 @@ import {
 import { PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_MOVABLE, MIGRATE_CMA, blockClass, pageblockMigratetype } from "./pageblock";
 import { pageCannotMigrate, CANNOT_NONE, CANNOT_RESERVED, CANNOT_PINNED, CANNOT_LOCKED } from "./isolation";
 import { selectSlot, saveSlot, srcAddr, dstAddr, migratePfn, migratePfnList, migratePagesFinalize, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
-import { copyFrames } from "./content";
+import { runCopyAdd, runCopyFlush } from "./content";
 import { statAdd, statGet, COMPACT_MIGRATE_SCANNED, COMPACT_FREE_SCANNED, COMPACT_ISOLATED, COMPACT_STALL, COMPACT_SUCCESS, COMPACT_FAIL, PGMIGRATE_SUCCESS } from "./stat";
 
 // enum compact_result, the values we return.
@@ -236,9 +236,6 @@ export function compactFill(slot: u32): void {
     let need: u32 = 0;
     for (let i: u32 = 0; i < n; i++) if (load<u64>(src + (<usize>i << 3)) & MIGRATE_PFN_MIGRATE) need++;
     isolateFreePages(need);
-    let runSrc: u32 = NONE;
-    let runDst: u32 = NONE;
-    let runLen: u32 = 0;
     for (let i: u32 = 0; i < n && ccHead < ccTail; i++) {
       const e = load<u64>(src + (<usize>i << 3));
       if ((e & MIGRATE_PFN_MIGRATE) == 0) continue;
@@ -246,17 +243,9 @@ export function compactFill(slot: u32): void {
       ccHead++;
       setFlag(d, PG_locked);
       store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
-      const s = <u32>(e >> MIGRATE_PFN_SHIFT);
-      if (runLen > 0 && s == runSrc + runLen && d == runDst + runLen) {
-        runLen++;
-        continue;
-      }
-      if (runLen > 0) copyFrames(runDst, runSrc, runLen);
-      runSrc = s;
-      runDst = d;
-      runLen = 1;
+      runCopyAdd(d, <u32>(e >> MIGRATE_PFN_SHIFT));
     }
-    if (runLen > 0) copyFrames(runDst, runSrc, runLen);
+    runCopyFlush();
     ccNeed = need;
     saveSlot();
   }

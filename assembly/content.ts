@@ -32,3 +32,25 @@ export function copyFrames(dst: u32, src: u32, n: u32): void {
   if (contentMode == CONTENT_TAGS) memory.copy(tagsBase + (<usize>dst << 3), tagsBase + (<usize>src << 3), <usize>n << 3);
   else memory.copy(frameAddr(dst), frameAddr(src), <usize>n << 12);
 }
+
+// Many frame copies in as few memory.copy calls as consecutive sources and destinations
+// allow: runCopyAdd each pair, then runCopyFlush.
+let runSrc: u32 = 0;
+let runDst: u32 = 0;
+let runLen: u32 = 0;
+
+@inline export function runCopyAdd(dst: u32, src: u32): void {
+  if (runLen > 0 && src == runSrc + runLen && dst == runDst + runLen) {
+    runLen++;
+    return;
+  }
+  runCopyFlush();
+  runSrc = src;
+  runDst = dst;
+  runLen = 1;
+}
+
+export function runCopyFlush(): void {
+  if (runLen > 0) copyFrames(runDst, runSrc, runLen);
+  runLen = 0;
+}

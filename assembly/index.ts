@@ -15,7 +15,7 @@ import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, allocDevicePagesBulk, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
 import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
-import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
+import { copyFrame, clearFrame, frameAddr, readTag, writeTag, runCopyAdd, runCopyFlush } from "./content";
 import { handleMmFault, handleGupFault, faultPfn, setNotified } from "./fault";
 import { gupPages, gupIn, gupWalk, gupStop, gupStopWrite, gupRelease, gupTake, gupUntake, gupDrop, gupBadReason, gupCollectUnpinnable, pageNode } from "./gup";
 import { pinpageHoldList, pinpageReleaseList, pinpageBadReason } from "./pinpage";
@@ -467,9 +467,6 @@ const allocPfn: usize = memory.data(65536 * 4);
 // Fills dst (locking the new pages if `lock`) and copies: runs of entries whose source and
 // destination frames are both consecutive go in one memory.copy; holes are zeroed.
 function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
-  let runSrc: u32 = NONE;
-  let runDst: u32 = NONE;
-  let runLen: u32 = 0;
   dstHasHoles = false;
   for (let k: u32 = 0; k < n; k++) {
     const i = load<u32>(allocIdx + (<usize>k << 2));
@@ -482,17 +479,9 @@ function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
       clearFrame(dp);
       continue;
     }
-    const sp = <u32>(e >> MIGRATE_PFN_SHIFT);
-    if (runLen > 0 && sp == runSrc + runLen && dp == runDst + runLen) {
-      runLen++;
-      continue;
-    }
-    if (runLen > 0) copyFrames(runDst, runSrc, runLen);
-    runSrc = sp;
-    runDst = dp;
-    runLen = 1;
+    runCopyAdd(dp, <u32>(e >> MIGRATE_PFN_SHIFT));
   }
-  if (runLen > 0) copyFrames(runDst, runSrc, runLen);
+  runCopyFlush();
 }
 
 // memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY

@@ -124,6 +124,25 @@ export function rangeScan(slot: u32, start: u32, end: u32, mode: u32, offline: b
 
 // ---- isolation ----------------------------------------------------------------------
 
+// The free block at `head` (order o, taken off its list) is halved toward `x` until the piece
+// holding `x` starts there with an order of at most `maxOrder`; every other half goes back
+// on the lists of class `cls`, as expand() gives back the halves it does not need.
+function splitToward(z: u32, head: u32, o: u32, x: u32, maxOrder: u32, cls: u32): void {
+  let lo = head;
+  let cur = o;
+  while (lo < x || cur > maxOrder) {
+    cur--;
+    const mid = lo + (<u32>1 << cur);
+    if (x >= mid) {
+      addToFreeList(z, lo, cur, cls);
+      lo = mid;
+    } else {
+      addToFreeList(z, mid, cur, cls);
+    }
+  }
+  addToFreeList(z, lo, cur, cls);
+}
+
 // A free block larger than a pageblock that holds `pb` is split so that `pb` is a block
 // of its own (isolate_single_pageblock); every piece stays on its class's lists.
 function splitAround(z: u32, pb: u32): void {
@@ -132,19 +151,7 @@ function splitAround(z: u32, pb: u32): void {
     if (head < zoneStart(z) || !pageIsBuddy(head) || orderOf(head) != o) continue;
     const cls = blockClass(head);
     delFromFreeList(z, head, o, cls);
-    let lo = head;
-    let cur = o;
-    while (cur > PAGEBLOCK_ORDER) {
-      cur--;
-      const hi = lo + (<u32>1 << cur);
-      if (pb >= hi) {
-        addToFreeList(z, lo, cur, cls);
-        lo = hi;
-      } else {
-        addToFreeList(z, hi, cur, cls);
-      }
-    }
-    addToFreeList(z, lo, PAGEBLOCK_ORDER, cls);
+    splitToward(z, head, o, pb, PAGEBLOCK_ORDER, cls);
     return;
   }
 }
@@ -247,19 +254,7 @@ function splitIsolatedAt(z: u32, x: u32): void {
     const head = x & ~((<u32>1 << o) - 1);
     if (head == x || head < zoneStart(z) || !pageIsBuddy(head) || orderOf(head) != o) continue;
     delFromFreeList(z, head, o, FL_ISOLATE);
-    let lo = head;
-    let cur = o;
-    while (lo < x) {
-      cur--;
-      const mid = lo + (<u32>1 << cur);
-      if (x >= mid) {
-        addToFreeList(z, lo, cur, FL_ISOLATE);
-        lo = mid;
-      } else {
-        addToFreeList(z, mid, cur, FL_ISOLATE);
-      }
-    }
-    addToFreeList(z, lo, cur, FL_ISOLATE);
+    splitToward(z, head, o, x, MAX_ORDER, FL_ISOLATE);
     return;
   }
 }

@@ -10,7 +10,7 @@ import { walkPte, tableAddr, entryTable, entryPresent, pgdIndex, pudIndex, pmdIn
 import { ptePfn, pteSpecial, isSwapPte } from "./pte";
 import { findVma, mmPgd } from "./mm";
 import { ZERO_PFN } from "./rmap";
-import { copyFrames } from "./content";
+import { runCopyAdd, runCopyFlush } from "./content";
 import { allocPagesPolicy, MPOL_INTERLEAVE } from "./mempolicy";
 import {
   selectSlot, saveSlot, srcAddr, dstAddr, migratePfnList, migratePfn, MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE,
@@ -206,9 +206,6 @@ export function migrateAllocCopyPolicy(slot: u32, n: u32, mode: u32, nodes: u32,
   }
   ascendRuns(allocPfn, k);
   // Runs of consecutive sources and destinations go in one copy.
-  let runSrc: u32 = NONE;
-  let runDst: u32 = NONE;
-  let runLen: u32 = 0;
   for (let j: u32 = 0; j < k; j++) {
     const i = load<u32>(allocIdx + (<usize>j << 2));
     const d = load<u32>(allocPfn + (<usize>j << 2));
@@ -216,16 +213,9 @@ export function migrateAllocCopyPolicy(slot: u32, n: u32, mode: u32, nodes: u32,
     const s = <u32>(e >> MIGRATE_PFN_SHIFT);
     setFlag(d, PG_locked);
     store<u64>(dst + (<usize>i << 3), migratePfn(d) | (e & MIGRATE_PFN_WRITE));
-    if (runLen > 0 && s == runSrc + runLen && d == runDst + runLen) {
-      runLen++;
-      continue;
-    }
-    if (runLen > 0) copyFrames(runDst, runSrc, runLen);
-    runSrc = s;
-    runDst = d;
-    runLen = 1;
+    runCopyAdd(d, s);
   }
-  if (runLen > 0) copyFrames(runDst, runSrc, runLen);
+  runCopyFlush();
   return k;
 }
 
