@@ -1,7 +1,7 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nnodes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import {
   PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, PB_ISOLATE, PB_OFFLINE, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_CMA, blockClass, pageblockFlags, pageblockSavedType,
@@ -21,10 +21,12 @@ import {
 import { pgdIndex, pudIndex, pmdIndex } from "./pagetable";
 import { policyValid } from "./mempolicy";
 import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
-import { mappingAlive, mappingNrpages, mappingForEach } from "./mapping";
+import { mappingAlive, mappingNrpages, mappingForEach, mappingIsFile } from "./mapping";
+import { checkFileLru, lruBadPfn } from "./filemap";
 import { ZERO_PFN, fileMappingValue } from "./rmap";
 import { markInFlight } from "./migrate";
-import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA, NR_MLOCK } from "./stat";
+import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA, NR_MLOCK,
+  NR_FILE_PAGES, NR_DIRTY, NR_WRITEBACK, NR_INACTIVE_FILE, NR_ACTIVE_FILE } from "./stat";
 
 export const CHECK_OK: u32 = 0;
 export const CHECK_FREE_LIST_CORRUPT: u32 = 1;
@@ -66,6 +68,11 @@ export const CHECK_ZONE_OFFLINE: u32 = 46;
 export const CHECK_MLOCK: u32 = 50;
 export const CHECK_MLOCK_COUNT: u32 = 51;
 export const CHECK_MEMPOLICY: u32 = 52;
+// The page cache of files (53..56).
+export const CHECK_FILE_LRU: u32 = 53;
+export const CHECK_FILE_DIRTY_PTE: u32 = 54;
+export const CHECK_FILE_NOT_UPTODATE: u32 = 55;
+export const CHECK_FILE_WRITEBACK: u32 = 56;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -264,8 +271,11 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
   if ((s & SCRATCH_FREE) != 0 || refOf(pfn) <= 0) return fail(CHECK_PTE_MAPS_FREE_PAGE, mm, <f64>vpn, pfn);
   store<u32>(scratch(pfn), s + 1);
   // COW's promise: a writable PTE of a private anon page maps an exclusive page.
-  if (!isSwapPte(pte) && (pte & _PAGE_RW) != 0 && (flags & VM_SHARED) == 0 && pageIsAnon(pfn) && !testFlag(pfn, PG_anon_exclusive))
+  if (!isSwapPte(pte) && (pte & _PAGE_RW) != 0 && (flags & VM_SHARED) == 0 && (!pageIsAnon(pfn) || !testFlag(pfn, PG_anon_exclusive)))
     return fail(CHECK_WRITABLE_NOT_EXCLUSIVE, mm, <f64>vpn, pfn);
+  // Write notification's promise: a writable PTE of a file page maps a dirty page.
+  if (!isSwapPte(pte) && (pte & _PAGE_RW) != 0 && !pageIsAnon(pfn) && !testFlag(pfn, PG_swapbacked) && !testFlag(pfn, PG_dirty))
+    return fail(CHECK_FILE_DIRTY_PTE, mm, <f64>vpn, pfn);
   if (pageIsAnon(pfn)) rssAnon++;
   else rssShmem++;
   return CHECK_OK;
@@ -321,6 +331,10 @@ let cacheId: u32 = 0;
 let cacheBad: bool = false;
 let cacheBadIndex: u64 = 0;
 let cachePages: u32 = 0;
+let cacheFile: bool = false;
+let fileOnLru: i64 = 0;
+let fileDirty: i64 = 0;
+let fileWriteback: i64 = 0;
 
 function visitCached(slot: usize, pfn: u32, index: u64): void {
   cachePages++;
@@ -332,7 +346,20 @@ function visitCached(slot: usize, pfn: u32, index: u64): void {
     return;
   }
   store<u32>(scratch(pfn), load<u32>(scratch(pfn)) | SCRATCH_CACHED);
+  if (!cacheFile) return;
+  const f = flagsOf(pfn);
+  // A file page is read in before anything can find it unlocked.
+  if ((f & ((1 << PG_uptodate) | (1 << PG_locked))) == 0) {
+    cacheBad = true;
+    cacheBadIndex = index;
+    cacheBadUptodate = true;
+    return;
+  }
+  if (!isZoneDevicePage(pfn)) fileOnLru++;
+  if (f & (1 << PG_dirty)) fileDirty++;
+  if (f & (1 << PG_writeback)) fileWriteback++;
 }
+let cacheBadUptodate: bool = false;
 
 export function checkMachine(): u32 {
   memory.fill(scratchBase, 0, <usize>nframes << 2);
@@ -353,17 +380,34 @@ export function checkMachine(): u32 {
     return fail(CHECK_TABLES, tablesInUse, <f64>statGet(NR_PAGE_TABLE_PAGES), <f64>statGet(NR_RADIX_NODES));
 
   let shmem: u32 = 0;
+  let filePages: u32 = 0;
+  fileOnLru = 0;
+  fileDirty = 0;
+  fileWriteback = 0;
   for (let id: u32 = 0; id < maxMappings; id++) {
     if (!mappingAlive(id)) continue;
     cacheId = id;
     cacheBad = false;
+    cacheBadUptodate = false;
     cachePages = 0;
+    cacheFile = mappingIsFile(id);
     mappingForEach(id, 0, visitCached, false);
-    if (cacheBad) return fail(CHECK_CACHE, id, <f64>cacheBadIndex, 0);
+    if (cacheBad) return fail(cacheBadUptodate ? CHECK_FILE_NOT_UPTODATE : CHECK_CACHE, id, <f64>cacheBadIndex, 0);
     if (cachePages != mappingNrpages(id)) return fail(CHECK_CACHE, id, cachePages, mappingNrpages(id));
-    shmem += cachePages;
+    if (cacheFile) filePages += cachePages;
+    else shmem += cachePages;
   }
   if (<i64>shmem != statGet(NR_SHMEM)) return fail(CHECK_STAT, NR_SHMEM, shmem, <f64>statGet(NR_SHMEM));
+  if (<i64>(shmem + filePages) != statGet(NR_FILE_PAGES)) return fail(CHECK_STAT, NR_FILE_PAGES, shmem + filePages, <f64>statGet(NR_FILE_PAGES));
+  if (fileDirty != statGet(NR_DIRTY)) return fail(CHECK_STAT, NR_DIRTY, <f64>fileDirty, <f64>statGet(NR_DIRTY));
+  if (fileWriteback != statGet(NR_WRITEBACK)) return fail(CHECK_STAT, NR_WRITEBACK, <f64>fileWriteback, <f64>statGet(NR_WRITEBACK));
+  // No I/O is in flight between operations.
+  if (fileWriteback != 0) return fail(CHECK_FILE_WRITEBACK, <f64>fileWriteback, 0, 0);
+  const onLists = checkFileLru();
+  if (onLists < 0) return fail(CHECK_FILE_LRU, lruBadPfn, 0, 0);
+  if (onLists != fileOnLru) return fail(CHECK_FILE_LRU, NONE, <f64>onLists, <f64>fileOnLru);
+  if (onLists != statGet(NR_INACTIVE_FILE) + statGet(NR_ACTIVE_FILE))
+    return fail(CHECK_STAT, NR_INACTIVE_FILE, <f64>onLists, <f64>(statGet(NR_INACTIVE_FILE) + statGet(NR_ACTIVE_FILE)));
 
   let anon: u32 = 0;
   let pins: i64 = 0;

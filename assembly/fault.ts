@@ -1,7 +1,7 @@
 // The CPU fault path (handle_mm_fault): demand-zero and zero-page faults, shmem
 // faults, write-protect faults with COW or reuse. Returns a VM_FAULT-like code.
 import { NONE } from "./layout";
-import { testFlag, setFlag, refOf, mapcountOf, getPage, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
+import { testFlag, setFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
 import { freePages, putPage, allocLocalPcp } from "./alloc";
 import { allocUserPagePolicy, MPOL_DEFAULT } from "./mempolicy";
 import { mlockPage, munlockPage } from "./mlock";
@@ -11,12 +11,13 @@ import {
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
-import { findVma, vmaFlags, vmaBacking, linearIndex, mmPgd, mmNode, vmaPolicyMode, mmPolicyMode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
+import { findVma, vmaFlags, vmaBacking, vmaFile, linearIndex, mmPgd, mmNode, vmaPolicyMode, mmPolicyMode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
-import { mappingSlot, mappingStore, mappingSize } from "./mapping";
+import { mappingSlot, mappingStore, mappingSize, mappingIsFile } from "./mapping";
+import { filemapAddFolio, folioMarkDirty, markPageAccessed, shrinkFileLru } from "./filemap";
 import { reclaimLazyfree } from "./reclaim";
-import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM, PGMIGRATE_ENTRY_WAIT } from "./stat";
+import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM, NR_FILE_PAGES, PGMIGRATE_ENTRY_WAIT } from "./stat";
 
 export const FAULT_OK: u32 = 0;
 export const FAULT_SIGSEGV_MAPERR: u32 = 1;
@@ -29,6 +30,8 @@ export const FAULT_DEVICE_EXCLUSIVE: u32 = 6;
 export const FAULT_MIGRATION: u32 = 7;
 export const FAULT_NOTIFY: u32 = 8;
 export const FAULT_HWPOISON: u32 = 9;
+// A file page was added to the cache locked and must be read in (faultPfn) before a retry.
+export const FAULT_READPAGE: u32 = 10;
 
 // The page behind the entry of the last FAULT_DEVICE_* / FAULT_MIGRATION.
 export let faultPfn: u32 = 0;
@@ -59,7 +62,7 @@ export let faultPtep: usize = 0;
 const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
 
 // A movable user page for `mm` at `vpn` of VMA `v`, where the memory policy puts it; under
-// pressure, lazily-freed pages are reclaimed first.
+// pressure, lazily-freed pages and then clean file pages are reclaimed first.
 export function allocUserPage(mm: u32, v: usize, vpn: u64): u32 {
   // No policy anywhere: the local node's pcp list, as the default policy would pick.
   if (vmaPolicyMode(v) == MPOL_DEFAULT && mmPolicyMode(mm) == MPOL_DEFAULT) {
@@ -68,6 +71,7 @@ export function allocUserPage(mm: u32, v: usize, vpn: u64): u32 {
   }
   let pfn = allocUserPagePolicy(mm, v, vpn);
   if (pfn == NONE && reclaimLazyfree(32) > 0) pfn = allocUserPagePolicy(mm, v, vpn);
+  if (pfn == NONE && shrinkFileLru(32) > 0) pfn = allocUserPagePolicy(mm, v, vpn);
   return pfn;
 }
 
@@ -105,6 +109,7 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
   const pte = load<u64>(ptep);
   if (pte == 0) {
     if (flags & VM_SHARED) return doSharedFault(mm, v, vpn, ptep, write);
+    if (vmaFile(v) != NONE) return doPrivateFileFault(mm, v, vpn, ptep, write);
     return doAnonymousPage(mm, v, vpn, ptep, write);
   }
   if (isSwapPte(pte)) {
@@ -149,47 +154,102 @@ function doAnonymousPage(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool):
   return FAULT_OK;
 }
 
-// shmem_fault + finish_fault: find or create the page in the object's cache, map it.
-function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
-  const id = vmaBacking(v);
-  const index = linearIndex(v, vpn);
-  if (index >= <u64>mappingSize(id)) return FAULT_SIGBUS;
+// The cached page of `id` at `index`, or NONE with the fault code in cacheFault: a file page
+// missing from the cache is added locked for TypeScript to read in (FAULT_READPAGE), a page
+// locked by a migration or a read makes the fault wait (lock_page in filemap_fault).
+let cacheFault: u32 = FAULT_OK;
+function findCachedPage(mm: u32, v: usize, vpn: u64, id: u32, index: u64): u32 {
+  if (index >= <u64>mappingSize(id)) { cacheFault = FAULT_SIGBUS; return NONE; }
   const slot = mappingSlot(id, index, true);
-  if (slot == 0) return FAULT_OOM;
-  let pfn: u32;
+  if (slot == 0) { cacheFault = FAULT_OOM; return NONE; }
   const e = load<u64>(slot);
-  if (e == 0) {
-    pfn = allocUserPage(mm, v, vpn);
-    if (pfn == NONE) return FAULT_OOM;
-    clearFrame(pfn);
-    setFlag(pfn, PG_uptodate);
-    setFlag(pfn, PG_swapbacked);
-    setFlag(pfn, PG_lru);
-    setMapping(pfn, fileMappingValue(id));
-    setIndex(pfn, index);
-    mappingStore(slot, id, pfn);
-    statAdd(NR_SHMEM, 1);
-  } else {
-    pfn = ptePfn(e);
-    // A locked page is being migrated: the fault sleeps on the page lock (as lock_page in
-    // shmem_get_folio would) instead of mapping a page whose PTEs the migration is replacing.
+  if (e != 0) {
+    const pfn = ptePfn(e);
     if (testFlag(pfn, PG_locked)) {
       faultPfn = pfn;
       statAdd(PGMIGRATE_ENTRY_WAIT, 1);
-      return FAULT_MIGRATION;
+      cacheFault = FAULT_MIGRATION;
+      return NONE;
     }
+    return pfn;
   }
+  const pfn = allocUserPage(mm, v, vpn);
+  if (pfn == NONE) { cacheFault = FAULT_OOM; return NONE; }
+  if (mappingIsFile(id)) {
+    filemapAddFolio(slot, id, index, pfn);
+    faultPfn = pfn;
+    cacheFault = FAULT_READPAGE;
+    return NONE;
+  }
+  // shmem_get_folio: a new zeroed page.
+  clearFrame(pfn);
+  setFlag(pfn, PG_uptodate);
+  setFlag(pfn, PG_swapbacked);
+  setFlag(pfn, PG_lru);
+  setMapping(pfn, fileMappingValue(id));
+  setIndex(pfn, index);
+  mappingStore(slot, id, pfn);
+  statAdd(NR_SHMEM, 1);
+  statAdd(NR_FILE_PAGES, 1);
+  return pfn;
+}
+
+// shmem_fault / filemap_fault + finish_fault: find or create the page in the object's cache, map it.
+function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
+  const id = vmaBacking(v);
+  const pfn = findCachedPage(mm, v, vpn, id, linearIndex(v, vpn));
+  if (pfn == NONE) return cacheFault;
   getPage(pfn);
   pageDupRmap(pfn, mm);
   if (vmaFlags(v) & VM_LOCKED) mlockPage(pfn);
-  // shmem needs no write notification: a writable VMA maps the page writable at once.
   let bits = PTE_USER_BITS;
-  if (vmaFlags(v) & VM_WRITE) bits |= _PAGE_RW;
-  if (write) {
-    bits |= _PAGE_DIRTY;
-    setFlag(pfn, PG_dirty);
+  if (mappingIsFile(id)) {
+    // A file mapping wants write notification: a read maps the page read-only, so the first
+    // store faults (do_wp_page) and dirties the page for writeback.
+    markPageAccessed(pfn);
+    if (write) {
+      bits |= _PAGE_RW | _PAGE_DIRTY;
+      folioMarkDirty(pfn);
+    }
+  } else {
+    // shmem needs no write notification: a writable VMA maps the page writable at once.
+    if (vmaFlags(v) & VM_WRITE) bits |= _PAGE_RW;
+    if (write) {
+      bits |= _PAGE_DIRTY;
+      setFlag(pfn, PG_dirty);
+    }
   }
   store<u64>(ptep, userPte(pfn, bits, vmaFlags(v)));
+  return FAULT_OK;
+}
+
+// do_read_fault / do_cow_fault of a private file mapping: a read maps the cached page
+// read-only, a write copies it into a new anon page at once.
+function doPrivateFileFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
+  const index = linearIndex(v, vpn);
+  const pfn = findCachedPage(mm, v, vpn, vmaFile(v), index);
+  if (pfn == NONE) return cacheFault;
+  markPageAccessed(pfn);
+  if (!write) {
+    getPage(pfn);
+    pageDupRmap(pfn, mm);
+    if (vmaFlags(v) & VM_LOCKED) mlockPage(pfn);
+    store<u64>(ptep, userPte(pfn, PTE_USER_BITS, vmaFlags(v)));
+    return FAULT_OK;
+  }
+  // The reference keeps reclaim away from the cached page while we allocate.
+  getPage(pfn);
+  const copy = allocUserPage(mm, v, vpn);
+  if (copy == NONE) {
+    putPage(pfn);
+    return FAULT_OOM;
+  }
+  copyFrame(copy, pfn);
+  putPage(pfn);
+  pageAddNewAnonRmap(copy, mm, vmaBacking(v), index);
+  if (vmaFlags(v) & VM_LOCKED) mlockPage(copy);
+  store<u64>(ptep, userPte(copy, PTE_USER_BITS | _PAGE_RW | _PAGE_DIRTY, vmaFlags(v)));
+  statAdd(COW_FAULT, 1);
   return FAULT_OK;
 }
 
@@ -200,7 +260,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: b
   const vmFlags = vmaFlags(v);
   if (vmFlags & VM_SHARED) {
     if (unshare) return FAULT_OK;
-    setFlag(old, PG_dirty);
+    folioMarkDirty(old);
     store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
     return FAULT_OK;
   }
@@ -217,7 +277,7 @@ function doWpPage(mm: u32, v: usize, vpn: u64, ptep: usize, pte: u64, unshare: b
     return FAULT_OK;
   }
   // wp_can_reuse_anon_folio: exclusive, or nobody else holds a reference.
-  if (testFlag(old, PG_anon_exclusive) || (refOf(old) == 1 && mapcountOf(old) == 1)) {
+  if (testFlag(old, PG_anon_exclusive) || (pageIsAnon(old) && refOf(old) == 1 && mapcountOf(old) == 1)) {
     // folio_move_anon_rmap: the page now belongs to this VMA's anon_vma alone.
     setMapping(old, anonMappingValue(vmaBacking(v)));
     setFlag(old, PG_anon_exclusive);

@@ -7,14 +7,14 @@ import { tablesInit, allocPageTable, freePageTable, tablesFree, walkPte } from "
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr, setMmPolicy } from "./mm";
 import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES, RANGE_MLOCK, RANGE_MUNLOCK } from "./ptrange";
 import { accessBatch } from "./access";
-import { mappingOpen, mappingClose, mappingForEach, mappingErase } from "./mapping";
+import { mappingOpen, mappingClose, mappingForEach, mappingErase, mappingSetSize, mappingNrpages, MAPPING_SHMEM, MAPPING_FILE } from "./mapping";
 import { putPage } from "./alloc";
 import { checkMachine } from "./check";
-import { statAdd, statFold, NR_SHMEM } from "./stat";
+import { statAdd, statFold, NR_SHMEM, NR_FILE_PAGES } from "./stat";
 import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, allocDevicePagesBulk, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
-import { refOf, mapcountOf, flagsOf, zoneOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
+import { refOf, mapcountOf, flagsOf, zoneOf, mappingOf, indexOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
 import { copyFrame, clearFrame, frameAddr, readTag, writeTag, runCopyAdd, runCopyFlush } from "./content";
 import { handleMmFault, handleGupFault, faultPfn, setNotified } from "./fault";
 import { gupPages, gupIn, gupWalk, gupStop, gupStopWrite, gupRelease, gupTake, gupUntake, gupDrop, gupBadReason, gupCollectUnpinnable, pageNode } from "./gup";
@@ -152,13 +152,14 @@ export function readPte(mm: u32, vpn: f64): bool {
 }
 
 export function shmemOpen(id: u32, sizePages: u32): void {
-  mappingOpen(id, sizePages);
+  mappingOpen(id, sizePages, MAPPING_SHMEM);
 }
 
 let truncId: u32 = 0;
 function dropCached(slot: usize, pfn: u32, index: u64): void {
   mappingErase(slot, truncId);
   statAdd(NR_SHMEM, -1);
+  statAdd(NR_FILE_PAGES, -1);
   putPage(pfn);
 }
 
@@ -218,6 +219,8 @@ export function pageRefcount(pfn: u32): i32 { return refOf(pfn); }
 export function pageMapcount(pfn: u32): i32 { return mapcountOf(pfn); }
 export function pageFlags(pfn: u32): u32 { return flagsOf(pfn); }
 export function pageZoneId(pfn: u32): u32 { return zoneOf(pfn); }
+export function pageMappingValue(pfn: u32): u32 { return mappingOf(pfn); }
+export function pageIndexValue(pfn: u32): f64 { return <f64>indexOf(pfn); }
 export function pageGet(pfn: u32): void { getPage(pfn); }
 export function pagePut(pfn: u32): void { putPage(pfn); }
 
@@ -646,3 +649,20 @@ export {
   doPagesStat, addPagesForMigration, storeMoveStatus, queuePagesRange, putbackMovablePages, migrateQueuedSetup, migrateAllocCopyPolicy, migrateQueuedOutcome,
   numaVpnsPtr, numaOutPtr, numaResultPtr, numaStatusPtr,
 } from "./numa";
+
+// Files: an address_space per file (its id from the same pool as shmem objects).
+export function fileOpen(id: u32, sizePages: u32): void {
+  mappingOpen(id, sizePages, MAPPING_FILE);
+}
+export function fileSetSize(id: u32, sizePages: u32): void {
+  mappingSetSize(id, sizePages);
+}
+// The file's last reference went: its cache must be empty (truncated) by now.
+export function fileClose(id: u32): void {
+  assert(mappingNrpages(id) == 0, "closing a file with cached pages");
+  mappingClose(id);
+}
+export {
+  filemapGrabFolio, filemapGrabbedNew, filemapLookup, filemapReadDone, folioMarkDirty, filemapWritebackBegin, filemapWritebackEnd,
+  wbBase, wbNextIndex, truncateInodePages, truncateInodePagesBusy, shrinkFileLru, reclaimDirtySeen, lruListCount,
+} from "./filemap";

@@ -1,5 +1,5 @@
 // address_space: an index → page radix tree (3 levels of 512 slots from the table
-// pool, 2^27 pages per object) for shmem objects now and files later.
+// pool, 2^27 pages per object) for shmem objects and files.
 import { mappingsBase, maxMappings, NONE } from "./layout";
 import { allocTable, freeTable, tableAddr, entryTable, tableEntry, entryPresent, tableEmpty } from "./pagetable";
 import { _PAGE_PRESENT, PTE_PFN_SHIFT, PTE_PFN_MASK } from "./pte";
@@ -23,11 +23,21 @@ export const MAPPING_MAX_INDEX: u64 = (<u64>1 << 27) - 1;
 // i_size in pages: faults at or past it get SIGBUS, as shmem's do.
 @inline export function mappingSize(id: u32): u32 { return load<u32>(mappingBase(id) + M_SIZE); }
 
-export function mappingOpen(id: u32, sizePages: u32): void {
+// What an address_space caches: shmem pages (no backing store) or a file's pages.
+export const MAPPING_SHMEM: u32 = 1;
+export const MAPPING_FILE: u32 = 2;
+@inline export function mappingKind(id: u32): u32 { return load<u32>(mappingBase(id) + M_ALIVE); }
+@inline export function mappingIsFile(id: u32): bool { return id < maxMappings && load<u32>(mappingBase(id) + M_ALIVE) == MAPPING_FILE; }
+
+export function mappingOpen(id: u32, sizePages: u32, kind: u32): void {
   store<u32>(mappingBase(id) + M_SIZE, sizePages);
   store<u32>(mappingBase(id) + M_ROOT, NONE);
   store<u32>(mappingBase(id) + M_NRPAGES, 0);
-  store<u32>(mappingBase(id) + M_ALIVE, 1);
+  store<u32>(mappingBase(id) + M_ALIVE, kind);
+}
+
+export function mappingSetSize(id: u32, sizePages: u32): void {
+  store<u32>(mappingBase(id) + M_SIZE, sizePages);
 }
 
 export function mappingClose(id: u32): void {

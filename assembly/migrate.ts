@@ -18,12 +18,13 @@ import {
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import {
-  mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, findVma, linearIndex,
+  mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, vmaMapsCache, findVma, linearIndex,
   VM_SHARED, VM_WRITE, VM_LOCKED, VM_ACCESS_FLAGS,
 } from "./mm";
 import { mlockPage, munlockPage } from "./mlock";
 import { pageRemoveRmap, pageDupRmap, anonMappingValue, fileMappingId, ZERO_PFN } from "./rmap";
-import { mappingSlot } from "./mapping";
+import { fileLruReplace } from "./filemap";
+import { mappingSlot, mappingIsFile } from "./mapping";
 import { zoneOf, orderOf } from "./memmap";
 import { statAdd, PGMIGRATE_SUCCESS, PGMIGRATE_FAIL, NR_ANON_PAGES, PGMIGRATE_RO_PAGES } from "./stat";
 
@@ -240,9 +241,7 @@ function rmapWalk(pfn: u32, op: u32, newPfn: u32): void {
     const n = mmNvmas(mm);
     for (let i: u32 = 0; i < n; i++) {
       const v = vmaAddr(mm, i);
-      const shared = (vmaFlags(v) & VM_SHARED) != 0;
-      if (anon == shared) continue;
-      if (!anon && vmaBacking(v) != fileMappingId(mapping)) continue;
+      if (anon ? (vmaFlags(v) & VM_SHARED) != 0 : !vmaMapsCache(v, fileMappingId(mapping))) continue;
       const pgoff = vmaPgoff(v);
       if (index < pgoff || index >= pgoff + (vmaEnd(v) - vmaStart(v))) continue;
       const ptep = walkPte(mmPgd(mm), vmaStart(v) + (index - pgoff), false);
@@ -666,6 +665,7 @@ function migrateMapping(s: u32, d: u32): bool {
     store<u64>(slot, pfnPte(d, _PAGE_PRESENT));
     setRef(d, refOf(d) + 1);
     setRef(s, refOf(s) - 1);
+    if (mappingIsFile(fileMappingId(mapping))) fileLruReplace(s, d);
   }
   // The subsystems' holds, with their references and PG_pin, go to the new page.
   if (holds != 0) moveHolds(s, d);

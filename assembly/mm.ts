@@ -15,7 +15,7 @@ const MM_HAS_PINNED = 28;
 const MM_MPOL_MODE = 32;
 const MM_MPOL_NODES = 36;
 
-export const VMA_RECORD: usize = 40;
+export const VMA_RECORD: usize = 48;
 const VMA_START = 0;
 const VMA_END = 8;
 const VMA_PGOFF = 16;
@@ -24,6 +24,9 @@ const VMA_BACKING = 28;
 // vm_policy (mbind): MPOL_* mode and nodemask; MPOL_DEFAULT falls back to the task's.
 const VMA_MPOL_MODE = 32;
 const VMA_MPOL_NODES = 36;
+// vm_file: the file a mapping maps (its address_space id), NONE for anonymous memory.
+// A shared file mapping's backing is the file too; a private one's is its anon_vma.
+const VMA_FILE = 40;
 
 // vm_flags, with the kernel's values.
 export const VM_READ: u32 = 0x1;
@@ -96,6 +99,13 @@ export function mmReset(mm: u32): void {
 @inline export function vmaBacking(v: usize): u32 { return load<u32>(v + VMA_BACKING); }
 @inline export function vmaPolicyMode(v: usize): u32 { return load<u32>(v + VMA_MPOL_MODE); }
 @inline export function vmaPolicyNodes(v: usize): u32 { return load<u32>(v + VMA_MPOL_NODES); }
+@inline export function vmaFile(v: usize): u32 { return load<u32>(v + VMA_FILE); }
+
+// Whether VMA v can map the cached page of address_space `id`: shared mappings of it
+// (shmem or file), and private mappings of the file, which map its clean pages until COW.
+@inline export function vmaMapsCache(v: usize, id: u32): bool {
+  return (vmaFlags(v) & VM_SHARED) != 0 ? vmaBacking(v) == id : vmaFile(v) == id;
+}
 
 // The last VMA found (like the old per-thread vmacache); reset whenever a table changes.
 let cachedMm: u32 = NONE;

@@ -100,7 +100,8 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
         } else {
           n = (pte & ~_PAGE_PROTNONE) | _PAGE_PRESENT;
           if ((arg & VM_WRITE) == 0) n &= ~_PAGE_RW;
-          else if (mapped && ((arg & VM_SHARED) != 0 || testFlag(pfn, PG_anon_exclusive))) n |= _PAGE_RW; // can_change_pte_writable
+          // can_change_pte_writable; a file page keeps write notification until it is dirty.
+          else if (mapped && ((arg & VM_SHARED) != 0 ? pageIsAnon(pfn) || testFlag(pfn, PG_swapbacked) || (pte & _PAGE_DIRTY) != 0 : testFlag(pfn, PG_anon_exclusive))) n |= _PAGE_RW;
         }
         // Under a read-only migration the PTE stays write-protected: what changes is the
         // permission it gets back at the migration's end.

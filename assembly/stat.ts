@@ -43,6 +43,17 @@ export const NUMA_HIT = 22;
 export const NUMA_MISS = 23;
 export const NUMA_FOREIGN = 24;
 export const NUMA_INTERLEAVE_HIT = 25;
+// The page cache and writeback (38..47).
+export const NR_FILE_PAGES = 38;
+export const NR_DIRTY = 39;
+export const NR_WRITEBACK = 40;
+export const NR_INACTIVE_FILE = 41;
+export const NR_ACTIVE_FILE = 42;
+export const PGSCAN_FILE = 43;
+export const PGSTEAL_FILE = 44;
+export const NR_DIRTIED = 45;
+export const NR_WRITTEN = 46;
+export const NR_BOUNCE = 47;
 export const NR_STATS = 64;
 
 // The hottest counters accumulate in globals, like the kernel's per-cpu vm_stat_diff,

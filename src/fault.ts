@@ -9,3 +9,4 @@ export const FAULT_DEVICE_EXCLUSIVE = 6;
 export const FAULT_MIGRATION = 7;
 export const FAULT_NOTIFY = 8;
 export const FAULT_HWPOISON = 9;
+export const FAULT_READPAGE = 10;

@@ -31,6 +31,10 @@ import { mbind, setMempolicy, getMempolicy, type Mempolicy } from "./numa/mempol
 import { movePages, migratePages, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
 import { MPOL_MF_MOVE_ALL } from "./numa/mpol.js";
 import { mlock, munlock, mlockall, munlockall } from "./mlock.js";
+import type { BlockDevice } from "./block/types.js";
+import { FileSystem } from "./fs/filesystem.js";
+import type { Inode } from "./fs/inode.js";
+import { readPage } from "./fs/pagecache.js";
 
 export interface ZoneInfo {
   node: number;
@@ -164,6 +168,78 @@ export class Machine {
     if (id === undefined) fail("ENOMEM", fn, `all ${this.config.maxShmem} shared anonymous objects are in use (maxShmem)`);
     this.core.shmemOpen(id, pages);
     return { id, refs: 0, pages };
+  }
+
+  // ---- files -------------------------------------------------------------------
+
+  /** Mounted file systems. */
+  readonly filesystems: FileSystem[] = [];
+  private readonly inodesById = new Map<number, Inode>();
+
+  /** mount(2) of a fresh file system (mkfs included) on a block device of this machine. */
+  mount(dev: BlockDevice): FileSystem {
+    const fn = "mount";
+    if (!dev || typeof dev.read !== "function") fail("ENOTBLK", fn, `not a block device`, dev);
+    if (this.filesystems.some((f) => f.dev === dev)) fail("EBUSY", fn, `${dev.name} is already mounted`, dev.name);
+    const fs = new FileSystem(this, dev);
+    this.filesystems.push(fs);
+    return fs;
+  }
+
+  /** @internal An address_space id for a new inode, from the pool shmem objects use. */
+  allocMappingId(fn: string): number {
+    const id = this.freeShmem.pop();
+    if (id === undefined) fail("ENFILE", fn, `all ${this.config.maxShmem} address spaces (files and shared anonymous objects) are in use (maxShmem)`);
+    return id;
+  }
+
+  /** @internal */
+  registerInode(inode: Inode): void {
+    this.inodesById.set(inode.id, inode);
+  }
+
+  /** @internal The inode whose page cache holds `pfn`, and the page's index; null for other pages. */
+  cachedPageOwner(pfn: number): { inode: Inode; index: number } | null {
+    const m = this.core.pageMappingValue(pfn) >>> 0;
+    if (m === 0 || m & 1) return null;
+    const inode = this.inodesById.get((m >>> 1) - 1);
+    return inode ? { inode, index: this.core.pageIndexValue(pfn) } : null;
+  }
+
+  /**
+   * @internal truncate_pagecache from page `from`: every process's mappings of those pages go
+   * (private COW copies too), then the pages leave the cache. Callers make sure none is busy.
+   */
+  dropInodePages(inode: Inode, from: number): void {
+    for (const p of this.processes) p.unmapFileRange(inode, from, Number.MAX_SAFE_INTEGER);
+    const busy = this.core.truncateInodePages(inode.id, from);
+    if (busy !== 0) throw new MmError("EBUSY", "truncate_inode_pages", `${busy} page(s) of ${inode.name} could not be dropped (locked or under writeback)`);
+  }
+
+  /** @internal FAULT_READPAGE: reads the page the fault added to the cache; SIGBUS when the device fails. */
+  readPageFault(pfn: number, addr: number, write: boolean): MmError | null {
+    const owner = this.cachedPageOwner(pfn);
+    if (!owner) throw new Error(`pfn ${pfn} came back for reading but belongs to no file`);
+    try {
+      readPage(this, owner.inode, owner.index, pfn, "filemap_fault");
+    } catch (e) {
+      if (!(e instanceof MmError)) throw e;
+      return new MmError("SIGBUS", "access", `${write ? "write" : "read"} at 0x${addr.toString(16)}: ${e.message} (VM_FAULT_SIGBUS)`, addr, { addr, access: write ? "write" : "read", si_code: "BUS_ADRERR" });
+    }
+    return null;
+  }
+
+  /**
+   * A power failure: every block device loses what its volatile cache held, and every file
+   * system comes back as its journal left it, with an empty page cache. Processes keep
+   * running with their mappings (file pages fault in again from the device).
+   */
+  powerFail(): void {
+    const devs = new Set<BlockDevice>(this.filesystems.map((f) => f.dev));
+    for (const d of this.blockDevices) devs.add(d);
+    for (const d of devs) d.powerFail();
+    for (const fs of this.filesystems) fs.recoverAfterPowerFailure();
+    this.settle();
   }
 
   /** @internal Adjusts VMA references to shmem objects; the last one frees the object's pages. */

@@ -14,6 +14,10 @@ import {
   type Vma, type VmaPolicy, type ShmemObject, findVma, findVmaIndex, rangeMapped, rangeFree, cutRange, insertVmas, canMerge,
 } from "./vma.js";
 import type { AccessBatch } from "./batch.js";
+import { OpenFile } from "./fs/file.js";
+import type { Inode } from "./fs/inode.js";
+import { MAX_FILE_PAGES, MS_ASYNC, MS_INVALIDATE, MS_SYNC } from "./fs/constants.js";
+import { writebackRange, balanceDirty } from "./fs/pagecache.js";
 import { VMA_RECORD } from "./layout.js";
 import {
   MmuSubscriptions, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA,
@@ -21,7 +25,7 @@ import {
 } from "./hmm/notifier.js";
 import { VM_FAULT_OOM } from "./device/pagemap.js";
 import {
-  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON,
+  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON, FAULT_READPAGE,
 } from "./fault.js";
 
 export interface SpawnOptions {
@@ -45,6 +49,8 @@ export interface RunResult {
 const TWO32 = 2 ** 32;
 /** Pages a shmem object's page-cache tree indexes (assembly/mapping.ts). */
 const SHMEM_MAX_PAGES = 2 ** 27;
+/** The core's NONE: no file behind a VMA. */
+const NO_FILE = 0xffffffff;
 const TASK_PAGES = TASK_SIZE / PAGE_SIZE;
 /** Where top-down placement starts: below the stack gap, as mmap_base. */
 const MMAP_BASE_VPN = TASK_PAGES - (128 << 20) / PAGE_SIZE;
@@ -166,9 +172,10 @@ export class Process {
       u32[w + 4] = v.pgoff % TWO32;
       u32[w + 5] = Math.floor(v.pgoff / TWO32);
       u32[w + 6] = v.flags;
-      u32[w + 7] = v.shmem ? v.shmem.id : v.anonVma;
+      u32[w + 7] = v.shmem ? v.shmem.id : v.file && v.flags & VM_SHARED ? v.file.id : v.anonVma;
       u32[w + 8] = v.mpol?.mode ?? 0;
       u32[w + 9] = v.mpol?.nodes ?? 0;
+      u32[w + 10] = v.file ? v.file.id : NO_FILE;
     });
     core.mmSetNvmas(this.mm, this.vmas.length);
   }
@@ -187,8 +194,12 @@ export class Process {
 
   // ---- system calls -----------------------------------------------------------
 
-  /** mmap(2) of anonymous memory. Returns the address. */
-  mmap(addr: number, length: number, prot: number, flags: number): number {
+  /**
+   * mmap(2) of anonymous memory, or of an open file (`file`, from page-aligned `offset`)
+   * without MAP_ANONYMOUS: MAP_SHARED maps its page cache, MAP_PRIVATE copies on write.
+   * Returns the address.
+   */
+  mmap(addr: number, length: number, prot: number, flags: number, file: OpenFile | null = null, offset = 0): number {
     const fn = "mmap";
     this.live(fn);
     if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
@@ -196,8 +207,8 @@ export class Process {
     const type = flags & MAP_TYPE;
     if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE)
       fail("EINVAL", fn, `flags must have exactly one of MAP_SHARED or MAP_PRIVATE`, flags);
-    if (!(flags & MAP_ANONYMOUS)) fail("EBADF", fn, `no file descriptor: only MAP_ANONYMOUS mappings exist on this machine`, flags);
     const pages = this.lengthPages(fn, length);
+    const inode = flags & MAP_ANONYMOUS ? null : this.mappableFile(fn, file, offset, pages, prot, type !== MAP_PRIVATE);
     const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
     let start: number;
     if (fixed) {
@@ -213,17 +224,20 @@ export class Process {
       if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
     }
     const shared = type !== MAP_PRIVATE;
-    if (shared && pages > SHMEM_MAX_PAGES)
+    if (shared && !inode && pages > SHMEM_MAX_PAGES)
       fail("ENOMEM", fn, `a shared anonymous object holds at most ${SHMEM_MAX_PAGES} pages (512 GiB), asked for ${pages}`, length);
     let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | this.defFlags;
     if (shared) vmFlags |= VM_SHARED | VM_MAYSHARE;
+    // A shared mapping of a file opened read-only can never become writable.
+    if (shared && inode && !file!.writable) vmFlags &= ~VM_MAYWRITE;
     if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
 
     const removed: Vma[] = [];
     const rest = cutRange(this.vmas, start, start + pages, removed);
-    const vma: Vma = { start, end: start + pages, pgoff: start, flags: vmFlags, anonVma: 0, shmem: null };
+    const vma: Vma = { start, end: start + pages, pgoff: start, flags: vmFlags, anonVma: 0, shmem: null, file: inode };
+    if (inode) vma.pgoff = offset / PAGE_SIZE;
     if (shared) {
-      vma.pgoff = 0;
+      if (!inode) vma.pgoff = 0;
     } else {
       // An adjacent compatible anon VMA lends its anon_vma so the two can merge, as vma_merge does.
       const i = findVmaIndex(rest, start);
@@ -236,7 +250,7 @@ export class Process {
     }
     const { list } = insertVmas(rest, [vma]);
     this.fitsMapCount(fn, list);
-    if (shared) vma.shmem = this.machine.openShmem(fn, pages);
+    if (shared && !inode) vma.shmem = this.machine.openShmem(fn, pages);
 
     this.zapPieces(removed, MMU_NOTIFY_UNMAP);
     this.commit(list);
@@ -244,6 +258,55 @@ export class Process {
     if (vmFlags & VM_LOCKED) this.populate(start, start + pages, true);
     else if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
     return start * PAGE_SIZE;
+  }
+
+  /** The checks mmap makes of a file: open for reading (and writing, for a writable shared map), an aligned offset. */
+  private mappableFile(fn: string, file: OpenFile | null, offset: number, pages: number, prot: number, shared: boolean): Inode {
+    if (!(file instanceof OpenFile)) fail("EBADF", fn, `a mapping without MAP_ANONYMOUS needs an open file`, file);
+    file.live(fn);
+    if (!file.readable) fail("EACCES", fn, `${file.inode.name} is not open for reading`, file.flags);
+    if (shared && prot & PROT_WRITE && !file.writable) fail("EACCES", fn, `a writable shared mapping needs ${file.inode.name} open for writing`, prot);
+    if (!Number.isInteger(offset) || offset < 0 || offset % PAGE_SIZE !== 0) fail("EINVAL", fn, `offset ${String(offset)} is not a page-aligned non-negative integer`, offset);
+    if (offset / PAGE_SIZE + pages > MAX_FILE_PAGES) fail("EOVERFLOW", fn, `offset ${offset} + length runs past the largest file size`, offset);
+    return file.inode;
+  }
+
+  /**
+   * @internal unmap_mapping_range with even_cows: every PTE this process has for pages
+   * [from, to) of `inode`, shared or private (COW copies too), is zapped, notifiers told.
+   */
+  unmapFileRange(inode: Inode, from: number, to: number): void {
+    const pieces: Vma[] = [];
+    for (const v of this.vmas) {
+      if (v.file !== inode) continue;
+      const s = Math.max(v.start, v.start + (from - v.pgoff));
+      const e = Math.min(v.end, v.start + (to - v.pgoff));
+      if (s < e) pieces.push({ ...v, start: s, end: e });
+    }
+    if (pieces.length) this.zapPieces(pieces, MMU_NOTIFY_CLEAR);
+  }
+
+  /** msync(2): MS_SYNC writes back (and waits for) the dirty file pages the range maps; MS_ASYNC has nothing to start. */
+  msync(addr: number, length: number, flags: number): void {
+    const fn = "msync";
+    this.live(fn);
+    const start = this.alignedAddr(fn, addr);
+    if (!Number.isInteger(flags) || (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0 || (flags & (MS_ASYNC | MS_SYNC)) === (MS_ASYNC | MS_SYNC))
+      fail("EINVAL", fn, `flags ${String(flags)} are not MS_ASYNC or MS_SYNC (with MS_INVALIDATE)`, flags);
+    const pages = this.lengthPages(fn, length, null);
+    if (pages === 0) return;
+    this.inBounds(fn, start, pages, "ENOMEM");
+    if (!rangeMapped(this.vmas, start, start + pages)) fail("ENOMEM", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} is not fully mapped`, addr);
+    if (!(flags & MS_SYNC)) return;
+    let error: MmError | null = null;
+    for (const v of this.vmas) {
+      if (!v.file || !(v.flags & VM_SHARED) || v.end <= start || v.start >= start + pages) continue;
+      const from = v.pgoff + (Math.max(v.start, start) - v.start);
+      const to = v.pgoff + (Math.min(v.end, start + pages) - v.start);
+      const r = writebackRange(this.machine, v.file, from, to);
+      error ??= r.error;
+    }
+    if (error) fail("EIO", fn, error.message, addr);
   }
 
   /** munmap(2). */
@@ -288,6 +351,8 @@ export class Process {
     const want = protToVmFlags(prot);
     const removed: Vma[] = [];
     const rest = cutRange(this.vmas, start, end, removed);
+    const denied = removed.find((r) => want & VM_WRITE && !(r.flags & VM_MAYWRITE));
+    if (denied) fail("EACCES", fn, `the mapping at ${hex(denied.start * PAGE_SIZE)} can never be written (a shared map of a file opened read-only)`, prot);
     const changed = removed.map((r) => ({ ...r, flags: (r.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | want }));
     const { list } = insertVmas(rest, changed);
     this.fitsMapCount(fn, list);
@@ -565,6 +630,12 @@ export class Process {
         this.notify(page, page + PAGE_SIZE, MMU_NOTIFY_CLEAR);
         this.machine.core.notified(this.mm, page / PAGE_SIZE);
         return null;
+      case FAULT_READPAGE:
+        return this.machine.readPageFault(pfn, addr, write);
+      case FAULT_OOM:
+        // Reclaim found only dirty file pages: the flusher writes them back, and the fault retries.
+        if (this.machine.counter("nr_dirty") > 0 && balanceDirty(this.machine, true) > 0) return null;
+        return faultError(code, addr, write ? "write" : "read");
       default:
         return faultError(code, addr, write ? "write" : "read");
     }

@@ -37,6 +37,16 @@ export const STAT_SLOTS = {
   numa_miss: 23,
   numa_foreign: 24,
   numa_interleave: 25,
+  nr_file_pages: 38,
+  nr_dirty: 39,
+  nr_writeback: 40,
+  nr_inactive_file: 41,
+  nr_active_file: 42,
+  pgscan_file: 43,
+  pgsteal_file: 44,
+  nr_dirtied: 45,
+  nr_written: 46,
+  nr_bounce: 47,
 } as const;
 
 export type StatName = keyof typeof STAT_SLOTS;

@@ -1,6 +1,7 @@
 // vm_area_struct and the sorted VMA list of one mm: find, split at a boundary, merge
 // compatible neighbours. Pure bookkeeping; page tables are the Wasm core's business.
 import { VM_SHARED } from "./constants.js";
+import type { Inode } from "./fs/inode.js";
 
 /** A shared anonymous object (shmem): its pages live in an address_space in the core. */
 export interface ShmemObject {
@@ -28,6 +29,8 @@ export interface Vma {
   /** anon_vma id for private anon, or the shmem object for shared. */
   anonVma: number;
   shmem: ShmemObject | null;
+  /** The file a file mapping maps (vm_file); shared ones map its page cache, private ones copy on write. */
+  file?: Inode | null;
   /** mbind's policy; absent means MPOL_DEFAULT (the task's policy applies). */
   mpol?: VmaPolicy;
 }
@@ -95,6 +98,7 @@ export function cutRange(vmas: readonly Vma[], start: number, end: number, remov
 export function canMerge(a: Vma, b: Vma): boolean {
   if (a.end !== b.start || a.flags !== b.flags || !mpolEqual(a.mpol, b.mpol)) return false;
   if (a.pgoff + (a.end - a.start) !== b.pgoff) return false;
+  if ((a.file ?? null) !== (b.file ?? null)) return false;
   if (a.flags & VM_SHARED) return a.shmem === b.shmem;
   return a.anonVma === b.anonVma;
 }
