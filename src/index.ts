@@ -51,3 +51,7 @@ export type { Mempolicy } from "./numa/mempolicy.js";
 export { NR_MAX_MIGRATE_PAGES_RETRY, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
 export { MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT } from "./mlock.js";
 export * from "./stress/index.js";
+export {
+  EmulatedBlockDevice, BLOCK_SECTOR_BYTES, MAX_BLOCK_SECTORS, type BlockDevice, type BlockDeviceOptions, type IoStats,
+  type InjectedError, type Wear,
+} from "./block/index.js";

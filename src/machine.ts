@@ -31,7 +31,7 @@ import { mbind, setMempolicy, getMempolicy, type Mempolicy } from "./numa/mempol
 import { movePages, migratePages, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
 import { MPOL_MF_MOVE_ALL } from "./numa/mpol.js";
 import { mlock, munlock, mlockall, munlockall } from "./mlock.js";
-import type { BlockDevice } from "./block/types.js";
+import { addBlockDevice, type BlockDevice, type BlockDeviceOptions } from "./block/index.js";
 import { FileSystem } from "./fs/filesystem.js";
 import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
@@ -88,6 +88,8 @@ export class Machine {
   gupBusy = false;
   /** @internal Every pageblock's migratetype byte. */
   readonly pageblocks: Uint8Array;
+  /** Emulated block devices, in the order added. */
+  readonly blockDevices: readonly BlockDevice[] = [];
   /** The compaction, CMA allocation or memory offline in progress (they do not nest). */
   private busy: string | null = null;
 
@@ -731,6 +733,11 @@ export class Machine {
   /** online_pages: brings an offline range back as free memory. */
   onlinePages(startPfn: number, nrPages: number): void {
     onlinePages(this, startPfn, nrPages);
+  }
+
+  /** Attaches an emulated block device (EINVAL for a bad name or options, EEXIST for a name in use). */
+  addBlockDevice(name: string, opts: BlockDeviceOptions): BlockDevice {
+    return addBlockDevice(this, this.blockDevices as BlockDevice[], name, opts);
   }
 
   /** @internal Marks `fn` in progress; compaction, CMA allocation and offline do not nest. */
