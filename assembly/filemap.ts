@@ -311,7 +311,8 @@ export function shrinkFileLru(want: u32): u32 {
     const inactive = lruListCount(nid, false);
     const active = lruListCount(nid, true);
     if (active > inactive) ageActive(nid, min(active - inactive, want * 2));
-    let scan = min(lruListCount(nid, false), want * 4 + 32);
+    // Up to two passes over the list: the first may only take referenced bits away.
+    let scan = lruListCount(nid, false) * 2;
     while (scan > 0 && freed < want) {
       scan--;
       const tail = load<u32>(lruList(nid, false) + L_TAIL);

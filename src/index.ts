@@ -55,3 +55,8 @@ export {
   EmulatedBlockDevice, BLOCK_SECTOR_BYTES, MAX_BLOCK_SECTORS, type BlockDevice, type BlockDeviceOptions, type IoStats,
   type InjectedError, type Wear,
 } from "./block/index.js";
+export { FileSystem } from "./fs/filesystem.js";
+export { OpenFile } from "./fs/file.js";
+export type { Inode } from "./fs/inode.js";
+export { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, MS_ASYNC, MS_SYNC, MS_INVALIDATE, MAX_FILE_PAGES } from "./fs/constants.js";
+export { DIRTY_BACKGROUND_RATIO } from "./fs/pagecache.js";
