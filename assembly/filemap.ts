@@ -36,7 +36,6 @@ const L_COUNT: usize = 8;
 }
 @inline function pfnNode(pfn: u32): u32 { return zoneNode(zoneOf(pfn)); }
 
-export function lruListHead(nid: u32, active: bool): u32 { return load<u32>(lruList(nid, active) + L_HEAD) - 1; }
 export function lruListCount(nid: u32, active: bool): u32 { return load<u32>(lruList(nid, active) + L_COUNT); }
 
 function lruLink(pfn: u32, active: bool): void {
@@ -183,7 +182,6 @@ function fileRmapWalk(pfn: u32, op: u32): void {
 export const WB_MAX: u32 = 4096;
 const WB: usize = memory.data(<i32>(WB_MAX * 8));
 let wbCount: u32 = 0;
-let wbId: u32 = 0;
 let wbTo: u64 = 0;
 let wbNext: u64 = 0;
 export function wbBase(): usize { return WB; }
@@ -213,7 +211,6 @@ function wbCollect(slot: usize, pfn: u32, index: u64): void {
 // (`to` when the range is done).
 export function filemapWritebackBegin(id: u32, from: f64, to: f64): u32 {
   wbCount = 0;
-  wbId = id;
   wbTo = <u64>to;
   wbNext = <u64>to;
   mappingForEach(id, <u64>from, wbCollect, false);
