@@ -475,6 +475,26 @@ export function freePages(pfn: u32, order: u32): void {
   if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
 }
 
+// freePages(pfn, orderOf(pfn)) inline for the usual page: a device page, or an order-0 page
+// of a system zone without CMA or isolated pageblocks (onto the pcp list).
+@inline export function freePage(pfn: u32): void {
+  const z = zoneOf(pfn);
+  if (zoneIsDevice(z)) {
+    freeDevicePage(z, pfn);
+    return;
+  }
+  if (zoneSpecialBlocks(z) != 0 || orderOf(pfn) != 0) {
+    freePages(pfn, orderOf(pfn));
+    return;
+  }
+  clearPageFields(pfn);
+  statAdd(PGFREE, 1);
+  setZoneFree(z, zoneFree(z) + 1);
+  statAdd(NR_FREE_PAGES, 1);
+  pcpPush(z, pfn);
+  if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
+}
+
 // free_pcppages_bulk: the PCP_BATCH pages at the head of the pcp list go to the buddy
 // lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
 function pcpDrainBatch(z: u32): void {

@@ -15,7 +15,7 @@ import { ZERO_PFN } from "./rmap";
 import { reclaimLazyfree } from "./reclaim";
 import { zoneDeviceInit, zoneDeviceRelease, allocDevicePage, allocDevicePagesBulk, zoneDevicePageInit, freedPages, freedReset, deviceSpaceInit } from "./device";
 import { refOf, mapcountOf, flagsOf, zoneOf, mappingOf, indexOf, getPage, testFlag, setFlag, clearFlag, pageIsAnon, PG_locked, PG_dirty, PG_anon_exclusive, PG_hwpoison, PG_reserved } from "./memmap";
-import { copyFrame, clearFrame, frameAddr, readTag, writeTag, runCopyAdd, runCopyFlush } from "./content";
+import { copyFrame, copyFrames, clearFrame, frameAddr, readTag, writeTag } from "./content";
 import { handleMmFault, handleGupFault, faultPfn, setNotified } from "./fault";
 import { gupPages, gupIn, gupWalk, gupStop, gupStopWrite, gupRelease, gupTake, gupUntake, gupDrop, gupBadReason, gupCollectUnpinnable, pageNode } from "./gup";
 import { pinpageHoldList, pinpageReleaseList, pinpageBadReason } from "./pinpage";
@@ -469,8 +469,12 @@ const allocPfn: usize = memory.data(65536 * 4);
 
 // Fills dst (locking the new pages if `lock`) and copies: runs of entries whose source and
 // destination frames are both consecutive go in one memory.copy; holes are zeroed.
+// (runCopyAdd's run, kept in locals: this loop is the hot one.)
 function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
   dstHasHoles = false;
+  let runS: u32 = 0;
+  let runD: u32 = 0;
+  let runN: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const i = load<u32>(allocIdx + (<usize>k << 2));
     const dp = load<u32>(allocPfn + (<usize>k << 2));
@@ -482,9 +486,17 @@ function copyRuns(src: usize, dst: usize, n: u32, lock: bool): void {
       clearFrame(dp);
       continue;
     }
-    runCopyAdd(dp, <u32>(e >> MIGRATE_PFN_SHIFT));
+    const sp = <u32>(e >> MIGRATE_PFN_SHIFT);
+    if (runN > 0 && sp == runS + runN && dp == runD + runN) {
+      runN++;
+      continue;
+    }
+    if (runN > 0) copyFrames(runD, runS, runN);
+    runS = sp;
+    runD = dp;
+    runN = 1;
   }
-  runCopyFlush();
+  if (runN > 0) copyFrames(runD, runS, runN);
 }
 
 // memory_failure's generic path for a page in use; returns mappings replaced, or -EBUSY

@@ -8,7 +8,7 @@ import {
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy, PG_pin, pinpageHoldsOf, setPinpageHolds,
 } from "./memmap";
-import { putPage, freePages, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
+import { putPage, freePages, freePage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
@@ -862,7 +862,7 @@ export function migrateFinalize(npages: u32): void {
   // The migration's reference goes; the last one frees the page, flags and all.
   const r = refOf(s) - 1;
   if (r == 0) {
-    freePages(s, orderOf(s));
+    freePage(s);
   } else {
     if (s != migFaultPage) unlockPage(s);
     setRef(s, r);
