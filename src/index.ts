@@ -51,3 +51,7 @@ export type { Mempolicy } from "./numa/mempolicy.js";
 export { NR_MAX_MIGRATE_PAGES_RETRY, type MovePagesResult, type RetryOptions } from "./numa/migrate-pages.js";
 export { MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT } from "./mlock.js";
 export * from "./stress/index.js";
+export {
+  PmemDevice, KERNEL_STRUCT_PAGE_BYTES, DAX_VM_FLAGS, PMEM_REQUEST_NS, PMEM_BYTES_PER_NS, type PmemMode, type StructPageOverhead,
+  type PmemConfig, type DaxMmapOptions, type BlockDevice, type IoStats, type IoErrorSpec,
+} from "./pmem/index.js";
