@@ -6,6 +6,7 @@ import { _PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, ptePfn } from "./
 import { mmPgd } from "./mm";
 import { handleMmFaultAt, faultPtep, faultPfn, FAULT_OK, FAULT_SIGBUS } from "./fault";
 import { frameAddr, readTag, writeTag } from "./content";
+import { wearAdd } from "./pmem";
 
 export const OP_READ_U32: u32 = 1;
 export const OP_WRITE_U32: u32 = 2;
@@ -86,7 +87,10 @@ function touchRange(mm: u32, vpn: u64, n: u32, write: bool, tagBase: u64): u32 {
       if (pfn == NONE) return k;
       table = faultPtep - slot;
     }
-    if (write) writeTag(pfn, tagBase + <u64>k);
+    if (write) {
+      writeTag(pfn, tagBase + <u64>k);
+      wearAdd(pfn);
+    }
   }
   return n;
 }
@@ -110,8 +114,12 @@ function accessBytes(mm: u32, addr: u64, len: u32, write: bool, buf: usize): u64
     const pfn = pfnForAccess(mm, a >> 12, write);
     if (pfn == NONE) return a + 1;
     const p = frameAddr(pfn) + <usize>off;
-    if (write) memory.copy(p, buf + <usize>done, chunk);
-    else memory.copy(buf + <usize>done, p, chunk);
+    if (write) {
+      memory.copy(p, buf + <usize>done, chunk);
+      wearAdd(pfn);
+    } else {
+      memory.copy(buf + <usize>done, p, chunk);
+    }
     done += chunk;
   }
   return 0;
@@ -143,6 +151,7 @@ export function accessBatch(mm: u32, from: u32, n: u32): u32 {
       }
       if (write) {
         writeTag(pfn, (<u64>load<u32>(op + 20) << 32) | <u64>load<u32>(op + 16));
+        wearAdd(pfn);
       } else {
         const t = readTag(pfn);
         store<u32>(op + 16, <u32>t);

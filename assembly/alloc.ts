@@ -1,6 +1,6 @@
 // Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
 // split on allocation (expand), merge with the buddy on free.
-import { zonesBase, nzones, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
+import { zonesBase, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
 import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, pinpageHoldsOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved } from "./memmap";
 import { freeDevicePage } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL, NR_FREE_CMA, NUMA_HIT, NUMA_MISS, NUMA_FOREIGN } from "./stat";
@@ -390,8 +390,8 @@ export function buildZonelists(): void {
         for (let pass = 0; pass < 2; pass++) {
           const want = pass == 0 ? ZONE_MOVABLE : ZONE_NORMAL;
           if (want == ZONE_MOVABLE && !movable) continue;
-          for (let z: u32 = 0; z < nzones; z++) {
-            if (zoneNode(z) == n && zoneType(z) == want) {
+          for (let z: u32 = 0; z < MAX_ZONES; z++) {
+            if (zoneExists(z) && zoneNode(z) == n && zoneType(z) == want) {
               store<u32>(list + (<usize>len << 2), z);
               len++;
             }

@@ -16,8 +16,9 @@ import {
 } from "./pte";
 import {
   mmAlive, mmPgd, mmNvmas, mmRssAnon, mmRssShmem, mmPolicyMode, mmPolicyNodes, vmaAddr, vmaStart, vmaEnd, vmaFlags,
-  vmaPolicyMode, vmaPolicyNodes, VM_WRITE, VM_SHARED, VM_LOCKED,
+  vmaPolicyMode, vmaPolicyNodes, VM_WRITE, VM_SHARED, VM_LOCKED, VM_PFNMAP, VM_MIXEDMAP,
 } from "./mm";
+import { pfnHasStructPage } from "./pmem";
 import { pgdIndex, pudIndex, pmdIndex } from "./pagetable";
 import { policyValid } from "./mempolicy";
 import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
@@ -73,6 +74,12 @@ export const CHECK_FILE_LRU: u32 = 53;
 export const CHECK_FILE_DIRTY_PTE: u32 = 54;
 export const CHECK_FILE_NOT_UPTODATE: u32 = 55;
 export const CHECK_FILE_WRITEBACK: u32 = 56;
+// pfns without struct page: pmem in storage mode, DAX special PTEs, hot-plugged zones (60..64).
+export const CHECK_SPECIAL_OUTSIDE_PFNMAP: u32 = 60;
+export const CHECK_SPECIAL_STRUCT_PAGE: u32 = 61;
+export const CHECK_NORMAL_NO_STRUCT_PAGE: u32 = 62;
+export const CHECK_NO_STRUCT_PAGE_USED: u32 = 63;
+export const CHECK_HOTPLUG_ZONE: u32 = 64;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -185,10 +192,26 @@ function checkFreeLists(): u32 {
 const zoneSpecialSeen: usize = memory.data(<i32>(MAX_ZONES * 4), 16);
 const zoneOfflineSeen: usize = memory.data(<i32>(MAX_ZONES * 4), 16);
 
+// A device-space pfn of a zone that is system memory (pmem onlined as RAM).
+@inline function hotplugged(pfn: u32): bool {
+  const z = zoneOf(pfn);
+  return zoneExists(z) && !zoneIsDevice(z) && pfn >= zoneStart(z) && pfn < zoneEnd(z);
+}
+
+// Every frame of a hot-plugged zone carries its zone id.
+function checkHotplugZones(): u32 {
+  for (let z: u32 = 0; z < MAX_ZONES; z++) {
+    if (!zoneExists(z) || zoneIsDevice(z) || zoneStart(z) < systemFrames) continue;
+    for (let pfn = zoneStart(z); pfn < zoneEnd(z); pfn++) if (zoneOf(pfn) != z) return fail(CHECK_HOTPLUG_ZONE, z, pfn, zoneOf(pfn));
+  }
+  return CHECK_OK;
+}
+
 function checkPageblocks(): u32 {
   memory.fill(zoneSpecialSeen, 0, MAX_ZONES * 4);
   memory.fill(zoneOfflineSeen, 0, MAX_ZONES * 4);
-  for (let pb: u32 = 0; pb < systemFrames; pb += PAGEBLOCK_NR_PAGES) {
+  for (let pb: u32 = 0; pb < nframes; pb += PAGEBLOCK_NR_PAGES) {
+    if (pb >= systemFrames && !hotplugged(pb)) continue;
     const b = pageblockFlags(pb);
     const cma = pageblockSavedType(pb) == MIGRATE_CMA;
     if (cma != (cmaAreaOf(pb) >= 0) || ((b & PB_OFFLINE) != 0 && (b & PB_ISOLATE) == 0)) return fail(CHECK_PAGEBLOCK, pb, b, cmaAreaOf(pb));
@@ -233,6 +256,15 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
   if ((pte & _PAGE_RW) != 0 && (pte & _PAGE_PRESENT) != 0 && (flags & VM_WRITE) == 0)
     return fail(CHECK_PTE_WRITE_NOT_VM_WRITE, mm, <f64>vpn, 0);
   const pfn = ptePfn(pte);
+  // A special PTE maps no struct page: the zero page, or a pfn of a VM_PFNMAP/VM_MIXEDMAP
+  // VMA that has none (DAX of pmem in storage mode). Neither counts in mapcount or RSS.
+  if (!isSwapPte(pte) && pteSpecial(pte)) {
+    if (pfn == ZERO_PFN) return (pte & _PAGE_RW) != 0 ? fail(CHECK_SPECIAL_PTE, mm, <f64>vpn, pfn) : CHECK_OK;
+    if ((flags & (VM_PFNMAP | VM_MIXEDMAP)) == 0) return fail(CHECK_SPECIAL_OUTSIDE_PFNMAP, mm, <f64>vpn, pfn);
+    if (pfn >= nframes) return fail(CHECK_PTE_BAD_PFN, mm, <f64>vpn, pfn);
+    if (pfnHasStructPage(pfn)) return fail(CHECK_SPECIAL_STRUCT_PAGE, mm, <f64>vpn, pfn);
+    return CHECK_OK;
+  }
   if (isSwapPte(pte)) {
     const t = swpType(pte);
     // A hwpoison entry maps nothing: its page is held by the poison reference alone.
@@ -259,11 +291,8 @@ function checkPte(mm: u32, vpn: u64, pte: u64, vmaIdx: u32): u32 {
         ((flags & VM_WRITE) == 0 || ((flags & VM_SHARED) == 0 && pageIsAnon(pfn) && !testFlag(pfn, PG_anon_exclusive))))
       return fail(CHECK_RO_MIGRATION_WRITE, mm, <f64>vpn, pfn);
   }
-  if (pteSpecial(pte)) {
-    if (pfn != ZERO_PFN || (pte & _PAGE_RW) != 0) return fail(CHECK_SPECIAL_PTE, mm, <f64>vpn, pfn);
-    return CHECK_OK;
-  }
   if (pfn >= nframes) return fail(CHECK_PTE_BAD_PFN, mm, <f64>vpn, pfn);
+  if (!pfnHasStructPage(pfn)) return fail(CHECK_NORMAL_NO_STRUCT_PAGE, mm, <f64>vpn, pfn);
   // A page a VM_LOCKED VMA maps (present, or behind a device-exclusive entry) is mlocked.
   if ((flags & VM_LOCKED) != 0 && !isZoneDevicePage(pfn) && (flagsOf(pfn) & MLOCK_FLAGS) != MLOCK_FLAGS)
     return fail(CHECK_MLOCK, mm, <f64>vpn, pfn);
@@ -363,7 +392,9 @@ let cacheBadUptodate: bool = false;
 
 export function checkMachine(): u32 {
   memory.fill(scratchBase, 0, <usize>nframes << 2);
-  let r = checkFreeLists();
+  let r = checkHotplugZones();
+  if (r != CHECK_OK) return r;
+  r = checkFreeLists();
   if (r != CHECK_OK) return r;
   markInFlight(scratchBase, SCRATCH_MIGRATING, SCRATCH_RO_SOURCE);
   r = checkPageblocks();
@@ -415,6 +446,11 @@ export function checkMachine(): u32 {
     const s = load<u32>(scratch(pfn));
     if (s & (SCRATCH_FREE | SCRATCH_OFFLINE)) continue;
     const f = flagsOf(pfn);
+    if (pfn >= systemFrames && !pfnHasStructPage(pfn)) {
+      if (f != (1 << PG_reserved) || refOf(pfn) != 0 || mapcountOf(pfn) != 0 || pincountOf(pfn) != 0 || gupRefsOf(pfn) != 0 || pinpageHoldsOf(pfn) != 0 || s != 0)
+        return fail(CHECK_NO_STRUCT_PAGE_USED, pfn, f, refOf(pfn));
+      continue;
+    }
     if (f & (1 << PG_reserved)) continue;
     const maps = <i32>(s & SCRATCH_COUNT);
     const cached: i32 = (s & SCRATCH_CACHED) != 0 ? 1 : 0;

@@ -11,7 +11,8 @@ import {
   isSwapPte, pteProtnone, swpType, swpOffset, SWP_DEVICE_WRITE, SWP_DEVICE_READ, SWP_DEVICE_EXCLUSIVE,
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
-import { findVma, vmaFlags, vmaBacking, vmaFile, linearIndex, mmPgd, mmNode, vmaPolicyMode, mmPolicyMode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS } from "./mm";
+import { findVma, vmaFlags, vmaBacking, vmaFile, linearIndex, mmPgd, mmNode, vmaPolicyMode, mmPolicyMode, mmHasNotifiers, VM_WRITE, VM_SHARED, VM_LOCKED, VM_ACCESS_FLAGS, VM_PFNMAP, VM_MIXEDMAP } from "./mm";
+import { pfnmapFault } from "./pmem";
 import { clearFrame, copyFrame } from "./content";
 import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingValue, anonMappingValue } from "./rmap";
 import { mappingSlot, mappingStore, mappingSize, mappingIsFile } from "./mapping";
@@ -108,6 +109,7 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
   statAdd(PGFAULT, 1);
   const pte = load<u64>(ptep);
   if (pte == 0) {
+    if (flags & (VM_PFNMAP | VM_MIXEDMAP)) return pfnmapFault(v, vpn, ptep, write) ? FAULT_OK : FAULT_SIGBUS;
     if (flags & VM_SHARED) return doSharedFault(mm, v, vpn, ptep, write);
     if (vmaFile(v) != NONE) return doPrivateFileFault(mm, v, vpn, ptep, write);
     return doAnonymousPage(mm, v, vpn, ptep, write);
@@ -132,6 +134,12 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
     faultPfn = ptePfn(pte);
     statAdd(PGMIGRATE_ENTRY_WAIT, 1);
     return FAULT_MIGRATION;
+  }
+  // wp_pfn_shared: a special PTE of a shared VM_PFNMAP/VM_MIXEDMAP VMA has no page to
+  // copy or dirty; the PTE itself becomes writable.
+  if (write && !pteWrite(pte) && pteSpecial(pte) && (flags & (VM_PFNMAP | VM_MIXEDMAP)) != 0) {
+    store<u64>(ptep, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+    return FAULT_OK;
   }
   if (gupUnshare && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte, true);
   if (write && !pteWrite(pte)) return doWpPage(mm, v, vpn, ptep, pte, false);

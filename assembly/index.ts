@@ -2,7 +2,7 @@
 // 2^53), never as i64; results that do not fit a return value go to the result block.
 import { LAYOUT, readLayout, nzones, maxMms, nframes, resultBase, NONE } from "./layout";
 import { setFlag, setRef, PG_reserved } from "./memmap";
-import { zoneInit, buildZonelists, drainZone } from "./alloc";
+import { zoneInit, buildZonelists, drainZone, zoneExists, zoneIsDevice, MAX_ZONES } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, walkPte } from "./pagetable";
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr, setMmPolicy } from "./mm";
 import { rangeOp, zapRange, moveRange, rangeCount, rangeWritable, rangePfnSum, rangeFailed, RANGE_CHANGE_PROT, RANGE_COPY, RANGE_MADV_FREE, RANGE_COUNT, RANGE_COUNT_TABLES, RANGE_MLOCK, RANGE_MUNLOCK } from "./ptrange";
@@ -172,7 +172,7 @@ export function shmemClose(id: u32): void {
 
 // drain_all_pages: the pcp caches of every zone back to the buddy lists.
 export function drainAllPages(): void {
-  for (let z: u32 = 0; z < nzones; z++) drainZone(z);
+  for (let z: u32 = 0; z < MAX_ZONES; z++) if (zoneExists(z) && !zoneIsDevice(z)) drainZone(z);
 }
 
 export function foldStats(): void {
@@ -678,3 +678,13 @@ export {
   filemapGrabFolio, filemapGrabbedNew, filemapLookup, filemapReadDone, folioMarkDirty, filemapWritebackBegin, filemapWritebackEnd,
   wbBase, wbNextIndex, truncateInodePages, truncateInodePagesBusy, shrinkFileLru, reclaimDirtySeen, lruListCount,
 } from "./filemap";
+// ---- pmem: storage mode, DAX, RAM mode (dax_kmem) ---------------------------------------
+
+import { pmemIoBuf } from "./pmem";
+export { pfnHasStructPage, pmemIoBuf, pmemIo, pfnRangeSet, pmemOnline, pmemRemoveZone, pmemStorageInit } from "./pmem";
+import { insertPfnRange } from "./pmem";
+
+// vmf_insert_pfn over [vpn, vpn + n), pfns from the pmem I/O buffer (u32 each).
+export function insertPfns(mm: u32, vpn: f64, n: u32, write: bool): i32 {
+  return insertPfnRange(mm, <u64>vpn, n, pmemIoBuf(), write);
+}

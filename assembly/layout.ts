@@ -47,9 +47,11 @@ export const L_FREED_RING_SIZE = 38;
 export const L_SYSTEM_FRAMES = 39;
 // The ledger of GUP references and pin control holds, u32 per pfn (assembly/memmap.ts).
 export const L_PAGE_GUP_REFS = 40;
-// Slots 43..46 are free.
 export const L_PAGEBLOCKS = 41;
 export const L_CMA = 42;
+// pmem write counters (endurance), u32 per frame of the device address space (assembly/pmem.ts).
+export const L_PMEM_WEAR = 43;
+// Slots 44..46 are free.
 export const L_END = 47;
 
 export const CONTENT_BYTES: u32 = 0;
@@ -105,6 +107,7 @@ export let pageGupRefs: usize = 0;
 export let pageblocksBase: usize = 0;
 // The CMA area table and the areas' allocation bitmaps (assembly/pageblock.ts).
 export let cmaBase: usize = 0;
+export let pmemWear: usize = 0;
 
 @inline function slot(i: i32): u32 {
   return load<u32>(LAYOUT + (<usize>i << 2));
@@ -153,4 +156,5 @@ export function readLayout(): void {
   pageGupRefs = slot(L_PAGE_GUP_REFS);
   pageblocksBase = slot(L_PAGEBLOCKS);
   cmaBase = slot(L_CMA);
+  pmemWear = slot(L_PMEM_WEAR);
 }

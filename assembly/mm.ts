@@ -40,6 +40,8 @@ export const VM_MAYSHARE: u32 = 0x80;
 export const VM_PFNMAP: u32 = 0x400;
 export const VM_LOCKED: u32 = 0x2000;
 export const VM_IO: u32 = 0x4000;
+export const VM_DONTEXPAND: u32 = 0x40000;
+export const VM_MIXEDMAP: u32 = 0x10000000;
 export const VM_ACCESS_FLAGS: u32 = VM_READ | VM_WRITE | VM_EXEC;
 
 @inline export function mmBase(mm: u32): usize {

@@ -8,7 +8,7 @@ import { zoneNode, ascendRuns } from "./alloc";
 import { isZoneDevicePage } from "./device";
 import { walkPte, tableAddr, entryTable, entryPresent, pgdIndex, pudIndex, pmdIndex } from "./pagetable";
 import { ptePfn, pteSpecial, isSwapPte } from "./pte";
-import { findVma, mmPgd } from "./mm";
+import { findVma, mmPgd, vmaFlags, VM_IO, VM_PFNMAP } from "./mm";
 import { ZERO_PFN } from "./rmap";
 import { runCopyAdd, runCopyFlush } from "./content";
 import { allocPagesPolicy, MPOL_INTERLEAVE } from "./mempolicy";
@@ -77,7 +77,10 @@ export function doPagesStat(mm: u32, n: u32): void {
 export function addPagesForMigration(mm: u32, n: u32, node: u32, moveAll: bool): u32 {
   let q: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    let r = lookUp(mm, <u64>load<f64>(numaVpns + (<usize>i << 3)));
+    const vpn = <u64>load<f64>(numaVpns + (<usize>i << 3));
+    // vma_migratable: VM_IO and VM_PFNMAP mappings have no pages to move.
+    const v = findVma(mm, vpn);
+    let r = v != 0 && (vmaFlags(v) & (VM_IO | VM_PFNMAP)) != 0 ? EFAULT : lookUp(mm, vpn);
     if (r >= 0) {
       const pfn = lookedUp;
       if (<u32>(r & 0xff) == node) {

@@ -77,6 +77,11 @@ export function zoneExtBase(): usize {
   return zoneExt;
 }
 
+// A zone slot's CMA/isolate lists and counts, emptied (memory hot-plug reuses slots).
+export function zoneExtReset(z: u32): void {
+  memory.fill(zoneExt + <usize>z * ZX_RECORD, 0, ZX_RECORD);
+}
+
 @inline function zx(z: u32): usize {
   return zoneExt + <usize>z * ZX_RECORD;
 }

@@ -39,6 +39,11 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   50: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} in a VM_LOCKED VMA, but the page is not PG_mlocked and PG_unevictable`,
   51: (a, b, c) =>
     c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
+  60: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} outside every VM_PFNMAP/VM_MIXEDMAP VMA`,
+  61: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c}, which has a struct page (its references would go uncounted)`,
+  62: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c}, which has no struct page, with a normal (not special) PTE`,
+  63: (a, b, c) => `pfn ${a} has no struct page but its struct page slot is in use (flags 0x${b.toString(16)}, refcount ${c})`,
+  64: (a, b, c) => `hot-plugged zone ${a}: pfn ${b} carries zone id ${c}`,
   52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
 };
 

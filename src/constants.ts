@@ -43,4 +43,8 @@ export const VM_MAYSHARE = 0x80;
 export const VM_PFNMAP = 0x400;
 export const VM_LOCKED = 0x2000;
 export const VM_IO = 0x4000;
+export const VM_DONTEXPAND = 0x40000;
+export const VM_MIXEDMAP = 0x10000000;
+/** VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP: VMAs of raw pfns, never merged, locked or expanded. */
+export const VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP;
 export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;

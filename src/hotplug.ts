@@ -20,9 +20,13 @@ function checkRange(m: Machine, fn: string, start: unknown, n: unknown): ZoneLay
     fail("EINVAL", fn, `startPfn ${String(start)} and nrPages ${String(n)} must be integers, nrPages at least 1`, start);
   if (start % PAGEBLOCK_NR_PAGES || n % PAGEBLOCK_NR_PAGES)
     fail("EINVAL", fn, `pfns ${start}-${start + n} are not pageblock-aligned (${PAGEBLOCK_NR_PAGES} pages)`, start);
-  if (start + n > m.config.frames) fail("EINVAL", fn, `pfns ${start}-${start + n} are not system RAM (${m.config.frames} frames)`, start);
+  // System RAM, and memory hot-plugged since (pmem onlined as RAM), is in the zone list.
   const zone = m.layout.zones.find((z) => start >= z.start && start + n <= z.end);
-  if (!zone) fail("EINVAL", fn, `pfns ${start}-${start + n} span more than one zone`, start);
+  if (!zone) {
+    if (!m.layout.zones.some((z) => start < z.end && z.start < start + n))
+      fail("EINVAL", fn, `pfns ${start}-${start + n} are not system RAM (${m.config.frames} frames, plus memory hot-plugged since)`, start);
+    fail("EINVAL", fn, `pfns ${start}-${start + n} span more than one zone`, start);
+  }
   return zone;
 }
 

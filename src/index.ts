@@ -60,3 +60,7 @@ export { OpenFile } from "./fs/file.js";
 export type { Inode } from "./fs/inode.js";
 export { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, MS_ASYNC, MS_SYNC, MS_INVALIDATE, MAX_FILE_PAGES } from "./fs/constants.js";
 export { DIRTY_BACKGROUND_RATIO } from "./fs/pagecache.js";
+export {
+  PmemDevice, KERNEL_STRUCT_PAGE_BYTES, DAX_VM_FLAGS, PMEM_REQUEST_NS, PMEM_BYTES_PER_NS, type PmemMode, type StructPageOverhead,
+  type PmemConfig, type DaxMmapOptions,
+} from "./pmem/index.js";

@@ -35,7 +35,7 @@ export const L = {
   TABLES: 19, NTABLES: 20, MMS: 21, MAX_MMS: 22, VMAS: 23, MAX_VMAS: 24, MAPPINGS: 25,
   MAX_MAPPINGS: 26, OPS: 27, MAX_OPS: 28, DATA: 29, DATA_SIZE: 30, STATS: 31, RESULT: 32,
   MIGRATE_SRC: 33, MIGRATE_DST: 34, MAX_MIGRATE: 35, HMM_PFNS: 36, FREED_RING: 37, FREED_RING_SIZE: 38,
-  SYSTEM_FRAMES: 39, PAGE_GUP_REFS: 40, PAGEBLOCKS: 41, CMA: 42,
+  SYSTEM_FRAMES: 39, PAGE_GUP_REFS: 40, PAGEBLOCKS: 41, CMA: 42, PMEM_WEAR: 43,
 } as const;
 /** Slots in the LAYOUT block (assembly/layout.ts L_END). */
 export const NR_LAYOUT_SLOTS = 47;
@@ -120,6 +120,7 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
   region(L.HMM_PFNS, 8 * MAX_MIGRATE, 8);
   region(L.PAGEBLOCKS, Math.ceil(n / PAGEBLOCK_NR_PAGES));
   region(L.CMA, CMA_BITMAP_OFFSET + Math.ceil(cfg.cma.reduce((s, a) => s + a.pages, 0) / 8));
+  region(L.PMEM_WEAR, 4 * Math.max(1, cfg.deviceFrames));
   region(L.FREED_RING, 4 * Math.max(1, cfg.deviceFrames));
   slots[L.FREED_RING_SIZE] = Math.max(1, cfg.deviceFrames);
   region(L.TABLES, 4096 * cfg.tablePages, 4096);

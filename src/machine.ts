@@ -35,6 +35,7 @@ import { addBlockDevice, type BlockDevice, type BlockDeviceOptions } from "./blo
 import { FileSystem } from "./fs/filesystem.js";
 import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
+import { registerPmem, vmfInsertPfns, type PmemDevice, type PmemConfig } from "./pmem/index.js";
 
 export interface ZoneInfo {
   node: number;
@@ -78,6 +79,8 @@ export class Machine {
   /** @internal ZONE_DEVICE ranges by zone id. */
   readonly pgmaps = new Map<number, DevPagemap>();
   private readonly ownerIds = new Map<unknown, number>();
+  /** @internal pmem devices, in registration order. */
+  readonly pmems: PmemDevice[] = [];
   /** @internal Migrations in flight, by slot of the core's src/dst arrays. */
   readonly migrations: (MigrateVma | null)[] = new Array(MIGRATE_SLOTS).fill(null);
   /** @internal Registered pin control subsystems, in registration order. */
@@ -278,6 +281,22 @@ export class Machine {
   memunmapPages(pgmap: DevPagemap): void {
     memunmapPages(this, pgmap);
     this.settle();
+  }
+
+  /**
+   * Registers a pmem device of `pages` pfns (a multiple of 512) in the device address space
+   * (deviceMemory): storage mode, with no struct pages, until onlineAsRam.
+   */
+  registerPmem(name: string, cfg: PmemConfig): PmemDevice {
+    return registerPmem(this, name, cfg);
+  }
+
+  /**
+   * vmf_insert_pfn over [addr, addr + pfns.length pages) of `proc`: special PTEs (no struct
+   * page, no refcount) in VM_PFNMAP/VM_MIXEDMAP mappings, for drivers that map pfns themselves.
+   */
+  vmfInsertPfns(proc: Process, addr: number, pfns: ArrayLike<number>, write = false): number {
+    return vmfInsertPfns(this, proc, addr, pfns, write);
   }
 
   /** Registered device memory ranges. */

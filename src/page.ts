@@ -32,6 +32,10 @@ export class PageAccess {
     const m = this.machine;
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= m.config.frames + m.config.deviceFrames)
       fail("EINVAL", fn, `pfn ${String(pfn)} is not a frame of this machine`, pfn);
+    if (!m.core.pfnHasStructPage(pfn)) {
+      const pmem = m.pmems.find((p) => pfn >= p.start && pfn < p.end);
+      fail("EINVAL", fn, `pfn ${pfn} has no struct page (${pmem ? `sector ${pfn - pmem.start} of pmem "${pmem.name}" in storage mode` : "a hole in the device address space"})`, pfn);
+    }
     if (m.core.pageFlags(pfn) & (1 << PG_reserved)) fail("EINVAL", fn, `pfn ${pfn} is reserved (no usable struct page)`, pfn);
     if (m.core.pageRefcount(pfn) <= 0) fail("EINVAL", fn, `pfn ${pfn} is free (refcount 0)`, pfn);
     return pfn;

@@ -8,7 +8,7 @@ import {
   MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_LOCKED,
   MAP_FIXED_NOREPLACE, MAP_KNOWN, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, MADV_DONTNEED, MADV_FREE,
   VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_LOCKED, VM_IO, VM_PFNMAP,
-  VM_ACCESS_FLAGS,
+  VM_MIXEDMAP, VM_DONTEXPAND, VM_ACCESS_FLAGS,
 } from "./constants.js";
 import {
   type Vma, type VmaPolicy, type ShmemObject, findVma, findVmaIndex, rangeMapped, rangeFree, cutRange, insertVmas, canMerge,
@@ -202,28 +202,9 @@ export class Process {
   mmap(addr: number, length: number, prot: number, flags: number, file: OpenFile | null = null, offset = 0): number {
     const fn = "mmap";
     this.live(fn);
-    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
-    if (!Number.isInteger(flags) || (flags & ~MAP_KNOWN) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~MAP_KNOWN)}`, flags);
-    const type = flags & MAP_TYPE;
-    if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE)
-      fail("EINVAL", fn, `flags must have exactly one of MAP_SHARED or MAP_PRIVATE`, flags);
-    const pages = this.lengthPages(fn, length);
-    const inode = flags & MAP_ANONYMOUS ? null : this.mappableFile(fn, file, offset, pages, prot, type !== MAP_PRIVATE);
-    const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
-    let start: number;
-    if (fixed) {
-      start = this.alignedAddr(fn, addr);
-      if (addr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(addr)} is below mmap_min_addr ${hex(MMAP_MIN_ADDR)}`, addr);
-      this.inBounds(fn, start, pages, "ENOMEM");
-      if ((flags & MAP_FIXED_NOREPLACE) && !rangeFree(this.vmas, start, start + pages))
-        fail("EEXIST", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} overlaps an existing mapping`, addr);
-    } else {
-      if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative integer`, addr);
-      const hint = Math.ceil(addr / PAGE_SIZE);
-      start = addr >= MMAP_MIN_ADDR && hint + pages <= TASK_PAGES && rangeFree(this.vmas, hint, hint + pages) ? hint : this.unmappedArea(pages);
-      if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
-    }
-    const shared = type !== MAP_PRIVATE;
+    const { start, pages } = this.placeMapping(fn, addr, length, prot, flags);
+    const shared = (flags & MAP_TYPE) !== MAP_PRIVATE;
+    const inode = flags & MAP_ANONYMOUS ? null : this.mappableFile(fn, file, offset, pages, prot, shared);
     if (shared && !inode && pages > SHMEM_MAX_PAGES)
       fail("ENOMEM", fn, `a shared anonymous object holds at most ${SHMEM_MAX_PAGES} pages (512 GiB), asked for ${pages}`, length);
     let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | this.defFlags;
@@ -309,6 +290,47 @@ export class Process {
     if (error) fail("EIO", fn, error.message, addr);
   }
 
+  /**
+   * @internal A driver's mmap (device-dax: VM_PFNMAP over a pfn range): mmap's checks and
+   * placement, then the VMA as the driver describes it. Returns the address.
+   */
+  mmapSpecial(fn: string, addr: number, length: number, prot: number, flags: number, vma: { pgoff: number; flags: number; backing: number }): number {
+    this.live(fn);
+    const { start, pages } = this.placeMapping(fn, addr, length, prot, flags);
+    const v: Vma = { start, end: start + pages, pgoff: vma.pgoff, flags: protToVmFlags(prot) | vma.flags, anonVma: vma.backing, shmem: null };
+    const removed: Vma[] = [];
+    const { list } = insertVmas(cutRange(this.vmas, start, start + pages, removed), [v]);
+    this.fitsMapCount(fn, list);
+    this.zapPieces(removed, MMU_NOTIFY_UNMAP);
+    this.commit(list);
+    return start * PAGE_SIZE;
+  }
+
+  /** mmap's checks of prot, flags and length, and where the mapping goes: its first page and length in pages. */
+  private placeMapping(fn: string, addr: number, length: number, prot: number, flags: number): { start: number; pages: number } {
+    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
+    if (!Number.isInteger(flags) || (flags & ~MAP_KNOWN) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~MAP_KNOWN)}`, flags);
+    const type = flags & MAP_TYPE;
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE)
+      fail("EINVAL", fn, `flags must have exactly one of MAP_SHARED or MAP_PRIVATE`, flags);
+    const pages = this.lengthPages(fn, length);
+    const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
+    let start: number;
+    if (fixed) {
+      start = this.alignedAddr(fn, addr);
+      if (addr < MMAP_MIN_ADDR) fail("EPERM", fn, `address ${hex(addr)} is below mmap_min_addr ${hex(MMAP_MIN_ADDR)}`, addr);
+      this.inBounds(fn, start, pages, "ENOMEM");
+      if ((flags & MAP_FIXED_NOREPLACE) && !rangeFree(this.vmas, start, start + pages))
+        fail("EEXIST", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} overlaps an existing mapping`, addr);
+    } else {
+      if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative integer`, addr);
+      const hint = Math.ceil(addr / PAGE_SIZE);
+      start = addr >= MMAP_MIN_ADDR && hint + pages <= TASK_PAGES && rangeFree(this.vmas, hint, hint + pages) ? hint : this.unmappedArea(pages);
+      if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
+    }
+    return { start, pages };
+  }
+
   /** munmap(2). */
   munmap(addr: number, length: number): void {
     const fn = "munmap";
@@ -384,6 +406,8 @@ export class Process {
     cutRange(this.vmas, start, end, parts);
     if (advice === MADV_FREE && parts.some((p) => p.flags & VM_SHARED))
       fail("EINVAL", fn, `MADV_FREE applies to private anonymous memory only`, addr);
+    const raw = parts.find((p) => p.flags & VM_PFNMAP);
+    if (raw) fail("EINVAL", fn, `the range holds a VM_PFNMAP mapping at ${hex(raw.start * PAGE_SIZE)}, whose pfns have no pages to discard`, addr);
     const locked = parts.find((p) => p.flags & VM_LOCKED);
     if (locked) fail("EINVAL", fn, `the range holds mlocked (VM_LOCKED) memory at ${hex(locked.start * PAGE_SIZE)}, which cannot be discarded`, addr);
     for (const p of parts) {
@@ -411,6 +435,11 @@ export class Process {
     if (!vma || vma.end < old + oldPages)
       fail("EFAULT", fn, `range ${hex(oldAddr)}+${hex(oldPages * PAGE_SIZE)} is not inside one mapping`, oldAddr);
     if (keepOld && oldPages !== newPages) fail("EINVAL", fn, `MREMAP_DONTUNMAP needs equal old and new lengths`, newLength);
+    // A mapping of raw pfns covers exactly what its driver mapped: it may move, never grow.
+    if (vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) {
+      if (newPages > oldPages) fail("EFAULT", fn, `the mapping at ${hex(oldAddr)} is VM_PFNMAP/VM_DONTEXPAND and cannot grow`, oldAddr);
+      if (keepOld) fail("EINVAL", fn, `MREMAP_DONTUNMAP does not apply to the VM_PFNMAP/VM_DONTEXPAND mapping at ${hex(oldAddr)}`, oldAddr);
+    }
 
     if (flags & MREMAP_FIXED) {
       const dest = this.alignedAddr(fn, newAddr);
@@ -475,7 +504,9 @@ export class Process {
     const fn = "fork";
     this.live(fn);
     const core = this.machine.core;
-    const need = 1 + this.vmas.reduce((n, v) => (v.flags & VM_SHARED ? n : n + core.countTablesIn(this.mm, v.start, v.end - v.start)), 0);
+    // copy_page_range skips shared mappings (they refault) except raw pfn ones (vma_needs_copy).
+    const copied = (v: Vma): boolean => !(v.flags & VM_SHARED) || (v.flags & (VM_PFNMAP | VM_MIXEDMAP)) !== 0;
+    const need = 1 + this.vmas.reduce((n, v) => (copied(v) ? n + core.countTablesIn(this.mm, v.start, v.end - v.start) : n), 0);
     if (need > core.freeTables())
       fail("ENOMEM", fn, `the page-table pool cannot hold a copy of process ${this.pid}'s tables`, this.pid);
     const child = this.machine.spawn({ node: this.node });
@@ -488,7 +519,7 @@ export class Process {
     // The child's VMAs come first: a maybe-pinned page is copied into the child's anon_vma.
     child.commit(list);
     for (const v of this.vmas) {
-      if (v.flags & VM_SHARED) continue; // shared pages refault from the object, as the kernel skips them
+      if (!copied(v)) continue;
       // The parent's PTEs lose write permission (and device-exclusive entries end) for COW.
       this.notify(v.start * PAGE_SIZE, v.end * PAGE_SIZE, MMU_NOTIFY_PROTECTION_PAGE);
       if (!core.copyRange(child.mm, this.mm, v.start, v.end - v.start)) {

@@ -1,6 +1,6 @@
 // vm_area_struct and the sorted VMA list of one mm: find, split at a boundary, merge
 // compatible neighbours. Pure bookkeeping; page tables are the Wasm core's business.
-import { VM_SHARED } from "./constants.js";
+import { VM_SHARED, VM_SPECIAL } from "./constants.js";
 import type { Inode } from "./fs/inode.js";
 
 /** A shared anonymous object (shmem): its pages live in an address_space in the core. */
@@ -97,6 +97,8 @@ export function cutRange(vmas: readonly Vma[], start: number, end: number, remov
 /** vma_merge's test: same flags, backing and policy, contiguous offsets. */
 export function canMerge(a: Vma, b: Vma): boolean {
   if (a.end !== b.start || a.flags !== b.flags || !mpolEqual(a.mpol, b.mpol)) return false;
+  // vma_merge leaves VM_SPECIAL mappings alone.
+  if (a.flags & VM_SPECIAL) return false;
   if (a.pgoff + (a.end - a.start) !== b.pgoff) return false;
   if ((a.file ?? null) !== (b.file ?? null)) return false;
   if (a.flags & VM_SHARED) return a.shmem === b.shmem;

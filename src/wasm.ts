@@ -58,6 +58,14 @@ export interface CoreExports {
   pageZoneId(pfn: number): number;
   pageMappingValue(pfn: number): number;
   pageIndexValue(pfn: number): number;
+  pfnHasStructPage(pfn: number): number;
+  pmemIoBuf(): number;
+  pmemIo(n: number, write: number): void;
+  pfnRangeSet(id: number, start: number, pages: number): void;
+  pmemOnline(z: number): void;
+  pmemRemoveZone(z: number): void;
+  pmemStorageInit(start: number, end: number): void;
+  insertPfns(mm: number, vpn: number, n: number, write: number): number;
   pageGet(pfn: number): void;
   pagePut(pfn: number): void;
   pageTrylock(pfn: number): number;

@@ -19,16 +19,7 @@ export function memremapPages(m: Machine, cfg: DevPagemapConfig): DevPagemap {
   if (cfg.ops !== undefined && (typeof cfg.ops !== "object" || cfg.ops === null)) fail("EINVAL", fn, "ops must be an object", cfg.ops);
   if (cfg.type === MEMORY_DEVICE_PRIVATE && typeof cfg.ops?.migrateToRam !== "function")
     fail("EINVAL", fn, "MEMORY_DEVICE_PRIVATE needs ops.migrateToRam", cfg.ops);
-  // request_free_mem_region: first fit in the device address space.
-  const base = m.config.frames;
-  const taken = [...m.pgmaps.values()].sort((a, b) => a.start - b.start);
-  let start = base;
-  for (const pg of taken) {
-    if (pg.start - start >= n) break;
-    start = Math.max(start, pg.end);
-  }
-  if (start + n > base + m.config.deviceFrames)
-    fail("ENOMEM", fn, `no free device address space for ${n} pages (deviceMemory ${m.config.deviceFrames})`, n);
+  const start = requestFreeMemRegion(m, fn, n, 1);
   const zone = firstFreeZone(m);
   if (zone < 0) fail("ENOMEM", fn, `all ${MAX_ZONES} zone slots are in use`);
   const w = (m.layout.slots[L.ZONES]! + zone * ZONE_RECORD) / 4;
@@ -46,8 +37,29 @@ export function memremapPages(m: Machine, cfg: DevPagemapConfig): DevPagemap {
   return pg;
 }
 
-function firstFreeZone(m: Machine): number {
-  for (let z = m.layout.zones.length; z < MAX_ZONES; z++) if (!m.pgmaps.has(z)) return z;
+/**
+ * request_free_mem_region: the first fit for `n` pages, starting at a multiple of `align`, in
+ * the device address space after system RAM, around the dev_pagemaps and pmem devices there.
+ */
+export function requestFreeMemRegion(m: Machine, fn: string, n: number, align: number): number {
+  const base = m.config.frames;
+  const taken = [...m.pgmaps.values(), ...m.pmems].sort((a, b) => a.start - b.start);
+  const up = (pfn: number): number => Math.ceil(pfn / align) * align;
+  let start = up(base);
+  for (const r of taken) {
+    if (r.start - start >= n) break;
+    start = up(Math.max(start, r.end));
+  }
+  if (start + n > base + m.config.deviceFrames)
+    fail("ENOMEM", fn, `no free device address space for ${n} pages (deviceMemory ${m.config.deviceFrames})`, n);
+  return start;
+}
+
+/** A zone slot after the system zones that no dev_pagemap or hot-plugged pmem uses, or -1. */
+export function firstFreeZone(m: Machine): number {
+  const used = new Set<number>(m.pgmaps.keys());
+  for (const p of m.pmems) if (p.zoneId >= 0) used.add(p.zoneId);
+  for (let z = m.layout.slots[L.NZONES]!; z < MAX_ZONES; z++) if (!used.has(z)) return z;
   return -1;
 }
 
