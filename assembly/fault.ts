@@ -33,6 +33,8 @@ export const FAULT_NOTIFY: u32 = 8;
 export const FAULT_HWPOISON: u32 = 9;
 // A file page was added to the cache locked and must be read in (faultPfn) before a retry.
 export const FAULT_READPAGE: u32 = 10;
+// A page of a file on a DAX mount: TypeScript finds (or allocates) its pmem sector and inserts the pfn.
+export const FAULT_DAX: u32 = 11;
 
 // The page behind the entry of the last FAULT_DEVICE_* / FAULT_MIGRATION.
 export let faultPfn: u32 = 0;
@@ -109,7 +111,10 @@ export function handleMmFaultAt(mm: u32, vpn: u64, write: bool, knownPtep: usize
   statAdd(PGFAULT, 1);
   const pte = load<u64>(ptep);
   if (pte == 0) {
-    if (flags & (VM_PFNMAP | VM_MIXEDMAP)) return pfnmapFault(v, vpn, ptep, write) ? FAULT_OK : FAULT_SIGBUS;
+    if (flags & (VM_PFNMAP | VM_MIXEDMAP)) {
+      if (vmaFile(v) != NONE) return FAULT_DAX;
+      return pfnmapFault(v, vpn, ptep, write) ? FAULT_OK : FAULT_SIGBUS;
+    }
     if (flags & VM_SHARED) return doSharedFault(mm, v, vpn, ptep, write);
     if (vmaFile(v) != NONE) return doPrivateFileFault(mm, v, vpn, ptep, write);
     return doAnonymousPage(mm, v, vpn, ptep, write);

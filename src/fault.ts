@@ -10,3 +10,4 @@ export const FAULT_MIGRATION = 7;
 export const FAULT_NOTIFY = 8;
 export const FAULT_HWPOISON = 9;
 export const FAULT_READPAGE = 10;
+export const FAULT_DAX = 11;

@@ -35,7 +35,7 @@ import { addBlockDevice, type BlockDevice, type BlockDeviceOptions } from "./blo
 import { FileSystem } from "./fs/filesystem.js";
 import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
-import { registerPmem, vmfInsertPfns, type PmemDevice, type PmemConfig } from "./pmem/index.js";
+import { registerPmem, vmfInsertPfns, PmemDevice, type PmemConfig } from "./pmem/index.js";
 
 export interface ZoneInfo {
   node: number;
@@ -181,12 +181,18 @@ export class Machine {
   readonly filesystems: FileSystem[] = [];
   private readonly inodesById = new Map<number, Inode>();
 
-  /** mount(2) of a fresh file system (mkfs included) on a block device of this machine. */
-  mount(dev: BlockDevice): FileSystem {
+  /**
+   * mount(2) of a fresh file system (mkfs included) on a block device of this machine. With
+   * `dax` (a pmem device in storage mode only) files bypass the page cache, as fsdax does.
+   */
+  mount(dev: BlockDevice, opts: { dax?: boolean } = {}): FileSystem {
     const fn = "mount";
     if (!dev || typeof dev.read !== "function") fail("ENOTBLK", fn, `not a block device`, dev);
     if (this.filesystems.some((f) => f.dev === dev)) fail("EBUSY", fn, `${dev.name} is already mounted`, dev.name);
-    const fs = new FileSystem(this, dev);
+    const dax = opts?.dax ?? false;
+    if (typeof dax !== "boolean") fail("EINVAL", fn, `dax must be a boolean`, dax);
+    if (dax && !(dev instanceof PmemDevice && dev.mode === "storage")) fail("EINVAL", fn, `dax needs a pmem device in storage mode; ${dev.name} is not one`, dev.name);
+    const fs = new FileSystem(this, dev, dax);
     this.filesystems.push(fs);
     return fs;
   }

@@ -18,6 +18,7 @@ import { OpenFile } from "./fs/file.js";
 import type { Inode } from "./fs/inode.js";
 import { MAX_FILE_PAGES, MS_ASYNC, MS_INVALIDATE, MS_SYNC } from "./fs/constants.js";
 import { writebackRange, balanceDirty } from "./fs/pagecache.js";
+import { daxFault } from "./fs/dax.js";
 import { VMA_RECORD } from "./layout.js";
 import {
   MmuSubscriptions, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA,
@@ -25,7 +26,7 @@ import {
 } from "./hmm/notifier.js";
 import { VM_FAULT_OOM } from "./device/pagemap.js";
 import {
-  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON, FAULT_READPAGE,
+  FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON, FAULT_READPAGE, FAULT_DAX,
 } from "./fault.js";
 
 export interface SpawnOptions {
@@ -211,6 +212,10 @@ export class Process {
     if (shared) vmFlags |= VM_SHARED | VM_MAYSHARE;
     // A shared mapping of a file opened read-only can never become writable.
     if (shared && inode && !file!.writable) vmFlags &= ~VM_MAYWRITE;
+    if (inode?.fs.dax) {
+      if (!shared) fail("EINVAL", fn, `a MAP_PRIVATE mapping of a file on a DAX mount is not modelled; map it MAP_SHARED`, flags);
+      vmFlags |= VM_MIXEDMAP;
+    }
     if (flags & MAP_LOCKED) vmFlags |= VM_LOCKED;
 
     const removed: Vma[] = [];
@@ -663,6 +668,8 @@ export class Process {
         return null;
       case FAULT_READPAGE:
         return this.machine.readPageFault(pfn, addr, write);
+      case FAULT_DAX:
+        return daxFault(this.machine, this, addr, write);
       case FAULT_OOM:
         // Reclaim found only dirty file pages: the flusher writes them back, and the fault retries.
         if (this.machine.counter("nr_dirty") > 0 && balanceDirty(this.machine, true) > 0) return null;

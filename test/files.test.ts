@@ -278,3 +278,56 @@ describe("bad input", () => {
     });
   }
 });
+
+describe("DAX: files on pmem without a page cache", () => {
+  function daxSetup() {
+    const m = Machine.create({ nodes: [{ normal: 2048 }], deviceMemory: 4096 });
+    const pm = m.registerPmem("pmem0", { pages: 1024 });
+    const fs = m.mount(pm, { dax: true });
+    return { m, pm, fs, p: m.spawn() };
+  }
+
+  it("read/write reach the media directly, mappings are special PTEs to the sectors' pfns, and GUP cannot pin them", () => {
+    const { m, pm, fs, p } = daxSetup();
+    const f = fs.open("a", O_RDWR | O_CREAT);
+    f.pwrite(pattern(PAGE_SIZE + 10, 4), 0);
+    expect(m.counters().nr_file_pages).toBe(0);
+    const sector = f.inode.blocks.get(0)!;
+    expect(pm.peek(sector)).toEqual(pattern(PAGE_SIZE, 4));
+    expect(pm.writeCount(sector)).toBe(1);
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.writeU32(a + PAGE_SIZE, 0xabcd);
+    expect(pfnOf(p, a + PAGE_SIZE)).toBe(pm.pfn(f.inode.blocks.get(1)!));
+    expect((p.pte(a + PAGE_SIZE) & (1n << 9n)) !== 0n).toBe(true);
+    expect(new DataView(f.pread(4, PAGE_SIZE).buffer).getUint32(0, true)).toBe(0xabcd);
+    expect(errorOf(() => m.pinUserPages(p, a, 1, 0))?.code).toBe("EFAULT");
+    expect(errorOf(() => p.mmap(0, PAGE_SIZE, RW, MAP_PRIVATE, f, 0))?.code).toBe("EINVAL");
+    expect(errorOf(() => pm.onlineAsRam())?.code).toBe("EBUSY");
+    m.check();
+  });
+
+  it("fsync commits the block map; a power failure keeps fsynced data; truncate unmaps and frees", () => {
+    const { m, fs, p } = daxSetup();
+    const f = fs.open("a", O_RDWR | O_CREAT);
+    f.pwrite(pattern(2 * PAGE_SIZE, 1), 0);
+    f.fsync();
+    f.pwrite(pattern(PAGE_SIZE, 2), 2 * PAGE_SIZE);
+    const a = p.mmap(0, 3 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.readU32(a + 2 * PAGE_SIZE);
+    m.powerFail();
+    m.check();
+    expect(f.size).toBe(2 * PAGE_SIZE);
+    expect(p.pte(a)).toBe(0n);
+    expect(f.pread(2 * PAGE_SIZE, 0)).toEqual(pattern(2 * PAGE_SIZE, 1));
+    expect(p.readU32(a)).toBe(new DataView(pattern(4, 1).buffer).getUint32(0, true));
+    f.ftruncate(PAGE_SIZE);
+    expect(p.pte(a + PAGE_SIZE)).toBe(0n);
+    expect(errorOf(() => p.readU32(a + PAGE_SIZE))?.code).toBe("SIGBUS");
+    m.check();
+  });
+
+  it("dax needs a pmem device in storage mode", () => {
+    const { m } = daxSetup();
+    expect(errorOf(() => m.mount(m.addBlockDevice("vdb", { sectors: 16 }), { dax: true }))?.code).toBe("EINVAL");
+  });
+});

@@ -6,6 +6,7 @@ import type { Inode } from "./inode.js";
 import { O_ACCMODE, O_APPEND, O_RDONLY, O_WRONLY, MAX_FILE_PAGES } from "./constants.js";
 import { grabPage, writebackRange, balanceDirty } from "./pagecache.js";
 import { frameBytes, frameTag, setFrameTag } from "./frames.js";
+import { daxPfn, daxDevice } from "./dax.js";
 
 const MAX_FILE_BYTES = MAX_FILE_PAGES * PAGE_SIZE;
 
@@ -43,8 +44,8 @@ export class OpenFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const at = pos - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - at, end - pos);
-      const pfn = grabPage(m, this.inode, index, fn);
-      out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset);
+      const pfn = this.pageForRead(index, fn);
+      if (pfn >= 0) out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset);
       pos += n;
     }
     m.settle();
@@ -73,13 +74,13 @@ export class OpenFile {
       const n = Math.min(PAGE_SIZE - at, data.length - done);
       let pfn: number;
       try {
-        pfn = grabPage(m, this.inode, index, fn);
+        pfn = this.pageForWrite(index, fn);
       } catch (e) {
         if (done > 0 && e instanceof MmError) break;
         throw e;
       }
       frameBytes(m, pfn).set(data.subarray(done, done + n), at);
-      m.core.folioMarkDirty(pfn);
+      this.dirtied(index, pfn);
       done += n;
       this.extendTo(offset + done);
     }
@@ -96,7 +97,10 @@ export class OpenFile {
     this.range(fn, n * PAGE_SIZE, index * PAGE_SIZE);
     const m = this.machine;
     const out: bigint[] = [];
-    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) out.push(frameTag(m, grabPage(m, this.inode, i, fn)));
+    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) {
+      const pfn = this.pageForRead(i, fn);
+      out.push(pfn >= 0 ? frameTag(m, pfn) : 0n);
+    }
     m.settle();
     return out;
   }
@@ -112,9 +116,9 @@ export class OpenFile {
     if (index + tags.length > MAX_FILE_PAGES) fail("EFBIG", fn, `page ${index + tags.length - 1} is past the largest file size`, index);
     const m = this.machine;
     tags.forEach((tag, k) => {
-      const pfn = grabPage(m, this.inode, index + k, fn);
+      const pfn = this.pageForWrite(index + k, fn);
       setFrameTag(m, pfn, tag);
-      m.core.folioMarkDirty(pfn);
+      this.dirtied(index + k, pfn);
       this.extendTo((index + k + 1) * PAGE_SIZE);
     });
     m.settle();
@@ -141,9 +145,11 @@ export class OpenFile {
       const tail = length % PAGE_SIZE;
       if (tail !== 0 && (m.config.content === "bytes")) {
         // truncate_inode_partial_folio: the bytes past i_size read as zeros from now on, on disk too.
-        const pfn = grabPage(m, inode, keep - 1, fn);
-        frameBytes(m, pfn).fill(0, tail);
-        m.core.folioMarkDirty(pfn);
+        const pfn = inode.fs.dax ? daxPfn(m, inode, keep - 1, false, fn) : grabPage(m, inode, keep - 1, fn);
+        if (pfn >= 0) {
+          frameBytes(m, pfn).fill(0, tail);
+          this.dirtied(keep - 1, pfn);
+        }
       }
       m.dropInodePages(inode, keep);
       for (const [index, sector] of [...inode.blocks]) if (index >= keep) inode.fs.freeSector(inode, index, sector);
@@ -161,7 +167,8 @@ export class OpenFile {
     const fn = "fsync";
     this.live(fn);
     const inode = this.inode;
-    const r = writebackRange(this.machine, inode);
+    // DAX data is on the media already: only the inode needs its commit.
+    const r = inode.fs.dax ? { written: 0, error: null } : writebackRange(this.machine, inode);
     const err = inode.wbError;
     inode.wbError = null;
     if (err) fail(err, fn, `writeback of ${inode.name} failed${r.error ? `: ${r.error.message}` : " since the last fsync"}; its dirty pages are kept`);
@@ -178,6 +185,21 @@ export class OpenFile {
   close(): void {
     this.live("close");
     this.closed = true;
+  }
+
+  /** The frame holding page `index` for reading: a page-cache page, a DAX sector's pfn, or -1 for a DAX hole. */
+  private pageForRead(index: number, fn: string): number {
+    return this.inode.fs.dax ? daxPfn(this.machine, this.inode, index, false, fn) : grabPage(this.machine, this.inode, index, fn);
+  }
+
+  private pageForWrite(index: number, fn: string): number {
+    return this.inode.fs.dax ? daxPfn(this.machine, this.inode, index, true, fn) : grabPage(this.machine, this.inode, index, fn);
+  }
+
+  /** A write reached page `index`: the cached page is dirty, or (DAX) the sector took a media write. */
+  private dirtied(index: number, pfn: number): void {
+    if (this.inode.fs.dax) daxDevice(this.inode).noteWrite(this.inode.blocks.get(index)!);
+    else this.machine.core.folioMarkDirty(pfn);
   }
 
   private extendTo(end: number): void {

@@ -21,6 +21,8 @@ export class FileSystem {
   constructor(
     readonly machine: Machine,
     readonly dev: BlockDevice,
+    /** Files bypass the page cache: reads, writes and mappings reach the pmem frames (fsdax). */
+    readonly dax = false,
   ) {
     this.used = new Uint8Array(dev.nrSectors);
   }

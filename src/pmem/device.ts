@@ -152,6 +152,12 @@ export class PmemDevice implements BlockDevice {
     return this.wearView()[this.sector("pmem.writeCount", sector)]!;
   }
 
+  /** @internal A store that reached `sector`'s media outside block I/O and DAX PTEs (read/write of a DAX file). */
+  noteWrite(sector: number): void {
+    const w = this.wearView();
+    w[sector] = w[sector]! + 1;
+  }
+
   /** The most-written sector's count, the mean over all sectors, and how many were ever written. */
   wear(): Wear {
     let max = 0;
@@ -203,6 +209,7 @@ export class PmemDevice implements BlockDevice {
     if (this.mode === "ram") fail("EINVAL", fn, `${this.name} is online as RAM already`, this.name);
     const node = opts.node ?? this.node;
     if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", fn, `node ${String(node)} does not exist`, node);
+    if (m.filesystems.some((f) => f.dev === this)) fail("EBUSY", fn, `${this.name} holds a mounted file system`, this.name);
     const maps = this.daxMappings();
     if (maps.length > 0)
       fail("EBUSY", fn, `${this.name} has ${maps.length} DAX mapping(s) (first: pid ${maps[0]!.pid} at ${hex(maps[0]!.start)}); unmap them first`, maps.length);
