@@ -296,11 +296,12 @@ function step(w: World, [kind, a, b, c]: Op): void {
         nodes.push((c >> j) & 1);
       }
       w.log.push(`move_pages ${addrs.length}`);
-      m.movePages(p, addrs, nodes, 0);
+      attempt(w, "move_pages", ["ENOMEM"], () => m.movePages(p, addrs, nodes, 0));
     } else if (how === 1) {
       const from = c & 1;
       w.log.push(`migrate_pages ${from}->${1 - from}`);
-      m.migratePages(p, [from], [1 - from]);
+      // The other node may be full: ENOMEM, with what moved so far moved.
+      attempt(w, "migrate_pages", ["ENOMEM"], () => m.migratePages(p, [from], [1 - from]));
     } else {
       w.log.push(`compact_memory`);
       m.compactMemory();
