@@ -204,6 +204,11 @@ export class Machine {
     return id;
   }
 
+  /** @internal The live processes, for rmap-like walks from TypeScript. */
+  get liveProcesses(): Iterable<Process> {
+    return this.processes;
+  }
+
   /** @internal */
   registerInode(inode: Inode): void {
     this.inodesById.set(inode.id, inode);

@@ -17,7 +17,8 @@ import type { AccessBatch } from "./batch.js";
 import { OpenFile } from "./fs/file.js";
 import type { Inode } from "./fs/inode.js";
 import { MAX_FILE_PAGES, MS_ASYNC, MS_INVALIDATE, MS_SYNC } from "./fs/constants.js";
-import { writebackRange, balanceDirty } from "./fs/pagecache.js";
+import { balanceDirty } from "./fs/pagecache.js";
+import { vfsFsyncRange } from "./fs/sync.js";
 import { daxFault } from "./fs/dax.js";
 import { VMA_RECORD } from "./layout.js";
 import {
@@ -272,7 +273,7 @@ export class Process {
     if (pieces.length) this.zapPieces(pieces, MMU_NOTIFY_CLEAR);
   }
 
-  /** msync(2): MS_SYNC writes back (and waits for) the dirty file pages the range maps; MS_ASYNC has nothing to start. */
+  /** msync(2): MS_SYNC is vfs_fsync_range over the file pages the range maps shared (written back, flushed, committed); MS_ASYNC has nothing to start. */
   msync(addr: number, length: number, flags: number): void {
     const fn = "msync";
     this.live(fn);
@@ -284,15 +285,13 @@ export class Process {
     this.inBounds(fn, start, pages, "ENOMEM");
     if (!rangeMapped(this.vmas, start, start + pages)) fail("ENOMEM", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} is not fully mapped`, addr);
     if (!(flags & MS_SYNC)) return;
-    let error: MmError | null = null;
-    for (const v of this.vmas) {
+    // Each shared file VMA of the range: vfs_fsync_range(datasync) over the pages it maps.
+    for (const v of [...this.vmas]) {
       if (!v.file || !(v.flags & VM_SHARED) || v.end <= start || v.start >= start + pages) continue;
       const from = v.pgoff + (Math.max(v.start, start) - v.start);
       const to = v.pgoff + (Math.min(v.end, start + pages) - v.start);
-      const r = writebackRange(this.machine, v.file, from, to);
-      error ??= r.error;
+      vfsFsyncRange(this.machine, v.file, fn, from, Math.min(to, v.file.sizePages));
     }
-    if (error) fail("EIO", fn, error.message, addr);
   }
 
   /**

@@ -201,6 +201,23 @@ describe("durability", () => {
     expect(dev.stats.flushes).toBeGreaterThan(0);
   });
 
+  it("msync(MS_SYNC) is vfs_fsync_range: what it synced survives a power failure", () => {
+    const { m, dev, fs, p } = setup();
+    const f = fs.open("a", O_RDWR | O_CREAT);
+    f.ftruncate(2 * PAGE_SIZE);
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.writeU32(a, 7);
+    p.writeU32(a + PAGE_SIZE, 8);
+    const flushes = dev.stats.flushes;
+    p.msync(a, PAGE_SIZE, MS_SYNC);
+    expect(dev.stats.flushes).toBe(flushes + 1);
+    m.powerFail();
+    expect(f.size).toBe(2 * PAGE_SIZE);
+    expect(p.readU32(a)).toBe(7);
+    expect(p.readU32(a + PAGE_SIZE)).toBe(0);
+    m.check();
+  });
+
   it("a truncated file's committed sectors are not reused before the next commit", () => {
     const { m, fs } = setup(4096, 4);
     const f = fs.open("a", O_RDWR | O_CREAT);

@@ -7,7 +7,7 @@
 // Not ported (huge pages, files, or machinery the emulator does not have):
 //   anon_write_huge, migrate_anon_huge_{empty,zero,free,fault,err,zero_err}: THP;
 //   anon_write_hugetlbfs, compound: hugetlbfs;
-//   file_read, file_write, migrate_file_private: files;
+//   file_read, file_write, migrate_file_private: in test/hmm-file-tests.test.ts;
 //   mixedmap: mmap of the dmirror device file itself (vm_insert_page), not modelled;
 //   hmm_gup_test: needs the gup_test module (the kernel SKIPs it too when absent);
 //   benchmark_thp_migration: a THP timing benchmark with 256 MiB buffers, no assertions to port;

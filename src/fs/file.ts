@@ -4,7 +4,8 @@ import { MmError, fail } from "../errors.js";
 import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { O_ACCMODE, O_APPEND, O_RDONLY, O_WRONLY, MAX_FILE_PAGES } from "./constants.js";
-import { grabPage, writebackRange, balanceDirty } from "./pagecache.js";
+import { grabPage, balanceDirty } from "./pagecache.js";
+import { vfsFsyncRange } from "./sync.js";
 import { frameBytes, frameTag, setFrameTag } from "./frames.js";
 import { daxPfn, daxDevice } from "./dax.js";
 
@@ -166,20 +167,7 @@ export class OpenFile {
   fsync(): void {
     const fn = "fsync";
     this.live(fn);
-    const inode = this.inode;
-    // DAX data is on the media already: only the inode needs its commit.
-    const r = inode.fs.dax ? { written: 0, error: null } : writebackRange(this.machine, inode);
-    const err = inode.wbError;
-    inode.wbError = null;
-    if (err) fail(err, fn, `writeback of ${inode.name} failed${r.error ? `: ${r.error.message}` : " since the last fsync"}; its dirty pages are kept`);
-    try {
-      inode.fs.dev.flush();
-    } catch (e) {
-      if (e instanceof MmError) fail("EIO", fn, `flushing ${inode.fs.dev.name} failed: ${e.message}`);
-      throw e;
-    }
-    inode.fs.commit(inode);
-    this.machine.settle();
+    vfsFsyncRange(this.machine, this.inode, fn);
   }
 
   close(): void {

@@ -5,6 +5,7 @@ import { MmError, fail } from "../errors.js";
 import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { frameBytes, setFrameTag } from "./frames.js";
+import { mkcleanNotify } from "./mkclean.js";
 
 /**
  * The cached page of `inode` at `index`, read in when it was not cached (a hole reads as
@@ -67,6 +68,7 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
     next = core.wbNextIndex();
     if (n === 0) break;
     const wb = new Uint32Array(core.memory.buffer, core.wbBase(), 2 * n).slice();
+    mkcleanNotify(m, inode, wb, n);
     const sectors: number[] = [];
     const pfns: number[] = [];
     const fresh: number[] = [];

@@ -3,7 +3,7 @@
 import type { Process } from "../process.js";
 import { fail, hex } from "../errors.js";
 import { PAGE_SIZE, VM_READ, VM_WRITE, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYSHARE, VM_IO, VM_PFNMAP } from "../constants.js";
-import { FOLL_WRITE, FOLL_FORCE, FOLL_ANON } from "./flags.js";
+import { FOLL_WRITE, FOLL_FORCE, FOLL_ANON, FOLL_PIN, FOLL_LONGTERM } from "./flags.js";
 
 export function checkVmaFlags(fn: string, proc: Process, start: number, nrPages: number, flags: number): void {
   const end = start + nrPages * PAGE_SIZE;
@@ -16,6 +16,10 @@ export function checkVmaFlags(fn: string, proc: Process, start: number, nrPages:
     const vf = vma.flags;
     if (vf & (VM_IO | VM_PFNMAP)) fail("EFAULT", fn, `${at} is VM_IO/VM_PFNMAP: its pages have no struct page to pin`, addr);
     if ((flags & FOLL_ANON) && vma.shared) fail("EFAULT", fn, `FOLL_ANON: ${at} is not anonymous private memory`, addr);
+    // writable_file_mapping_allowed: a long-term writable pin of a shared file mapping would
+    // let the page be written behind writeback's back (no write notification); refused.
+    if (write && (flags & (FOLL_PIN | FOLL_LONGTERM)) === (FOLL_PIN | FOLL_LONGTERM) && (vf & VM_SHARED) && sharedFileAt(proc, addr))
+      fail("EFAULT", fn, `FOLL_LONGTERM|FOLL_WRITE: ${at} is a shared file mapping, whose pages need dirty tracking`, addr);
     if (write && !(vf & VM_WRITE)) {
       if (!force) fail("EFAULT", fn, `FOLL_WRITE: ${at} is not writable (no VM_WRITE, and no FOLL_FORCE)`, addr);
       // FOLL_FORCE writes only break COW in private mappings that could be made writable.
@@ -27,4 +31,11 @@ export function checkVmaFlags(fn: string, proc: Process, start: number, nrPages:
     }
     addr = vma.end;
   }
+}
+
+/** Whether the VMA at `addr` maps a file's page cache shared (vma_needs_dirty_tracking). */
+function sharedFileAt(proc: Process, addr: number): boolean {
+  const vpn = Math.floor(addr / PAGE_SIZE);
+  const v = proc.vmaList().find((x) => x.start <= vpn && vpn < x.end);
+  return !!v?.file && (v.flags & VM_SHARED) !== 0;
 }

@@ -1,0 +1,211 @@
+// The file cases of the kernel selftest tools/testing/selftests/mm/hmm-tests.c (file_read,
+// file_write, migrate_file_private), ported in the style of test/hmm-tests.test.ts against
+// dmirror, plus what they imply for the page cache: a device write through hmm_range_fault
+// dirties the file page, writeback write-protects it and invalidates the device's mapping
+// (folio_mkclean's MMU_NOTIFY_PROTECTION_PAGE), so the next device write faults and dirties
+// the page again and no device write is lost across fsync and a power failure.
+// hmm_create_file is a file on an emulated block device, sized with ftruncate.
+import { describe, it, expect } from "vitest";
+import {
+  Machine, Process, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PAGE_SHIFT, O_RDWR, O_CREAT,
+  type OpenFile,
+} from "../src/index.js";
+import {
+  createHmmDevices, type HmmDmirror, type HmmDmirrorDevice,
+  HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+} from "../src/testing/index.js";
+
+const HMM_PRIVATE_DEVICE_ONE = 0;
+const HMM_COHERENCE_DEVICE_ONE = 2;
+const HMM_BUFFER_SIZE = 1024 << 12;
+const page_size = PAGE_SIZE;
+const page_shift = PAGE_SHIFT;
+const RW = PROT_READ | PROT_WRITE;
+const NPAGES = Math.ceil(HMM_BUFFER_SIZE / page_size);
+
+interface HmmBuffer {
+  ptr: number;
+  mirror: Uint8Array;
+  size: number;
+  cpages: number;
+  faults: number;
+}
+
+function hmm_dmirror_cmd(fd: HmmDmirror, request: number, buffer: HmmBuffer, npages: number): number {
+  const r = fd.cmd(request, { addr: buffer.ptr, npages, buffer: buffer.mirror });
+  if (r.ret !== 0) return r.ret;
+  buffer.cpages = r.cpages;
+  buffer.faults = r.faults;
+  return 0;
+}
+
+function ints(bytes: Uint8Array): Int32Array {
+  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
+}
+
+function intBytes(nInts: number, f: (i: number) => number): Uint8Array {
+  const a = new Int32Array(nInts);
+  for (let i = 0; i < nInts; i++) a[i] = f(i);
+  return new Uint8Array(a.buffer);
+}
+
+function fillInts(bytes: Uint8Array, f: (i: number) => number): void {
+  const v = ints(bytes);
+  for (let i = 0; i < v.length; i++) v[i] = f(i);
+}
+
+/** ASSERT_EQ(ptr[i], f(i)) over the whole buffer, one message naming the first bad index. */
+function assertInts(bytes: Uint8Array, f: (i: number) => number, what: string): void {
+  const v = ints(bytes);
+  for (let i = 0; i < v.length; i++) if (v[i] !== (f(i) | 0)) expect(v[i], `${what}[${i}]`).toBe(f(i) | 0);
+}
+
+interface Self {
+  m: Machine;
+  p: Process;
+  fd: HmmDmirror;
+  devices: HmmDmirrorDevice[];
+  /** hmm_create_file. */
+  createFile: (size: number) => OpenFile;
+}
+
+function withHmm(device_number: number, body: (self: Self) => void): () => void {
+  return () => {
+    const m = Machine.create({ nodes: [{ normal: 16384 }], deviceMemory: 16384 });
+    const devices = createHmmDevices(m);
+    const p = m.spawn();
+    const fs = m.mount(m.addBlockDevice("vda", { sectors: 4096 }));
+    let n = 0;
+    const createFile = (size: number): OpenFile => {
+      const f = fs.open(`hmm-test-file-${n++}`, O_RDWR | O_CREAT);
+      f.ftruncate(size);
+      return f;
+    };
+    const fd = devices[device_number]!.open(p);
+    body({ m, p, fd, devices, createFile });
+    m.check();
+    fd.close();
+    m.check();
+    p.exit();
+    m.check();
+  };
+}
+
+for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
+  const T = (name: string) => `hmm.${name} (device ${dev})`;
+
+  describe(`hmm file mappings (device ${dev})`, () => {
+    /* Read mmap'ed file memory. */
+    it(T("file_read"), withHmm(dev, ({ m, p, fd, createFile }) => {
+      const npages = NPAGES;
+      const size = npages << page_shift;
+      const file = createFile(size);
+      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+
+      /* Write initial contents of the file. */
+      fillInts(buffer.mirror, (i) => i);
+      expect(file.pwrite(buffer.mirror, 0)).toBe(size);
+      buffer.mirror.fill(0);
+
+      buffer.ptr = p.mmap(0, size, PROT_READ, MAP_SHARED, file, 0);
+
+      /* Simulate a device reading system memory. */
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_READ, buffer, npages)).toBe(0);
+      expect(buffer.cpages).toBe(npages);
+      expect(buffer.faults).toBe(1);
+      m.check();
+
+      /* Check what the device read. */
+      assertInts(buffer.mirror, (i) => i, "mirror");
+      // The device read the page cache: no page was dirtied by it.
+      file.fsync();
+      expect(m.counters().nr_dirty).toBe(0);
+      p.munmap(buffer.ptr, size);
+    }));
+
+    /* Write mmap'ed file memory. */
+    it(T("file_write"), withHmm(dev, ({ m, p, fd, createFile }) => {
+      const npages = NPAGES;
+      const size = npages << page_shift;
+      const file = createFile(size);
+      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+      buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
+
+      /* Initialize data that the device will write to buffer->ptr. */
+      fillInts(buffer.mirror, (i) => i);
+
+      /* Simulate a device writing system memory. */
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
+      expect(buffer.cpages).toBe(npages);
+      expect(buffer.faults).toBe(1);
+      m.check();
+
+      /* Check what the device wrote. */
+      assertInts(p.read(buffer.ptr, size), (i) => i, "ptr");
+
+      /* Check that the device also wrote the file. */
+      const back = file.pread(size, 0);
+      expect(back.length).toBe(size);
+      assertInts(back, (i) => i, "pread");
+      // hmm_range_fault(HMM_PFN_REQ_WRITE) took write faults: every page is dirty.
+      expect(m.counters().nr_dirty).toBe(npages);
+      p.munmap(buffer.ptr, size);
+    }));
+
+    /* Migrate private file memory to device private memory. */
+    it(T("migrate_file_private"), withHmm(dev, ({ m, p, fd, createFile }) => {
+      const npages = NPAGES;
+      const size = npages << page_shift;
+      const file = createFile(size);
+      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+      buffer.ptr = p.mmap(0, size, RW, MAP_PRIVATE, file, 0);
+
+      /* Initialize buffer in system memory. */
+      p.write(buffer.ptr, intBytes(size / 4, (i) => i));
+
+      /* Migrate memory to device. */
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, npages)).toBe(0);
+      expect(buffer.cpages).toBe(npages);
+      m.check();
+
+      /* Check what the device read. */
+      assertInts(buffer.mirror, (i) => i, "mirror");
+
+      // The COW copies moved, the file did not change; back in system memory they read the same.
+      assertInts(file.pread(size, 0), () => 0, "file");
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buffer, npages)).toBe(0);
+      expect(buffer.cpages).toBe(npages);
+      assertInts(p.read(buffer.ptr, size), (i) => i, "ptr");
+      m.check();
+      p.munmap(buffer.ptr, size);
+    }));
+
+    // Not in the selftest: a device write after writeback must fault again and dirty the page
+    // (writeback write-protected it and invalidated the device's mapping), so fsync and a
+    // power failure keep it.
+    it(T("file_write after writeback re-dirties through hmm_range_fault"), withHmm(dev, ({ m, p, fd, createFile }) => {
+      const npages = 16;
+      const size = npages << page_shift;
+      const file = createFile(size);
+      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+      buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
+      fillInts(buffer.mirror, (i) => i);
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
+      expect(buffer.faults).toBe(1);
+      file.fsync();
+      expect(m.counters().nr_dirty).toBe(0);
+
+      // Writeback took the device's writable mapping away: this write faults again.
+      fillInts(buffer.mirror, (i) => -i);
+      expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
+      expect(buffer.cpages).toBe(npages);
+      expect(buffer.faults).toBe(1);
+      expect(m.counters().nr_dirty).toBe(npages);
+      file.fsync();
+      m.powerFail();
+      m.check();
+      assertInts(file.pread(size, 0), (i) => -i, "file after power failure");
+      p.munmap(buffer.ptr, size);
+    }));
+  });
+}
