@@ -9,6 +9,7 @@ import type { RunReport } from "./run.js";
 import { PAGE_SCRIPT, STATE_COLORS } from "./html-script.js";
 import { CONTENTION_HEAD, contentionRows } from "./contention.js";
 import { PIN_STORM_HEAD, pinStormNote, pinStormRows } from "./pinstorm.js";
+import { PMEM_HEAD, pmemNote, pmemRows } from "./pmemreport.js";
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -166,6 +167,16 @@ function pinStormSection(report: Report): string {
 ${report.total.failures === 0 ? `Lost bytes: ${fmtN(p.lostBytes)} (every holder's table entry and every page read back against the last write).` : ""}</p></section>`;
 }
 
+/** pmem: the same workload on pmem as storage and as RAM. */
+function pmemSection(report: Report): string {
+  const p = report.total.pmem;
+  if (!p) return "";
+  return `<section><h2>pmem as storage vs as RAM <span class="note">(${escapeHtml(pmemNote(p))})</span></h2>
+<div class="tables">${table(PMEM_HEAD, pmemRows(p), 1)}</div>
+<p>storage: a DAX mapping (special PTEs, no struct pages) plus raw block writes; ram: onlined as ZONE_MOVABLE, offlined at the end of each round.
+${report.total.failures === 0 ? `Lost bytes: ${fmtN(p.lostBytes)} (every page and sector read back against the last write after each phase).` : ""}</p></section>`;
+}
+
 function plots(report: Report): string {
   const many = report.runs.length > 1;
   const selector = many
@@ -218,6 +229,7 @@ ${header(report)}
 ${summaryTables(report)}
 ${contentionSection(report)}
 ${pinStormSection(report)}
+${pmemSection(report)}
 ${report.runs.length ? plots(report) : "<p>No runs.</p>"}
 <script type="application/json" id="mmemu-data">${scriptJson(plotData(report))}</script>
 <script>${PAGE_SCRIPT}</script>

@@ -17,12 +17,22 @@ export interface CmaSpec {
   pages: number;
 }
 
+/** A pmem device (storage, or RAM when onlined): its pfns come after the devices' in deviceMemory. */
+export interface PmemSpec {
+  /** A multiple of the pageblock (512 pages). */
+  pages: number;
+  /** The node RAM mode onlines it to. */
+  node: number;
+}
+
 export interface MachineSpec {
   /** Frames per node: ZONE_NORMAL and ZONE_MOVABLE. */
   nodes: { normal: number; movable: number }[];
   devices: DeviceSpec[];
   /** CMA areas (pin-storm needs one); none when absent. */
   cma?: CmaSpec[];
+  /** pmem devices (the pmem scenario needs one); none when absent. */
+  pmem?: PmemSpec[];
 }
 
 // Each preset has a CMA area of 1/16 of node 0's normal zone.
@@ -38,7 +48,7 @@ export const PRESETS: Record<string, MachineSpec> = {
   },
 };
 
-export const LIMITS = { nodes: 8, zonePages: 1 << 22, totalPages: 1 << 23, devices: 4, devicePages: 1 << 20, fileBytes: 64 * 1024, cmaAreas: 8 };
+export const LIMITS = { nodes: 8, zonePages: 1 << 22, totalPages: 1 << 23, devices: 4, devicePages: 1 << 20, fileBytes: 64 * 1024, cmaAreas: 8, pmem: 4 };
 /** CMA areas are whole pageblocks. */
 const CMA_UNIT = 512;
 
@@ -62,7 +72,7 @@ function object(v: unknown, what: string, keys: string[]): Record<string, unknow
 
 /** Checks a parsed machine description; returns a clean copy. */
 export function checkMachineSpec(v: unknown, where = "machine"): MachineSpec {
-  const o = object(v, where, ["nodes", "devices", "cma"]);
+  const o = object(v, where, ["nodes", "devices", "cma", "pmem"]);
   if (!Array.isArray(o.nodes) || o.nodes.length < 1 || o.nodes.length > LIMITS.nodes) bad(`${where}.nodes must be an array of 1 to ${LIMITS.nodes} nodes`);
   const nodes = (o.nodes as unknown[]).map((n, i) => {
     const x = object(n, `${where}.nodes[${i}]`, ["normal", "movable"]);
@@ -78,10 +88,35 @@ export function checkMachineSpec(v: unknown, where = "machine"): MachineSpec {
     if (x.kind !== "private" && x.kind !== "coherent") bad(`${where}.devices[${i}].kind must be "private" or "coherent", got ${JSON.stringify(x.kind)}`);
     return { kind: x.kind as DeviceKind, pages: count(x.pages, `${where}.devices[${i}].pages`, 64, LIMITS.devicePages) };
   });
-  const total = nodes.reduce((s, n) => s + n.normal + n.movable, 0) + devices.reduce((s, d) => s + d.pages, 0);
+  const pmem = o.pmem === undefined ? undefined : checkPmem(o.pmem, nodes, `${where}.pmem`);
+  const total = nodes.reduce((s, n) => s + n.normal + n.movable, 0) + devices.reduce((s, d) => s + d.pages, 0) + (pmem ?? []).reduce((s, p) => s + p.pages, 0);
   if (total > LIMITS.totalPages) bad(`${where} has ${total} pages in all; the limit is ${LIMITS.totalPages}`);
-  if (o.cma === undefined) return { nodes, devices };
-  return { nodes, devices, cma: checkCma(o.cma, nodes, `${where}.cma`) };
+  const out: MachineSpec = { nodes, devices };
+  if (o.cma !== undefined) out.cma = checkCma(o.cma, nodes, `${where}.cma`);
+  if (pmem) out.pmem = pmem;
+  return out;
+}
+
+/** pmem devices: whole pageblocks, each on a node of the machine. */
+function checkPmem(v: unknown, nodes: MachineSpec["nodes"], where: string): PmemSpec[] {
+  if (!Array.isArray(v) || v.length > LIMITS.pmem) bad(`${where} must be an array of at most ${LIMITS.pmem} devices`);
+  return (v as unknown[]).map((a, i) => {
+    const x = object(a, `${where}[${i}]`, ["pages", "node"]);
+    const pages = count(x.pages, `${where}[${i}].pages`, CMA_UNIT, LIMITS.devicePages);
+    if (pages % CMA_UNIT) bad(`${where}[${i}].pages must be a multiple of the pageblock (${CMA_UNIT} pages), got ${pages}`);
+    const node = x.node === undefined ? 0 : count(x.node, `${where}[${i}].node`, 0, nodes.length - 1);
+    return { pages, node };
+  });
+}
+
+/**
+ * The spec with a pmem device added when it has none (the pmem scenario on a preset): an
+ * eighth of node 0's normal zone, in whole pageblocks.
+ */
+export function withPmem(spec: MachineSpec): MachineSpec {
+  if (spec.pmem?.length) return spec;
+  const pages = Math.max(CMA_UNIT, Math.floor(spec.nodes[0]!.normal / 8 / CMA_UNIT) * CMA_UNIT);
+  return { ...structuredClone(spec), pmem: [{ pages, node: 0 }] };
 }
 
 /** CMA areas: whole pageblocks in a node's normal zone, all of a node's areas at most half of it. */
@@ -122,7 +157,7 @@ export function machineConfig(spec: MachineSpec, build: "debug" | "release"): Ma
     build,
     content: "tags",
     nodes: spec.nodes.map((n) => ({ normal: n.normal, movable: n.movable })),
-    deviceMemory: spec.devices.reduce((s, d) => s + d.pages, 0),
+    deviceMemory: spec.devices.reduce((s, d) => s + d.pages, 0) + (spec.pmem ?? []).reduce((s, p) => s + p.pages, 0),
     maxProcesses: 64,
     ...(spec.cma?.length ? { cma: spec.cma.map((a) => ({ node: a.node, pages: a.pages })) } : {}),
   };

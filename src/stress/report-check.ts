@@ -6,6 +6,7 @@ import { buildReport, type Report } from "./report.js";
 import type { RunReport } from "./run.js";
 import { CONTENTION_MODES } from "./contention.js";
 import { PIN_STORM_MODES, PIN_STORM_OPS } from "./pinstorm.js";
+import { PMEM_MODES } from "./pmemreport.js";
 
 type Obj = Record<string, unknown>;
 
@@ -96,6 +97,22 @@ function checkPinStorm(c: Checker, v: unknown, path: string): void {
   });
 }
 
+function checkPmem(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  for (const k of ["rounds", "pmemPages", "workingSetPages", "hotPages", "lostBytes"]) c.num(o[k], `${path}.${k}`);
+  const modes = c.arr(o.modes, `${path}.modes`, PMEM_MODES.length);
+  PMEM_MODES.forEach((name, i) => {
+    const at = `${path}.modes[${i}]`;
+    const m = c.obj(modes[i], at);
+    if (m.mode !== name) c.fail(`${at}.mode`, `must be "${name}"`);
+    for (const k of [
+      "ops", "pagesOnPmem", "workingPages", "maxSectorWrites", "sectorWrites", "blockWrites", "blockReads", "structPageBytes", "kernelStructPageBytes",
+      "offlineAttempts", "offlineSuccesses", "offlineMigrated", "pagesVerified",
+    ]) c.num(m[k], `${at}.${k}`);
+    if ((m.offlineSuccesses as number) > (m.offlineAttempts as number)) c.fail(`${at}.offlineSuccesses`, "must be at most offlineAttempts");
+  });
+}
+
 function checkRun(c: Checker, v: unknown, path: string): RunReport {
   const r = c.obj(v, path);
   c.str(r.scenario, `${path}.scenario`, 100);
@@ -135,6 +152,7 @@ function checkRun(c: Checker, v: unknown, path: string): RunReport {
   }
   if (r.contention !== undefined) checkContention(c, r.contention, `${path}.contention`);
   if (r.pinStorm !== undefined) checkPinStorm(c, r.pinStorm, `${path}.pinStorm`);
+  if (r.pmem !== undefined) checkPmem(c, r.pmem, `${path}.pmem`);
   if (r.failure !== null) {
     const f = c.obj(r.failure, `${path}.failure`);
     if (!["invariant", "data", "error"].includes(f.kind as string)) c.fail(`${path}.failure.kind`, "must be invariant, data or error");

@@ -7,13 +7,14 @@ import { PAGE_STATES } from "./census.js";
 import { LATENCY_KINDS, type LatencyKind, type TraceEvent } from "./timeline.js";
 import type { HistogramData } from "./histogram.js";
 import { summarizeHistogram } from "./report.js";
-import { InputError, type MachineSpec } from "./machine-spec.js";
+import { InputError, withPmem, type MachineSpec } from "./machine-spec.js";
 import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/index.js";
 import { OP_WORDS } from "./ops.js";
 import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
 import type { ContentionReport } from "./contention.js";
 import type { PinStormReport } from "./pinstorm.js";
+import type { PmemReport } from "./pmemreport.js";
 
 /** Census samples a run of known length takes at most (plus one at the start), and ops between two at least. */
 export const SAMPLES = 200;
@@ -96,6 +97,8 @@ export interface RunReport {
   contention?: ContentionReport;
   /** pin-storm: holds vs compaction, CMA and offline per holder mode. */
   pinStorm?: PinStormReport;
+  /** pmem: the same workload on pmem as storage and as RAM. */
+  pmem?: PmemReport;
 }
 
 export interface StressResult {
@@ -126,6 +129,7 @@ interface Source {
   /** The scenario's contention figures, if it has any. */
   contention?(): ContentionReport | undefined;
   pinStorm?(): PinStormReport | undefined;
+  pmem?(): PmemReport | undefined;
 }
 
 /**
@@ -152,6 +156,7 @@ export class StressRun {
   static fromScenario(opts: RunOptions): StressRun {
     checkRunOptions(opts);
     const scenario = scenarioByName(opts.scenario)!;
+    if (scenario.needsPmem) opts = { ...opts, machine: withPmem(opts.machine) };
     let ops = opts.durationMs !== undefined ? Infinity : opts.ops ?? 1_000_000;
     // A record longer than replay accepts ends the run there.
     if (opts.record) ops = Math.min(ops, MAX_RECORD_OPS);
@@ -171,6 +176,7 @@ export class StressRun {
       },
       contention: () => gen?.contention?.(),
       pinStorm: () => gen?.pinStorm?.(),
+      pmem: () => gen?.pmem?.(),
     });
   }
 
@@ -252,6 +258,7 @@ export class StressRun {
       latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
       contention: this.source.contention?.(),
       pinStorm: this.source.pinStorm?.(),
+      pmem: this.source.pmem?.(),
     };
   }
 
@@ -287,6 +294,7 @@ export class StressRun {
     };
     if (w.contention) report.contention = w.contention;
     if (w.pinStorm) report.pinStorm = w.pinStorm;
+    if (w.pmem) report.pmem = w.pmem;
     const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
@@ -302,6 +310,7 @@ interface Workload {
   latency: Record<LatencyKind, LatencySummary>;
   contention: ContentionReport | undefined;
   pinStorm: PinStormReport | undefined;
+  pmem: PmemReport | undefined;
 }
 
 export function checkRunOptions(opts: RunOptions): void {

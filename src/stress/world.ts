@@ -109,6 +109,8 @@ export class World {
     const trackOf = (p: Process): number => 1 + this.procs.indexOf(p);
     this.gpus = opts.spec.devices.map((d, i) => new Gpu(this.machine, i, d.kind, d.pages, this.tl, this.cost, trackOf));
     for (const g of this.gpus) this.tl.nameTrack(g.track, `${g.name} copy engine`);
+    // After the devices' pgmaps: the pmem ranges take the rest of deviceMemory.
+    (opts.spec.pmem ?? []).forEach((p, i) => this.machine.registerPmem(`pmem${i}`, { pages: p.pages, node: p.node }));
     this.census = new PageCensus(this.machine);
     if (this.sampleEvery > 0) this.sample();
   }

@@ -6,6 +6,7 @@ import type { DeviceKind } from "../machine-spec.js";
 import type { Region, World } from "../world.js";
 import type { ContentionReport } from "../contention.js";
 import type { PinStormReport } from "../pinstorm.js";
+import type { PmemReport } from "../pmemreport.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
 } from "../ops.js";
@@ -40,6 +41,8 @@ export interface Scenario {
   readonly scheduled?: boolean;
   /** Needs a CMA area (the machine's `cma` field); a machine without one is refused. */
   readonly needsCma?: boolean;
+  /** Needs a pmem device: a machine without one (the presets) gets one (machine-spec withPmem). */
+  readonly needsPmem?: boolean;
   /** A fresh generator for one run. */
   create(world: World, rng: Rng): Generator;
 }
@@ -51,6 +54,8 @@ export interface Generator {
   contention?(): ContentionReport | undefined;
   /** Holds vs compaction, CMA and offline per holder mode (pin-storm). */
   pinStorm?(): PinStormReport | undefined;
+  /** The same workload on pmem as storage (DAX, block I/O) and as RAM (pmem scenario). */
+  pmem?(): PmemReport | undefined;
 }
 
 /** System RAM frames of the machine. */
