@@ -40,6 +40,8 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   51: (a, b, c) =>
     c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
   52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
+  57: (a) => `file page at device pfn ${a} is marked PG_lru; device memory has no LRU lists`,
+  58: (a, b, c) => `device pfn ${a} (refcount ${b}, ${c} mappings) names a file but is not in its page cache: stale file data in device memory`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -13,7 +13,7 @@ export {
 export {
   MigrateVma, migratePfn, migratePfnToPage, MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND,
   MIGRATE_PFN_SHIFT, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
-  MIGRATE_VMA_SELECT_COMPOUND, type MigrateVmaArgs,
+  MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_FILE, type MigrateVmaArgs,
 } from "./migrate.js";
 export {
   MmuIntervalNotifier, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE,
@@ -60,3 +60,4 @@ export { OpenFile } from "./fs/file.js";
 export type { Inode } from "./fs/inode.js";
 export { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, MS_ASYNC, MS_SYNC, MS_INVALIDATE, MAX_FILE_PAGES } from "./fs/constants.js";
 export { DIRTY_BACKGROUND_RATIO } from "./fs/pagecache.js";
+export type { DevicePageWriteback, DevicePageStats } from "./fs/devpage.js";

@@ -44,6 +44,9 @@ export interface CoreExports {
   shrinkFileLru(want: number): number;
   reclaimDirtySeen(): number;
   lruListCount(nid: number, active: number): number;
+  filemapDevicePages(id: number, from: number, to: number, dirtyOnly: number): number;
+  bounceAlloc(nid: number): number;
+  bounceFree(pfn: number): void;
   check(): number;
   foldStats(): void;
   drainAllPages(): void;

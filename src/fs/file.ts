@@ -4,7 +4,7 @@ import { MmError, fail } from "../errors.js";
 import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { O_ACCMODE, O_APPEND, O_RDONLY, O_WRONLY, MAX_FILE_PAGES } from "./constants.js";
-import { grabPage, writebackRange, balanceDirty } from "./pagecache.js";
+import { accessPage, writebackRange, balanceDirty } from "./pagecache.js";
 import { frameBytes, frameTag, setFrameTag } from "./frames.js";
 
 const MAX_FILE_BYTES = MAX_FILE_PAGES * PAGE_SIZE;
@@ -43,8 +43,7 @@ export class OpenFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const at = pos - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - at, end - pos);
-      const pfn = grabPage(m, this.inode, index, fn);
-      out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset);
+      accessPage(m, this.inode, index, fn, false, (pfn) => out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset));
       pos += n;
     }
     m.settle();
@@ -71,15 +70,12 @@ export class OpenFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const at = pos - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - at, data.length - done);
-      let pfn: number;
       try {
-        pfn = grabPage(m, this.inode, index, fn);
+        accessPage(m, this.inode, index, fn, true, (pfn) => frameBytes(m, pfn).set(data.subarray(done, done + n), at));
       } catch (e) {
         if (done > 0 && e instanceof MmError) break;
         throw e;
       }
-      frameBytes(m, pfn).set(data.subarray(done, done + n), at);
-      m.core.folioMarkDirty(pfn);
       done += n;
       this.extendTo(offset + done);
     }
@@ -96,7 +92,7 @@ export class OpenFile {
     this.range(fn, n * PAGE_SIZE, index * PAGE_SIZE);
     const m = this.machine;
     const out: bigint[] = [];
-    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) out.push(frameTag(m, grabPage(m, this.inode, i, fn)));
+    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) accessPage(m, this.inode, i, fn, false, (pfn) => out.push(frameTag(m, pfn)));
     m.settle();
     return out;
   }
@@ -112,9 +108,7 @@ export class OpenFile {
     if (index + tags.length > MAX_FILE_PAGES) fail("EFBIG", fn, `page ${index + tags.length - 1} is past the largest file size`, index);
     const m = this.machine;
     tags.forEach((tag, k) => {
-      const pfn = grabPage(m, this.inode, index + k, fn);
-      setFrameTag(m, pfn, tag);
-      m.core.folioMarkDirty(pfn);
+      accessPage(m, this.inode, index + k, fn, true, (pfn) => setFrameTag(m, pfn, tag));
       this.extendTo((index + k + 1) * PAGE_SIZE);
     });
     m.settle();
@@ -141,9 +135,7 @@ export class OpenFile {
       const tail = length % PAGE_SIZE;
       if (tail !== 0 && (m.config.content === "bytes")) {
         // truncate_inode_partial_folio: the bytes past i_size read as zeros from now on, on disk too.
-        const pfn = grabPage(m, inode, keep - 1, fn);
-        frameBytes(m, pfn).fill(0, tail);
-        m.core.folioMarkDirty(pfn);
+        accessPage(m, inode, keep - 1, fn, true, (pfn) => frameBytes(m, pfn).fill(0, tail));
       }
       m.dropInodePages(inode, keep);
       for (const [index, sector] of [...inode.blocks]) if (index >= keep) inode.fs.freeSector(inode, index, sector);

@@ -5,6 +5,7 @@ import { MmError, fail } from "../errors.js";
 import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { frameBytes, setFrameTag } from "./frames.js";
+import { isDevicePrivatePfn, migrateBackToRam, bounceFrom } from "./devpage.js";
 
 /**
  * The cached page of `inode` at `index`, read in when it was not cached (a hole reads as
@@ -22,6 +23,54 @@ export function grabPage(m: Machine, inode: Inode, index: number, fn: string): n
   }
   if (core.filemapGrabbedNew() !== 0) readPage(m, inode, index, pfn, fn);
   return pfn;
+}
+
+/**
+ * read(2)/write(2)'s access to the cached page at `index`: `use` gets a frame the CPU may
+ * touch. A page in device-private memory migrates back to RAM first (policy "migrate-back")
+ * or is copied through a bounce page ("bounce", also the fallback when it cannot move); a
+ * write goes back to the device page. `write` pages end dirty.
+ */
+export function accessPage(m: Machine, inode: Inode, index: number, fn: string, write: boolean, use: (pfn: number) => void): void {
+  let pfn = grabPage(m, inode, index, fn);
+  if (isDevicePrivatePfn(m, pfn)) {
+    const fs = inode.fs;
+    if (fs.devicePageWriteback === "migrate-back" && migrateBackToRam(m, [pfn]) === 1) {
+      fs.deviceStats.migratedBack++;
+      pfn = grabPage(m, inode, index, fn);
+    }
+  }
+  if (isDevicePrivatePfn(m, pfn)) {
+    const b = bounceFrom(m, pfn, fn);
+    try {
+      use(b);
+      if (write) m.core.pageCopy(pfn, b);
+    } finally {
+      m.core.bounceFree(b);
+      inode.fs.deviceStats.bouncedIo++;
+    }
+  } else {
+    use(pfn);
+  }
+  if (write) m.core.folioMarkDirty(pfn);
+}
+
+/** The device-resident dirty pages of `inode` in [from, to) go back to RAM; returns how many moved. */
+function migrateDirtyBack(m: Machine, inode: Inode, from: number, to: number): number {
+  const core = m.core;
+  const pfns: number[] = [];
+  let next = from;
+  while (next < to) {
+    const n = core.filemapDevicePages(inode.id, next, to, 1);
+    next = core.wbNextIndex();
+    if (n === 0) break;
+    const wb = new Uint32Array(core.memory.buffer, core.wbBase(), 2 * n);
+    for (let i = 0; i < n; i++) pfns.push(wb[2 * i + 1]!);
+  }
+  if (pfns.length === 0) return 0;
+  const moved = migrateBackToRam(m, pfns);
+  inode.fs.deviceStats.migratedBack += moved;
+  return moved;
 }
 
 /** @internal Fills a new locked cache page from the device and unlocks it (or drops it on EIO). */
@@ -59,6 +108,8 @@ export interface WritebackResult {
  */
 export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.sizePages): WritebackResult {
   const core = m.core;
+  // Device-dirtied pages: back to RAM first, or (below) written through bounce pages.
+  if (inode.fs.devicePageWriteback === "migrate-back") migrateDirtyBack(m, inode, from, to);
   let written = 0;
   let error: MmError | null = null;
   let next = from;
@@ -86,6 +137,21 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
       sectors.push(sector);
       pfns.push(wb[2 * i + 1]!);
     }
+    if (!ok) error = new MmError("ENOSPC", "writeback", `no free sector on ${inode.fs.dev.name} for ${inode.name}`);
+    // A device-private page never goes to the block layer: a bounce page does.
+    const bounces: number[] = [];
+    for (let i = 0; ok && i < pfns.length; i++) {
+      if (!isDevicePrivatePfn(m, pfns[i]!)) continue;
+      const b = core.bounceAlloc(m.pagemapOf(pfns[i]!)!.node);
+      if (b < 0) {
+        ok = false;
+        error = new MmError("ENOMEM", "writeback", `no bounce page for device page ${pfns[i]} of ${inode.name}`);
+        break;
+      }
+      core.pageCopy(b, pfns[i]!);
+      pfns[i] = b;
+      bounces.push(b);
+    }
     if (ok) {
       try {
         inode.fs.dev.write(sectors, pfns);
@@ -94,13 +160,13 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
         ok = false;
         error = new MmError("EIO", "writeback", `writing ${n} pages of ${inode.name} failed: ${e.message}`);
       }
-    } else {
-      error = new MmError("ENOSPC", "writeback", `no free sector on ${inode.fs.dev.name} for ${inode.name}`);
     }
+    for (const b of bounces) core.bounceFree(b);
+    if (ok) inode.fs.deviceStats.bounced += bounces.length;
     if (!ok) {
       // Nothing reached the device: new sectors go back, the pages stay dirty.
       for (const index of fresh) inode.fs.freeSector(inode, index, inode.blocks.get(index)!);
-      inode.wbError = error!.code as "EIO" | "ENOSPC";
+      inode.wbError = error!.code as "EIO" | "ENOSPC" | "ENOMEM";
       core.filemapWritebackEnd(0, n, 0);
       break;
     }
