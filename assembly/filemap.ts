@@ -14,6 +14,7 @@ import { mappingSlot, mappingStore, mappingErase, mappingIsFile, mappingForEach 
 import { fileMappingValue, fileMappingId, zapPage } from "./rmap";
 import { mmAlive, mmPgd, mmNvmas, mmHasNotifiers, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaMapsCache, VM_SHARED } from "./mm";
 import { walkPte } from "./pagetable";
+import { copyFrame } from "./content";
 import { _PAGE_RW, _PAGE_DIRTY, ptePfn, isSwapPte, pteSpecial, ptepresent } from "./pte";
 import {
   statAdd, NR_FILE_PAGES, NR_DIRTY, NR_WRITEBACK, NR_INACTIVE_FILE, NR_ACTIVE_FILE, PGSCAN_FILE, PGSTEAL_FILE,
@@ -456,4 +457,40 @@ export function bounceAlloc(nid: u32): u32 {
 export function bounceFree(pfn: u32): void {
   freePages(pfn, 0);
   statAdd(NR_BOUNCE, 1);
+}
+
+// The writeback batch's pages as the block layer gets them: a device-private page's entry is
+// a bounce page holding its copy (the device's copy engine), others the page itself. One call
+// per batch; -1, with nothing left allocated, when a bounce page cannot be had.
+const WB_IO: usize = memory.data(<i32>(WB_MAX * 4));
+export function wbIoBase(): usize { return WB_IO; }
+
+export function wbBounce(n: u32): i32 {
+  let bounced: i32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const pfn = load<u32>(WB + (<usize>i << 3) + 4);
+    let io = pfn;
+    if (isDevicePrivatePage(pfn)) {
+      io = bounceAlloc(zoneNode(zoneOf(pfn)));
+      if (io == NONE) {
+        for (let j: u32 = 0; j < i; j++) {
+          const b = load<u32>(WB_IO + (<usize>j << 2));
+          if (b != load<u32>(WB + (<usize>j << 3) + 4)) freePages(b, 0);
+        }
+        return -1;
+      }
+      copyFrame(io, pfn);
+      bounced++;
+    }
+    store<u32>(WB_IO + (<usize>i << 2), io);
+  }
+  return bounced;
+}
+
+// The batch's I/O is over: its bounce pages go back (counted in nr_bounce).
+export function wbBounceDone(n: u32): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const b = load<u32>(WB_IO + (<usize>i << 2));
+    if (b != load<u32>(WB + (<usize>i << 3) + 4)) bounceFree(b);
+  }
 }

@@ -47,6 +47,9 @@ export interface CoreExports {
   filemapDevicePages(id: number, from: number, to: number, dirtyOnly: number): number;
   bounceAlloc(nid: number): number;
   bounceFree(pfn: number): void;
+  wbBounce(n: number): number;
+  wbBounceDone(n: number): void;
+  wbIoBase(): number;
   check(): number;
   foldStats(): void;
   drainAllPages(): void;

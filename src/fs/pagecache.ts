@@ -139,18 +139,16 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
     }
     if (!ok) error = new MmError("ENOSPC", "writeback", `no free sector on ${inode.fs.dev.name} for ${inode.name}`);
     // A device-private page never goes to the block layer: a bounce page does.
-    const bounces: number[] = [];
-    for (let i = 0; ok && i < pfns.length; i++) {
-      if (!isDevicePrivatePfn(m, pfns[i]!)) continue;
-      const b = core.bounceAlloc(m.pagemapOf(pfns[i]!)!.node);
-      if (b < 0) {
+    let bounced = 0;
+    if (ok) {
+      bounced = core.wbBounce(n);
+      if (bounced < 0) {
         ok = false;
-        error = new MmError("ENOMEM", "writeback", `no bounce page for device page ${pfns[i]} of ${inode.name}`);
-        break;
+        error = new MmError("ENOMEM", "writeback", `no bounce page for the device-resident pages of ${inode.name}`);
+      } else if (bounced > 0) {
+        const io = new Uint32Array(core.memory.buffer, core.wbIoBase(), n);
+        for (let i = 0; i < n; i++) pfns[i] = io[i]!;
       }
-      core.pageCopy(b, pfns[i]!);
-      pfns[i] = b;
-      bounces.push(b);
     }
     if (ok) {
       try {
@@ -161,8 +159,10 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
         error = new MmError("EIO", "writeback", `writing ${n} pages of ${inode.name} failed: ${e.message}`);
       }
     }
-    for (const b of bounces) core.bounceFree(b);
-    if (ok) inode.fs.deviceStats.bounced += bounces.length;
+    if (bounced > 0) {
+      core.wbBounceDone(n);
+      if (ok) inode.fs.deviceStats.bounced += bounced;
+    }
     if (!ok) {
       // Nothing reached the device: new sectors go back, the pages stay dirty.
       for (const index of fresh) inode.fs.freeSector(inode, index, inode.blocks.get(index)!);
