@@ -6,6 +6,7 @@ import { LATENCY_KINDS, type LatencyKind } from "./timeline.js";
 import type { LatencySummary, RunReport } from "./run.js";
 import { formatContention, mergeContention, type ContentionReport } from "./contention.js";
 import { formatPinStorm, mergePinStorm, type PinStormReport } from "./pinstorm.js";
+import { formatFileWriteback, mergeFileWriteback, type FileWritebackReport } from "./filewb.js";
 
 export interface Totals {
   runs: number;
@@ -21,6 +22,8 @@ export interface Totals {
   contention?: ContentionReport;
   /** The runs' pin-storm figures together. */
   pinStorm?: PinStormReport;
+  /** The runs' file-writeback figures together. */
+  fileWriteback?: FileWritebackReport;
 }
 
 export interface Report {
@@ -65,6 +68,8 @@ export function buildReport(scenario: string, runs: RunReport[]): Report {
   if (contention) total.contention = contention;
   const pinStorm = mergePinStorm(sorted.map((r) => r.pinStorm));
   if (pinStorm) total.pinStorm = pinStorm;
+  const fileWriteback = mergeFileWriteback(sorted.map((r) => r.fileWriteback));
+  if (fileWriteback) total.fileWriteback = fileWriteback;
   return { format: "mmemu-report", version: 1, scenario, runs: sorted, total };
 }
 
@@ -99,6 +104,7 @@ export function formatSummary(report: Report, wallMs?: number, workers = 1): str
   }
   if (t.contention) out.push(...formatContention(t.contention, t.failures === 0));
   if (t.pinStorm) out.push(...formatPinStorm(t.pinStorm, t.failures === 0));
+  if (t.fileWriteback) out.push(...formatFileWriteback(t.fileWriteback, t.failures === 0));
   out.push("", "operations");
   for (const [k, v] of Object.entries(t.opCounts)) if (v > 0) out.push(`  ${k.padEnd(24)} ${fmtN(v).padStart(12)}`);
   out.push("", "vmstat");

@@ -12,6 +12,7 @@ import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/
 import { OP_WORDS } from "./ops.js";
 import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
+import type { FileWritebackReport } from "./filewb.js";
 import type { ContentionReport } from "./contention.js";
 import type { PinStormReport } from "./pinstorm.js";
 
@@ -96,6 +97,8 @@ export interface RunReport {
   contention?: ContentionReport;
   /** pin-storm: holds vs compaction, CMA and offline per holder mode. */
   pinStorm?: PinStormReport;
+  /** file-writeback: device-dirtied file pages written back per policy. */
+  fileWriteback?: FileWritebackReport;
 }
 
 export interface StressResult {
@@ -126,6 +129,7 @@ interface Source {
   /** The scenario's contention figures, if it has any. */
   contention?(): ContentionReport | undefined;
   pinStorm?(): PinStormReport | undefined;
+  fileWriteback?(): FileWritebackReport | undefined;
 }
 
 /**
@@ -171,6 +175,7 @@ export class StressRun {
       },
       contention: () => gen?.contention?.(),
       pinStorm: () => gen?.pinStorm?.(),
+      fileWriteback: () => gen?.fileWriteback?.(),
     });
   }
 
@@ -252,6 +257,7 @@ export class StressRun {
       latency: Object.fromEntries(LATENCY_KINDS.map((k) => [k, summarizeHistogram(world.tl.latencies[k])])) as Record<LatencyKind, LatencySummary>,
       contention: this.source.contention?.(),
       pinStorm: this.source.pinStorm?.(),
+      fileWriteback: this.source.fileWriteback?.(),
     };
   }
 
@@ -287,6 +293,7 @@ export class StressRun {
     };
     if (w.contention) report.contention = w.contention;
     if (w.pinStorm) report.pinStorm = w.pinStorm;
+    if (w.fileWriteback) report.fileWriteback = w.fileWriteback;
     const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
@@ -302,6 +309,7 @@ interface Workload {
   latency: Record<LatencyKind, LatencySummary>;
   contention: ContentionReport | undefined;
   pinStorm: PinStormReport | undefined;
+  fileWriteback: FileWritebackReport | undefined;
 }
 
 export function checkRunOptions(opts: RunOptions): void {

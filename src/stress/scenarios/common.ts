@@ -6,6 +6,7 @@ import type { DeviceKind } from "../machine-spec.js";
 import type { Region, World } from "../world.js";
 import type { ContentionReport } from "../contention.js";
 import type { PinStormReport } from "../pinstorm.js";
+import type { FileWritebackReport } from "../filewb.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
 } from "../ops.js";
@@ -51,6 +52,8 @@ export interface Generator {
   contention?(): ContentionReport | undefined;
   /** Holds vs compaction, CMA and offline per holder mode (pin-storm). */
   pinStorm?(): PinStormReport | undefined;
+  /** Writeback of device-dirtied file pages per policy (file-writeback). */
+  fileWriteback?(): FileWritebackReport | undefined;
 }
 
 /** System RAM frames of the machine. */

@@ -6,8 +6,9 @@ import { oversubscribe } from "./oversubscribe.js";
 import { mixed } from "./mixed.js";
 import { migrateContention } from "./migrate-contention.js";
 import { pinStorm } from "./pin-storm.js";
+import { fileWriteback } from "./file-writeback.js";
 
-export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention, pinStorm];
+export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention, pinStorm, fileWriteback];
 export const DEFAULT_SCENARIO = "mixed";
 
 export function scenarioByName(name: string): Scenario | undefined {
