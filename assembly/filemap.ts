@@ -494,3 +494,17 @@ export function wbBounceDone(n: u32): void {
     if (b != load<u32>(WB + (<usize>i << 3) + 4)) bounceFree(b);
   }
 }
+
+// invalidate_inode_page for one page of file `id`: a clean, unlocked page that nothing maps or
+// holds leaves the cache (a device's pager dropping what it wrote back). Whether it did.
+export function filemapInvalidateFolio(id: u32, index: f64): bool {
+  const slot = mappingSlot(id, <u64>index, false);
+  if (slot == 0) return false;
+  const e = load<u64>(slot);
+  if (e == 0) return false;
+  const pfn = ptePfn(e);
+  if ((flagsOf(pfn) & ((1 << PG_locked) | (1 << PG_writeback) | (1 << PG_dirty))) != 0) return false;
+  if (mapcountOf(pfn) != 0 || refOf(pfn) != 1) return false;
+  filemapRemoveFolio(pfn);
+  return true;
+}

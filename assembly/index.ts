@@ -665,5 +665,5 @@ export function fileClose(id: u32): void {
 export {
   filemapGrabFolio, filemapGrabbedNew, filemapLookup, filemapReadDone, folioMarkDirty, filemapWritebackBegin, filemapWritebackEnd,
   wbBase, wbNextIndex, truncateInodePages, truncateInodePagesBusy, shrinkFileLru, reclaimDirtySeen, lruListCount,
-  filemapDevicePages, bounceAlloc, bounceFree, wbBounce, wbBounceDone, wbIoBase,
+  filemapDevicePages, bounceAlloc, bounceFree, wbBounce, wbBounceDone, wbIoBase, filemapInvalidateFolio,
 } from "./filemap";

@@ -238,6 +238,18 @@ export class Machine {
     for (let i = 0; i < n; i++) this.core.folioMarkDirty(pfns[i]!);
   }
 
+  /**
+   * @internal invalidate_inode_page of page `index` of `inode`: every process's mapping of it
+   * goes (notifiers told), then the page leaves the cache if it is clean and nobody else holds
+   * it. Whether it left.
+   */
+  invalidateInodePage(inode: Inode, index: number): boolean {
+    for (const p of this.processes) p.unmapFileRange(inode, index, index + 1);
+    const ok = this.core.filemapInvalidateFolio(inode.id, index) !== 0;
+    this.settle();
+    return ok;
+  }
+
   /** @internal FAULT_READPAGE: reads the page the fault added to the cache; SIGBUS when the device fails. */
   readPageFault(pfn: number, addr: number, write: boolean): MmError | null {
     const owner = this.cachedPageOwner(pfn);

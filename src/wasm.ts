@@ -50,6 +50,7 @@ export interface CoreExports {
   wbBounce(n: number): number;
   wbBounceDone(n: number): void;
   wbIoBase(): number;
+  filemapInvalidateFolio(id: number, index: number): number;
   check(): number;
   foldStats(): void;
   drainAllPages(): void;
