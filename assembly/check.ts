@@ -1,7 +1,7 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nnodes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy } from "./memmap";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy, PG_lru } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import {
   PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, PB_ISOLATE, PB_OFFLINE, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_CMA, blockClass, pageblockFlags, pageblockSavedType,
@@ -24,7 +24,7 @@ import { policyValid } from "./mempolicy";
 import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
 import { mappingAlive, mappingNrpages, mappingForEach, mappingIsFile } from "./mapping";
 import { checkFileLru, lruBadPfn } from "./filemap";
-import { ZERO_PFN, fileMappingValue } from "./rmap";
+import { ZERO_PFN, fileMappingValue, fileMappingId } from "./rmap";
 import { markInFlight } from "./migrate";
 import { statGet, NR_FREE_PAGES, NR_ANON_PAGES, NR_SHMEM, NR_PAGE_TABLE_PAGES, NR_RADIX_NODES, NR_FOLL_PIN_ACQUIRED, NR_FOLL_PIN_RELEASED, NR_FREE_CMA, NR_MLOCK,
   NR_FILE_PAGES, NR_DIRTY, NR_WRITEBACK, NR_INACTIVE_FILE, NR_ACTIVE_FILE } from "./stat";
@@ -80,6 +80,9 @@ export const CHECK_SPECIAL_STRUCT_PAGE: u32 = 61;
 export const CHECK_NORMAL_NO_STRUCT_PAGE: u32 = 62;
 export const CHECK_NO_STRUCT_PAGE_USED: u32 = 63;
 export const CHECK_HOTPLUG_ZONE: u32 = 64;
+// File pages in device memory (57..58): off the LRU lists, and none outside its file's cache.
+export const CHECK_FILE_DEVICE_LRU: u32 = 57;
+export const CHECK_FILE_DEVICE_STALE: u32 = 58;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -385,10 +388,16 @@ function visitCached(slot: usize, pfn: u32, index: u64): void {
     return;
   }
   if (!isZoneDevicePage(pfn)) fileOnLru++;
+  else if ((f & (1 << PG_lru)) != 0 && !cacheDeviceBad) {
+    cacheDeviceBad = true;
+    cacheDevicePfn = pfn;
+  }
   if (f & (1 << PG_dirty)) fileDirty++;
   if (f & (1 << PG_writeback)) fileWriteback++;
 }
 let cacheBadUptodate: bool = false;
+let cacheDeviceBad: bool = false;
+let cacheDevicePfn: u32 = 0;
 
 export function checkMachine(): u32 {
   memory.fill(scratchBase, 0, <usize>nframes << 2);
@@ -415,6 +424,7 @@ export function checkMachine(): u32 {
   fileOnLru = 0;
   fileDirty = 0;
   fileWriteback = 0;
+  cacheDeviceBad = false;
   for (let id: u32 = 0; id < maxMappings; id++) {
     if (!mappingAlive(id)) continue;
     cacheId = id;
@@ -428,6 +438,7 @@ export function checkMachine(): u32 {
     if (cacheFile) filePages += cachePages;
     else shmem += cachePages;
   }
+  if (cacheDeviceBad) return fail(CHECK_FILE_DEVICE_LRU, cacheDevicePfn, 0, 0);
   if (<i64>shmem != statGet(NR_SHMEM)) return fail(CHECK_STAT, NR_SHMEM, shmem, <f64>statGet(NR_SHMEM));
   if (<i64>(shmem + filePages) != statGet(NR_FILE_PAGES)) return fail(CHECK_STAT, NR_FILE_PAGES, shmem + filePages, <f64>statGet(NR_FILE_PAGES));
   if (fileDirty != statGet(NR_DIRTY)) return fail(CHECK_STAT, NR_DIRTY, <f64>fileDirty, <f64>statGet(NR_DIRTY));
@@ -473,6 +484,12 @@ export function checkMachine(): u32 {
       if (<i64>refOf(pfn) != gup) return fail(CHECK_GUP_ONLY_REFCOUNT, pfn, refOf(pfn), <f64>gup);
     }
     if (maps > 0 && pageIsAnon(pfn)) anon++;
+    // A device page that names a file is that file's cached page: truncation and power
+    // failure leave no device copy of file data reachable.
+    if (cached == 0 && !migrating && isZoneDevicePage(pfn) && refOf(pfn) > 0) {
+      const mv = mappingOf(pfn);
+      if (mv != 0 && (mv & 1) == 0 && mappingIsFile(fileMappingId(mv))) return fail(CHECK_FILE_DEVICE_STALE, pfn, refOf(pfn), maps);
+    }
   }
   if (<i64>anon != statGet(NR_ANON_PAGES)) return fail(CHECK_STAT, NR_ANON_PAGES, anon, <f64>statGet(NR_ANON_PAGES));
   // Pins never exceed what was taken: every pin held is one acquired and not yet released.

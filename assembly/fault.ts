@@ -18,6 +18,8 @@ import { pageAddNewAnonRmap, pageDupRmap, pageRemoveRmap, ZERO_PFN, fileMappingV
 import { mappingSlot, mappingStore, mappingSize, mappingIsFile } from "./mapping";
 import { filemapAddFolio, folioMarkDirty, markPageAccessed, shrinkFileLru } from "./filemap";
 import { reclaimLazyfree } from "./reclaim";
+import { isDevicePrivatePage } from "./device";
+import { swpEntry } from "./pte";
 import { statAdd, PGFAULT, COW_FAULT, ZERO_PAGE_FAULT, REUSE_FAULT, NR_SHMEM, NR_FILE_PAGES, PGMIGRATE_ENTRY_WAIT } from "./stat";
 
 export const FAULT_OK: u32 = 0;
@@ -212,6 +214,7 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
   const id = vmaBacking(v);
   const pfn = findCachedPage(mm, v, vpn, id, linearIndex(v, vpn));
   if (pfn == NONE) return cacheFault;
+  if (isDevicePrivatePage(pfn)) return mapDeviceFilePage(mm, v, ptep, pfn);
   getPage(pfn);
   pageDupRmap(pfn, mm);
   if (vmaFlags(v) & VM_LOCKED) mlockPage(pfn);
@@ -236,12 +239,26 @@ function doSharedFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u
   return FAULT_OK;
 }
 
+// A file page the cache holds in device-private memory (MIGRATE_VMA_SELECT_FILE): the CPU
+// cannot map it, so the PTE gets the device entry the page's other mappings have, and the
+// fault goes to its driver's migrate_to_ram like any device-private entry's.
+function mapDeviceFilePage(mm: u32, v: usize, ptep: usize, pfn: u32): u32 {
+  const flags = vmaFlags(v);
+  const write = (flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE);
+  getPage(pfn);
+  pageDupRmap(pfn, mm);
+  store<u64>(ptep, swpEntry(write ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, pfn, 0));
+  faultPfn = pfn;
+  return FAULT_DEVICE_PRIVATE;
+}
+
 // do_read_fault / do_cow_fault of a private file mapping: a read maps the cached page
 // read-only, a write copies it into a new anon page at once.
 function doPrivateFileFault(mm: u32, v: usize, vpn: u64, ptep: usize, write: bool): u32 {
   const index = linearIndex(v, vpn);
   const pfn = findCachedPage(mm, v, vpn, vmaFile(v), index);
   if (pfn == NONE) return cacheFault;
+  if (isDevicePrivatePage(pfn)) return mapDeviceFilePage(mm, v, ptep, pfn);
   markPageAccessed(pfn);
   if (!write) {
     getPage(pfn);

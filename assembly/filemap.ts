@@ -8,16 +8,17 @@ import {
   lruNext, lruPrev, setLruNext, setLruPrev, zoneOf,
   PG_locked, PG_lru, PG_dirty, PG_writeback, PG_uptodate, PG_referenced, PG_active, PG_mlocked,
 } from "./memmap";
-import { zoneNode, putPage, allocPages } from "./alloc";
-import { isZoneDevicePage } from "./device";
+import { zoneNode, putPage, allocPages, freePages } from "./alloc";
+import { isZoneDevicePage, isDevicePrivatePage } from "./device";
 import { mappingSlot, mappingStore, mappingErase, mappingIsFile, mappingForEach } from "./mapping";
 import { fileMappingValue, fileMappingId, zapPage } from "./rmap";
 import { mmAlive, mmPgd, mmNvmas, mmHasNotifiers, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaMapsCache, VM_SHARED } from "./mm";
 import { walkPte } from "./pagetable";
+import { copyFrame } from "./content";
 import { _PAGE_RW, _PAGE_DIRTY, ptePfn, isSwapPte, pteSpecial, ptepresent } from "./pte";
 import {
   statAdd, NR_FILE_PAGES, NR_DIRTY, NR_WRITEBACK, NR_INACTIVE_FILE, NR_ACTIVE_FILE, PGSCAN_FILE, PGSTEAL_FILE,
-  NR_DIRTIED, NR_WRITTEN,
+  NR_DIRTIED, NR_WRITTEN, NR_BOUNCE,
 } from "./stat";
 
 // ---- the file LRU lists ---------------------------------------------------------------
@@ -410,4 +411,97 @@ export function truncateInodePagesBusy(id: u32, from: f64): u32 {
   busyPages = 0;
   mappingForEach(id, <u64>from, countBusy, false);
   return busyPages;
+}
+
+// ---- file pages in device-private memory (ours; the kernel keeps file pages in RAM) ----------
+
+// The device-private pages of file `id` in [from, to), up to WB_MAX, as (index, pfn) pairs in
+// the writeback array (`dirtyOnly`: only dirty ones; locked pages are left out, a migration
+// holds them). wbNextIndex() is where to go on from. Nothing changes.
+let devDirtyOnly: bool = false;
+function devCollect(slot: usize, pfn: u32, index: u64): void {
+  if (wbCount >= WB_MAX || index >= wbTo) {
+    if (index < wbNext) wbNext = index;
+    return;
+  }
+  if (!isDevicePrivatePage(pfn)) return;
+  const f = flagsOf(pfn);
+  if ((f & ((1 << PG_locked) | (1 << PG_writeback))) != 0) return;
+  if (devDirtyOnly && (f & (1 << PG_dirty)) == 0) return;
+  store<u32>(WB + (<usize>wbCount << 3), <u32>index);
+  store<u32>(WB + (<usize>wbCount << 3) + 4, pfn);
+  wbCount++;
+}
+
+export function filemapDevicePages(id: u32, from: f64, to: f64, dirtyOnly: bool): u32 {
+  wbCount = 0;
+  wbTo = <u64>to;
+  wbNext = <u64>to;
+  devDirtyOnly = dirtyOnly;
+  mappingForEach(id, <u64>from, devCollect, false);
+  return wbCount;
+}
+
+// A bounce page (block/bounce.c): a system page for I/O of a page the block layer cannot
+// reach, from node `nid` (clean file pages reclaimed under pressure); NONE when there is none.
+export function bounceAlloc(nid: u32): u32 {
+  let pfn = allocPages(nid, 0, false);
+  if (pfn == NONE && shrinkFileLru(8) > 0) pfn = allocPages(nid, 0, false);
+  return pfn;
+}
+
+// The bounce page's I/O is over: back to the allocator, counted in nr_bounce.
+export function bounceFree(pfn: u32): void {
+  freePages(pfn, 0);
+  statAdd(NR_BOUNCE, 1);
+}
+
+// The writeback batch's pages as the block layer gets them: a device-private page's entry is
+// a bounce page holding its copy (the device's copy engine), others the page itself. One call
+// per batch; -1, with nothing left allocated, when a bounce page cannot be had.
+const WB_IO: usize = memory.data(<i32>(WB_MAX * 4));
+export function wbIoBase(): usize { return WB_IO; }
+
+export function wbBounce(n: u32): i32 {
+  let bounced: i32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const pfn = load<u32>(WB + (<usize>i << 3) + 4);
+    let io = pfn;
+    if (isDevicePrivatePage(pfn)) {
+      io = bounceAlloc(zoneNode(zoneOf(pfn)));
+      if (io == NONE) {
+        for (let j: u32 = 0; j < i; j++) {
+          const b = load<u32>(WB_IO + (<usize>j << 2));
+          if (b != load<u32>(WB + (<usize>j << 3) + 4)) freePages(b, 0);
+        }
+        return -1;
+      }
+      copyFrame(io, pfn);
+      bounced++;
+    }
+    store<u32>(WB_IO + (<usize>i << 2), io);
+  }
+  return bounced;
+}
+
+// The batch's I/O is over: its bounce pages go back (counted in nr_bounce).
+export function wbBounceDone(n: u32): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const b = load<u32>(WB_IO + (<usize>i << 2));
+    if (b != load<u32>(WB + (<usize>i << 3) + 4)) bounceFree(b);
+  }
+}
+
+// invalidate_inode_page for one page of file `id`: a clean, unlocked page that nothing maps or
+// holds leaves the cache (a device's pager dropping what it wrote back). Whether it did.
+export function filemapInvalidateFolio(id: u32, index: f64): bool {
+  const slot = mappingSlot(id, <u64>index, false);
+  if (slot == 0) return false;
+  const e = load<u64>(slot);
+  if (e == 0) return false;
+  const pfn = ptePfn(e);
+  if ((flagsOf(pfn) & ((1 << PG_locked) | (1 << PG_writeback) | (1 << PG_dirty))) != 0) return false;
+  if (mapcountOf(pfn) != 0 || refOf(pfn) != 1) return false;
+  filemapRemoveFolio(pfn);
+  return true;
 }

@@ -677,6 +677,7 @@ export function fileClose(id: u32): void {
 export {
   filemapGrabFolio, filemapGrabbedNew, filemapLookup, filemapReadDone, folioMarkDirty, filemapWritebackBegin, filemapWritebackEnd,
   wbBase, wbNextIndex, truncateInodePages, truncateInodePagesBusy, shrinkFileLru, reclaimDirtySeen, lruListCount,
+  filemapDevicePages, bounceAlloc, bounceFree, wbBounce, wbBounceDone, wbIoBase, filemapInvalidateFolio,
 } from "./filemap";
 // ---- pmem: storage mode, DAX, RAM mode (dax_kmem) ---------------------------------------
 

@@ -38,6 +38,9 @@ export const MIGRATE_VMA_SELECT_SYSTEM: u32 = 1 << 0;
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE: u32 = 1 << 1;
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT: u32 = 1 << 2;
 export const MIGRATE_VMA_SELECT_COMPOUND: u32 = 1 << 3;
+// Ours, not the kernel's: page-cache pages of files (shared or private file mappings) may
+// move into device memory too. Without it a file page is collected but stays where it is.
+export const MIGRATE_VMA_SELECT_FILE: u32 = 1 << 4;
 
 // Migrations in flight, one per slot (a driver's migrate_to_ram may run while another
 // migration waits for its driver): each slot has its own src/dst arrays and state.
@@ -63,6 +66,8 @@ let migRo: bool = false;
 // Whether pages held by pin control subsystems may move: their holds go to the new page
 // (the subsystems were asked first, seed 003). Only pfn-list migrations allow it.
 let migPinpage: bool = false;
+// MIGRATE_VMA_SELECT_FILE: file pages may move into device memory.
+let migFile: bool = false;
 
 // Makes `slot` the current migration; saveSlot() writes its state back.
 export function selectSlot(slot: u32): void {
@@ -79,6 +84,7 @@ export function selectSlot(slot: u32): void {
   migNpages = load<u32>(st + 24);
   migRo = load<u32>(st + 28) != 0;
   migPinpage = load<u32>(st + 32) != 0;
+  migFile = load<u32>(st + 36) != 0;
 }
 
 export function saveSlot(): void {
@@ -90,6 +96,7 @@ export function saveSlot(): void {
   store<u32>(st + 24, migNpages);
   store<u32>(st + 28, migRo ? 1 : 0);
   store<u32>(st + 32, migPinpage ? 1 : 0);
+  store<u32>(st + 36, migFile ? 1 : 0);
 }
 
 // The pages of every migration in flight, for machine.check(): `mark` goes on each page a
@@ -170,11 +177,25 @@ function unmapOne(mm: u32, ptep: usize, pte: u64, pfn: u32, locked: bool): void 
   putPage(pfn);
 }
 
+// Whether the mapping of `pfn` that replaces a migration entry may be writable. A file
+// page the CPU can write must be dirty (write notification: the first store faults and
+// dirties it); a clean one comes back read-only. A file page in device-private memory of a
+// shared writable mapping gets a writable device entry: the CPU cannot store to it, and
+// the device reports what it writes (fileDeviceDirty).
+@inline function mayWrite(writeEntry: bool, vmFlags: u32, pfn: u32): bool {
+  if ((vmFlags & VM_WRITE) == 0) return false;
+  const f = flagsOf(pfn);
+  const file = !pageIsAnon(pfn) && (f & (1 << PG_swapbacked)) == 0 && mappingOf(pfn) != 0;
+  if (!file) return writeEntry;
+  if (isDevicePrivatePage(pfn)) return writeEntry || (vmFlags & VM_SHARED) != 0;
+  return writeEntry && (f & (1 << PG_dirty)) != 0;
+}
+
 // remove_migration_pte for one entry: map `newPfn` where `pfn` was (mlocked again in a
 // VM_LOCKED VMA).
 function remapOne(mm: u32, ptep: usize, entry: u64, newPfn: u32, vmFlags: u32): void {
   const t = swpType(entry);
-  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const writable = mayWrite(t == SWP_MIGRATION_WRITE, vmFlags, newPfn);
   let pte: u64;
   if (isDevicePrivatePage(newPfn)) {
     pte = swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, newPfn, 0);
@@ -383,6 +404,7 @@ function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32, ro: bool
   migNpages = npages;
   migRo = ro;
   migPinpage = false;
+  migFile = false;
   migMm = mm;
   migStart = start;
   migFaultPage = faultPage;
@@ -398,6 +420,7 @@ function migrateBegin(mm: u32, start: u64, faultPage: u32, npages: u32, ro: bool
 // The caller checked the range and fired the MMU_NOTIFY_MIGRATE invalidation.
 export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, owner: u32, faultPage: u32, ro: bool): u32 {
   migrateBegin(mm, start, faultPage, npages, ro);
+  migFile = (flags & MIGRATE_VMA_SELECT_FILE) != 0;
   const v = findVma(mm, start);
   const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
   const locked = (vmaFlags(v) & VM_LOCKED) != 0;
@@ -595,6 +618,7 @@ export function migratePfnList(npages: u32, pinpage: bool): u32 {
   migNpages = npages;
   migRo = false;
   migPinpage = pinpage;
+  migFile = false;
   migMm = NONE;
   migStart = 0;
   migFaultPage = NONE;
@@ -689,8 +713,8 @@ function migrateMapping(s: u32, d: u32): bool {
     if (migMm == NONE || !insertPage(i, d)) setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
     return;
   }
-  // Only anon pages may move into device memory.
-  if (isZoneDevicePage(d) && !pageIsAnon(s)) {
+  // Only anon pages may move into device memory, and file pages with MIGRATE_VMA_SELECT_FILE.
+  if (isZoneDevicePage(d) && !pageIsAnon(s) && !(migFile && mappingIsFile(fileMappingId(mappingOf(s))))) {
     setSrc(i, e & ~MIGRATE_PFN_MIGRATE);
     return;
   }
@@ -712,7 +736,7 @@ let finRssShmem: i32 = 0;
 // device-private entry or a PTE, writable only for a write entry in a VM_WRITE VMA. Returns
 // whether d is device memory.
 @inline function mapNewPage(ptep: usize, pte: u64, vmFlags: u32, d: u32): bool {
-  const writable = swpType(pte) == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  const writable = mayWrite(swpType(pte) == SWP_MIGRATION_WRITE, vmFlags, d);
   const z = zoneOf(d);
   const device = zoneIsDevice(z);
   if (device && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE) {
@@ -815,6 +839,7 @@ function finalizeEnd(): void {
   migNpages = 0;
   migRo = false;
   migPinpage = false;
+  migFile = false;
 }
 
 export function migrateFinalize(npages: u32): void {

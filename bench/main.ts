@@ -18,6 +18,7 @@ import { compactBytes, compactTags } from "./compact.js";
 import { runner } from "./runner.js";
 import { contention } from "./contention.js";
 import { numa } from "./numa.js";
+import { devfileWriteback } from "./devfile.js";
 import { markdownTable, textTable, type Group } from "./report.js";
 
 const argv = process.argv.slice(2);
@@ -45,6 +46,7 @@ const steps: [string, () => Group | Group[] | Promise<Group>][] = [
   ["numa: migrate_pages and move_pages between nodes", () => numa(nRounds)],
   ["stress runner", () => runner(nRounds)],
   ["migration contention", () => contention(nRounds)],
+  ["writeback of device-dirtied file pages", () => devfileWriteback(nRounds)],
 ];
 const groups: Group[] = [];
 for (const [name, run] of steps) {

@@ -45,6 +45,8 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   63: (a, b, c) => `pfn ${a} has no struct page but its struct page slot is in use (flags 0x${b.toString(16)}, refcount ${c})`,
   64: (a, b, c) => `hot-plugged zone ${a}: pfn ${b} carries zone id ${c}`,
   52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
+  57: (a) => `file page at device pfn ${a} is marked PG_lru; device memory has no LRU lists`,
+  58: (a, b, c) => `device pfn ${a} (refcount ${b}, ${c} mappings) names a file but is not in its page cache: stale file data in device memory`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -13,7 +13,7 @@ export {
 export {
   MigrateVma, migratePfn, migratePfnToPage, MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND,
   MIGRATE_PFN_SHIFT, MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT,
-  MIGRATE_VMA_SELECT_COMPOUND, type MigrateVmaArgs,
+  MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_FILE, type MigrateVmaArgs,
 } from "./migrate.js";
 export {
   MmuIntervalNotifier, MMU_NOTIFY_UNMAP, MMU_NOTIFY_CLEAR, MMU_NOTIFY_PROTECTION_VMA, MMU_NOTIFY_PROTECTION_PAGE,
@@ -64,3 +64,4 @@ export {
   PmemDevice, KERNEL_STRUCT_PAGE_BYTES, DAX_VM_FLAGS, PMEM_REQUEST_NS, PMEM_BYTES_PER_NS, type PmemMode, type StructPageOverhead,
   type PmemConfig, type DaxMmapOptions,
 } from "./pmem/index.js";
+export type { DevicePageWriteback, DevicePageStats } from "./fs/devpage.js";

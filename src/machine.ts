@@ -232,6 +232,38 @@ export class Machine {
     if (busy !== 0) throw new MmError("EBUSY", "truncate_inode_pages", `${busy} page(s) of ${inode.name} could not be dropped (locked or under writeback)`);
   }
 
+  /**
+   * Ours (the kernel's drivers call set_page_dirty): a driver reports the file pages its
+   * device wrote, typically pages of device-private memory a MIGRATE_VMA_SELECT_FILE
+   * migration put in the page cache. They become dirty, and writeback (per the file system's
+   * devicePageWriteback) takes them to the block device. EINVAL, with nothing marked, when a
+   * pfn is not a page of a file's cache.
+   */
+  fileDeviceDirty(pfns: ArrayLike<number>): void {
+    const fn = "fileDeviceDirty";
+    const n = pfns?.length;
+    if (!Number.isInteger(n)) fail("EINVAL", fn, "pfns must be an array of page frame numbers", pfns);
+    const limit = this.config.frames + this.config.deviceFrames;
+    for (let i = 0; i < n; i++) {
+      const pfn = pfns[i]!;
+      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= limit) fail("EINVAL", fn, `pfns[${i}] = ${String(pfn)} is not a frame of this machine`, pfn);
+      if (!this.cachedPageOwner(pfn)) fail("EINVAL", fn, `pfns[${i}] = ${pfn} is not a page of a file's page cache`, pfn);
+    }
+    for (let i = 0; i < n; i++) this.core.folioMarkDirty(pfns[i]!);
+  }
+
+  /**
+   * @internal invalidate_inode_page of page `index` of `inode`: every process's mapping of it
+   * goes (notifiers told), then the page leaves the cache if it is clean and nobody else holds
+   * it. Whether it left.
+   */
+  invalidateInodePage(inode: Inode, index: number): boolean {
+    for (const p of this.processes) p.unmapFileRange(inode, index, index + 1);
+    const ok = this.core.filemapInvalidateFolio(inode.id, index) !== 0;
+    this.settle();
+    return ok;
+  }
+
   /** @internal FAULT_READPAGE: reads the page the fault added to the cache; SIGBUS when the device fails. */
   readPageFault(pfn: number, addr: number, write: boolean): MmError | null {
     const owner = this.cachedPageOwner(pfn);

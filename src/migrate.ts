@@ -21,7 +21,14 @@ export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
-const SELECT_MASK = 0xf;
+/**
+ * Ours, not the kernel's: pages of file mappings (the page cache's own pages) may move into
+ * device memory too. The cache slot then holds the device page, the CPU's PTEs become
+ * device-private entries, and the driver reports the pages its device writes with
+ * machine.fileDeviceDirty. Without it, as in the kernel, file pages stay in RAM.
+ */
+export const MIGRATE_VMA_SELECT_FILE = 1 << 4;
+const SELECT_MASK = 0x1f;
 
 export function migratePfn(pfn: number): bigint {
   return (BigInt(pfn) << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID;

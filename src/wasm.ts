@@ -44,6 +44,13 @@ export interface CoreExports {
   shrinkFileLru(want: number): number;
   reclaimDirtySeen(): number;
   lruListCount(nid: number, active: number): number;
+  filemapDevicePages(id: number, from: number, to: number, dirtyOnly: number): number;
+  bounceAlloc(nid: number): number;
+  bounceFree(pfn: number): void;
+  wbBounce(n: number): number;
+  wbBounceDone(n: number): void;
+  wbIoBase(): number;
+  filemapInvalidateFolio(id: number, index: number): number;
   check(): number;
   foldStats(): void;
   drainAllPages(): void;

@@ -4,10 +4,9 @@ import { MmError, fail } from "../errors.js";
 import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { O_ACCMODE, O_APPEND, O_RDONLY, O_WRONLY, MAX_FILE_PAGES } from "./constants.js";
-import { grabPage, balanceDirty } from "./pagecache.js";
+import { accessPage, balanceDirty } from "./pagecache.js";
 import { vfsFsyncRange } from "./sync.js";
 import { frameBytes, frameTag, setFrameTag } from "./frames.js";
-import { daxPfn, daxDevice } from "./dax.js";
 
 const MAX_FILE_BYTES = MAX_FILE_PAGES * PAGE_SIZE;
 
@@ -45,8 +44,7 @@ export class OpenFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const at = pos - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - at, end - pos);
-      const pfn = this.pageForRead(index, fn);
-      if (pfn >= 0) out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset);
+      accessPage(m, this.inode, index, fn, false, (pfn) => out.set(frameBytes(m, pfn).subarray(at, at + n), pos - offset));
       pos += n;
     }
     m.settle();
@@ -73,15 +71,12 @@ export class OpenFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const at = pos - index * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - at, data.length - done);
-      let pfn: number;
       try {
-        pfn = this.pageForWrite(index, fn);
+        accessPage(m, this.inode, index, fn, true, (pfn) => frameBytes(m, pfn).set(data.subarray(done, done + n), at));
       } catch (e) {
         if (done > 0 && e instanceof MmError) break;
         throw e;
       }
-      frameBytes(m, pfn).set(data.subarray(done, done + n), at);
-      this.dirtied(index, pfn);
       done += n;
       this.extendTo(offset + done);
     }
@@ -98,10 +93,7 @@ export class OpenFile {
     this.range(fn, n * PAGE_SIZE, index * PAGE_SIZE);
     const m = this.machine;
     const out: bigint[] = [];
-    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) {
-      const pfn = this.pageForRead(i, fn);
-      out.push(pfn >= 0 ? frameTag(m, pfn) : 0n);
-    }
+    for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) accessPage(m, this.inode, i, fn, false, (pfn) => out.push(frameTag(m, pfn)));
     m.settle();
     return out;
   }
@@ -117,9 +109,7 @@ export class OpenFile {
     if (index + tags.length > MAX_FILE_PAGES) fail("EFBIG", fn, `page ${index + tags.length - 1} is past the largest file size`, index);
     const m = this.machine;
     tags.forEach((tag, k) => {
-      const pfn = this.pageForWrite(index + k, fn);
-      setFrameTag(m, pfn, tag);
-      this.dirtied(index + k, pfn);
+      accessPage(m, this.inode, index + k, fn, true, (pfn) => setFrameTag(m, pfn, tag));
       this.extendTo((index + k + 1) * PAGE_SIZE);
     });
     m.settle();
@@ -146,11 +136,7 @@ export class OpenFile {
       const tail = length % PAGE_SIZE;
       if (tail !== 0 && (m.config.content === "bytes")) {
         // truncate_inode_partial_folio: the bytes past i_size read as zeros from now on, on disk too.
-        const pfn = inode.fs.dax ? daxPfn(m, inode, keep - 1, false, fn) : grabPage(m, inode, keep - 1, fn);
-        if (pfn >= 0) {
-          frameBytes(m, pfn).fill(0, tail);
-          this.dirtied(keep - 1, pfn);
-        }
+        accessPage(m, inode, keep - 1, fn, true, (pfn) => frameBytes(m, pfn).fill(0, tail));
       }
       m.dropInodePages(inode, keep);
       for (const [index, sector] of [...inode.blocks]) if (index >= keep) inode.fs.freeSector(inode, index, sector);
@@ -173,21 +159,6 @@ export class OpenFile {
   close(): void {
     this.live("close");
     this.closed = true;
-  }
-
-  /** The frame holding page `index` for reading: a page-cache page, a DAX sector's pfn, or -1 for a DAX hole. */
-  private pageForRead(index: number, fn: string): number {
-    return this.inode.fs.dax ? daxPfn(this.machine, this.inode, index, false, fn) : grabPage(this.machine, this.inode, index, fn);
-  }
-
-  private pageForWrite(index: number, fn: string): number {
-    return this.inode.fs.dax ? daxPfn(this.machine, this.inode, index, true, fn) : grabPage(this.machine, this.inode, index, fn);
-  }
-
-  /** A write reached page `index`: the cached page is dirty, or (DAX) the sector took a media write. */
-  private dirtied(index: number, pfn: number): void {
-    if (this.inode.fs.dax) daxDevice(this.inode).noteWrite(this.inode.blocks.get(index)!);
-    else this.machine.core.folioMarkDirty(pfn);
   }
 
   private extendTo(end: number): void {

@@ -8,6 +8,7 @@ import type { BlockDevice } from "../block/types.js";
 import { Inode } from "./inode.js";
 import { OpenFile } from "./file.js";
 import { O_ACCMODE, O_CREAT, O_EXCL, O_KNOWN, O_TRUNC } from "./constants.js";
+import { DEVICE_PAGE_WRITEBACK, newDevicePageStats, type DevicePageWriteback } from "./devpage.js";
 
 export class FileSystem {
   readonly inodes = new Map<string, Inode>();
@@ -16,6 +17,9 @@ export class FileSystem {
   private used: Uint8Array;
   private readonly pendingFree = new Map<Inode, number[]>();
   private hint = 0;
+  private devPolicy: DevicePageWriteback = "migrate-back";
+  /** What I/O to device-resident file pages did since mount. */
+  readonly deviceStats = newDevicePageStats();
 
   /** @internal Made by machine.mount. */
   constructor(
@@ -25,6 +29,20 @@ export class FileSystem {
     readonly dax = false,
   ) {
     this.used = new Uint8Array(dev.nrSectors);
+  }
+
+  /**
+   * How writeback, read(2) and write(2) reach file pages in device-private memory (pages a
+   * driver moved there with MIGRATE_VMA_SELECT_FILE): "migrate-back" (the default) moves
+   * them to RAM first; "bounce" copies them through a temporary system page and leaves them
+   * on the device (clean, after writeback).
+   */
+  get devicePageWriteback(): DevicePageWriteback {
+    return this.devPolicy;
+  }
+  set devicePageWriteback(p: DevicePageWriteback) {
+    if (!DEVICE_PAGE_WRITEBACK.includes(p)) fail("EINVAL", "devicePageWriteback", `policy must be "migrate-back" or "bounce", got ${String(p)}`, p);
+    this.devPolicy = p;
   }
 
   /** open(2): O_RDONLY / O_WRONLY / O_RDWR, with O_CREAT, O_EXCL, O_TRUNC, O_APPEND. */

@@ -16,7 +16,7 @@ export class Inode {
   /** What the journal committed last. */
   durable: DurableInode = { size: 0, blocks: new Map() };
   /** An error writeback met since the last fsync (errseq): the next fsync reports it. */
-  wbError: "EIO" | "ENOSPC" | null = null;
+  wbError: "EIO" | "ENOSPC" | "ENOMEM" | null = null;
 
   /** @internal Made by FileSystem.open. */
   constructor(

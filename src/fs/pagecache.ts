@@ -6,6 +6,11 @@ import { PAGE_SIZE } from "../constants.js";
 import type { Inode } from "./inode.js";
 import { frameBytes, setFrameTag } from "./frames.js";
 import { mkcleanNotify } from "./mkclean.js";
+import { daxPfn, daxDevice } from "./dax.js";
+import { isDevicePrivatePfn, migrateBackToRam, bounceFrom } from "./devpage.js";
+
+/** The shared zero page's frame, where a read of a DAX hole comes from. */
+const ZERO_PFN = 0;
 
 /**
  * The cached page of `inode` at `index`, read in when it was not cached (a hole reads as
@@ -23,6 +28,61 @@ export function grabPage(m: Machine, inode: Inode, index: number, fn: string): n
   }
   if (core.filemapGrabbedNew() !== 0) readPage(m, inode, index, pfn, fn);
   return pfn;
+}
+
+/**
+ * read(2)/write(2)'s access to the cached page at `index`: `use` gets a frame the CPU may
+ * touch. A page in device-private memory migrates back to RAM first (policy "migrate-back")
+ * or is copied through a bounce page ("bounce", also the fallback when it cannot move); a
+ * write goes back to the device page. `write` pages end dirty.
+ */
+export function accessPage(m: Machine, inode: Inode, index: number, fn: string, write: boolean, use: (pfn: number) => void): void {
+  if (inode.fs.dax) {
+    // fsdax: the sector's own pmem frame (a hole reads from the zero page, a write allocates).
+    const dax = daxPfn(m, inode, index, write, fn);
+    use(dax >= 0 ? dax : ZERO_PFN);
+    if (write) daxDevice(inode).noteWrite(inode.blocks.get(index)!);
+    return;
+  }
+  let pfn = grabPage(m, inode, index, fn);
+  if (isDevicePrivatePfn(m, pfn)) {
+    const fs = inode.fs;
+    if (fs.devicePageWriteback === "migrate-back" && migrateBackToRam(m, [pfn]) === 1) {
+      fs.deviceStats.migratedBack++;
+      pfn = grabPage(m, inode, index, fn);
+    }
+  }
+  if (isDevicePrivatePfn(m, pfn)) {
+    const b = bounceFrom(m, pfn, fn);
+    try {
+      use(b);
+      if (write) m.core.pageCopy(pfn, b);
+    } finally {
+      m.core.bounceFree(b);
+      inode.fs.deviceStats.bouncedIo++;
+    }
+  } else {
+    use(pfn);
+  }
+  if (write) m.core.folioMarkDirty(pfn);
+}
+
+/** The device-resident dirty pages of `inode` in [from, to) go back to RAM; returns how many moved. */
+function migrateDirtyBack(m: Machine, inode: Inode, from: number, to: number): number {
+  const core = m.core;
+  const pfns: number[] = [];
+  let next = from;
+  while (next < to) {
+    const n = core.filemapDevicePages(inode.id, next, to, 1);
+    next = core.wbNextIndex();
+    if (n === 0) break;
+    const wb = new Uint32Array(core.memory.buffer, core.wbBase(), 2 * n);
+    for (let i = 0; i < n; i++) pfns.push(wb[2 * i + 1]!);
+  }
+  if (pfns.length === 0) return 0;
+  const moved = migrateBackToRam(m, pfns);
+  inode.fs.deviceStats.migratedBack += moved;
+  return moved;
 }
 
 /** @internal Fills a new locked cache page from the device and unlocks it (or drops it on EIO). */
@@ -60,6 +120,8 @@ export interface WritebackResult {
  */
 export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.sizePages): WritebackResult {
   const core = m.core;
+  // Device-dirtied pages: back to RAM first, or (below) written through bounce pages.
+  if (inode.fs.devicePageWriteback === "migrate-back") migrateDirtyBack(m, inode, from, to);
   let written = 0;
   let error: MmError | null = null;
   let next = from;
@@ -88,6 +150,19 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
       sectors.push(sector);
       pfns.push(wb[2 * i + 1]!);
     }
+    if (!ok) error = new MmError("ENOSPC", "writeback", `no free sector on ${inode.fs.dev.name} for ${inode.name}`);
+    // A device-private page never goes to the block layer: a bounce page does.
+    let bounced = 0;
+    if (ok) {
+      bounced = core.wbBounce(n);
+      if (bounced < 0) {
+        ok = false;
+        error = new MmError("ENOMEM", "writeback", `no bounce page for the device-resident pages of ${inode.name}`);
+      } else if (bounced > 0) {
+        const io = new Uint32Array(core.memory.buffer, core.wbIoBase(), n);
+        for (let i = 0; i < n; i++) pfns[i] = io[i]!;
+      }
+    }
     if (ok) {
       try {
         inode.fs.dev.write(sectors, pfns);
@@ -96,13 +171,15 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
         ok = false;
         error = new MmError("EIO", "writeback", `writing ${n} pages of ${inode.name} failed: ${e.message}`);
       }
-    } else {
-      error = new MmError("ENOSPC", "writeback", `no free sector on ${inode.fs.dev.name} for ${inode.name}`);
+    }
+    if (bounced > 0) {
+      core.wbBounceDone(n);
+      if (ok) inode.fs.deviceStats.bounced += bounced;
     }
     if (!ok) {
       // Nothing reached the device: new sectors go back, the pages stay dirty.
       for (const index of fresh) inode.fs.freeSector(inode, index, inode.blocks.get(index)!);
-      inode.wbError = error!.code as "EIO" | "ENOSPC";
+      inode.wbError = error!.code as "EIO" | "ENOSPC" | "ENOMEM";
       core.filemapWritebackEnd(0, n, 0);
       break;
     }

@@ -10,6 +10,7 @@ import { PAGE_SCRIPT, STATE_COLORS } from "./html-script.js";
 import { CONTENTION_HEAD, contentionRows } from "./contention.js";
 import { PIN_STORM_HEAD, pinStormNote, pinStormRows } from "./pinstorm.js";
 import { PMEM_HEAD, pmemNote, pmemRows } from "./pmemreport.js";
+import { FILE_WB_HEAD, fileWritebackNote, fileWritebackRows } from "./filewb.js";
 
 /** Escapes text for HTML element content and quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -156,6 +157,15 @@ ${report.total.failures === 0 ? `Lost writes: 0 (${fmtN(c.readsChecked)} reads a
 <p class="note">${escapeHtml(runs)}. ${c.threads.readers} readers, ${c.threads.writers} writers and ${c.threads.migrators} driver threads on a region of ${fmtN(c.regionPages)} pages per mode, migrated in chunks of ${c.chunkPages} pages.</p></section>`;
 }
 
+/** file-writeback: per writeback policy, what the same workload did and lost. */
+function fileWritebackSection(report: Report): string {
+  const f = report.total.fileWriteback;
+  if (!f) return "";
+  return `<section><h2>Writeback of device-dirtied file pages <span class="note">(${escapeHtml(fileWritebackNote(f))})</span></h2>
+<div class="tables">${table(FILE_WB_HEAD, fileWritebackRows(f), 1)}</div>
+</section>`;
+}
+
 /** pin-storm: per holder mode, how compaction, CMA allocation and offline fared, and what the holders verified. */
 function pinStormSection(report: Report): string {
   const p = report.total.pinStorm;
@@ -230,6 +240,7 @@ ${summaryTables(report)}
 ${contentionSection(report)}
 ${pinStormSection(report)}
 ${pmemSection(report)}
+${fileWritebackSection(report)}
 ${report.runs.length ? plots(report) : "<p>No runs.</p>"}
 <script type="application/json" id="mmemu-data">${scriptJson(plotData(report))}</script>
 <script>${PAGE_SCRIPT}</script>

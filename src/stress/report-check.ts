@@ -5,6 +5,7 @@ import { LATENCY_KINDS } from "./timeline.js";
 import { buildReport, type Report } from "./report.js";
 import type { RunReport } from "./run.js";
 import { CONTENTION_MODES } from "./contention.js";
+import { FILE_WB_FIELDS, FILE_WB_POLICIES } from "./filewb.js";
 import { PIN_STORM_MODES, PIN_STORM_OPS } from "./pinstorm.js";
 import { PMEM_MODES } from "./pmemreport.js";
 
@@ -113,6 +114,18 @@ function checkPmem(c: Checker, v: unknown, path: string): void {
   });
 }
 
+function checkFileWriteback(c: Checker, v: unknown, path: string): void {
+  const o = c.obj(v, path);
+  for (const k of ["rounds", "filePages"]) c.num(o[k], `${path}.${k}`);
+  const pol = c.arr(o.policies, `${path}.policies`, FILE_WB_POLICIES.length);
+  FILE_WB_POLICIES.forEach((name, i) => {
+    const at = `${path}.policies[${i}]`;
+    const p = c.obj(pol[i], at);
+    if (p.policy !== name) c.fail(`${at}.policy`, `must be "${name}"`);
+    for (const k of FILE_WB_FIELDS) c.num(p[k], `${at}.${k}`);
+  });
+}
+
 function checkRun(c: Checker, v: unknown, path: string): RunReport {
   const r = c.obj(v, path);
   c.str(r.scenario, `${path}.scenario`, 100);
@@ -153,6 +166,7 @@ function checkRun(c: Checker, v: unknown, path: string): RunReport {
   if (r.contention !== undefined) checkContention(c, r.contention, `${path}.contention`);
   if (r.pinStorm !== undefined) checkPinStorm(c, r.pinStorm, `${path}.pinStorm`);
   if (r.pmem !== undefined) checkPmem(c, r.pmem, `${path}.pmem`);
+  if (r.fileWriteback !== undefined) checkFileWriteback(c, r.fileWriteback, `${path}.fileWriteback`);
   if (r.failure !== null) {
     const f = c.obj(r.failure, `${path}.failure`);
     if (!["invariant", "data", "error"].includes(f.kind as string)) c.fail(`${path}.failure.kind`, "must be invariant, data or error");

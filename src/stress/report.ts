@@ -7,6 +7,7 @@ import type { LatencySummary, RunReport } from "./run.js";
 import { formatContention, mergeContention, type ContentionReport } from "./contention.js";
 import { formatPinStorm, mergePinStorm, type PinStormReport } from "./pinstorm.js";
 import { formatPmem, mergePmem, type PmemReport } from "./pmemreport.js";
+import { formatFileWriteback, mergeFileWriteback, type FileWritebackReport } from "./filewb.js";
 
 export interface Totals {
   runs: number;
@@ -24,6 +25,8 @@ export interface Totals {
   pinStorm?: PinStormReport;
   /** The runs' pmem figures together. */
   pmem?: PmemReport;
+  /** The runs' file-writeback figures together. */
+  fileWriteback?: FileWritebackReport;
 }
 
 export interface Report {
@@ -70,6 +73,8 @@ export function buildReport(scenario: string, runs: RunReport[]): Report {
   if (pinStorm) total.pinStorm = pinStorm;
   const pmem = mergePmem(sorted.map((r) => r.pmem));
   if (pmem) total.pmem = pmem;
+  const fileWriteback = mergeFileWriteback(sorted.map((r) => r.fileWriteback));
+  if (fileWriteback) total.fileWriteback = fileWriteback;
   return { format: "mmemu-report", version: 1, scenario, runs: sorted, total };
 }
 
@@ -105,6 +110,7 @@ export function formatSummary(report: Report, wallMs?: number, workers = 1): str
   if (t.contention) out.push(...formatContention(t.contention, t.failures === 0));
   if (t.pinStorm) out.push(...formatPinStorm(t.pinStorm, t.failures === 0));
   if (t.pmem) out.push(...formatPmem(t.pmem, t.failures === 0));
+  if (t.fileWriteback) out.push(...formatFileWriteback(t.fileWriteback, t.failures === 0));
   out.push("", "operations");
   for (const [k, v] of Object.entries(t.opCounts)) if (v > 0) out.push(`  ${k.padEnd(24)} ${fmtN(v).padStart(12)}`);
   out.push("", "vmstat");

@@ -12,6 +12,7 @@ import { Emitter, scenarioByName, SCENARIOS, type Generator } from "./scenarios/
 import { OP_WORDS } from "./ops.js";
 import { MAX_RECORD_OPS } from "./record.js";
 import { StressFailure, World, type FailureKind } from "./world.js";
+import type { FileWritebackReport } from "./filewb.js";
 import type { ContentionReport } from "./contention.js";
 import type { PinStormReport } from "./pinstorm.js";
 import type { PmemReport } from "./pmemreport.js";
@@ -99,6 +100,8 @@ export interface RunReport {
   pinStorm?: PinStormReport;
   /** pmem: the same workload on pmem as storage and as RAM. */
   pmem?: PmemReport;
+  /** file-writeback: device-dirtied file pages written back per policy. */
+  fileWriteback?: FileWritebackReport;
 }
 
 export interface StressResult {
@@ -130,6 +133,7 @@ interface Source {
   contention?(): ContentionReport | undefined;
   pinStorm?(): PinStormReport | undefined;
   pmem?(): PmemReport | undefined;
+  fileWriteback?(): FileWritebackReport | undefined;
 }
 
 /**
@@ -177,6 +181,7 @@ export class StressRun {
       contention: () => gen?.contention?.(),
       pinStorm: () => gen?.pinStorm?.(),
       pmem: () => gen?.pmem?.(),
+      fileWriteback: () => gen?.fileWriteback?.(),
     });
   }
 
@@ -259,6 +264,7 @@ export class StressRun {
       contention: this.source.contention?.(),
       pinStorm: this.source.pinStorm?.(),
       pmem: this.source.pmem?.(),
+      fileWriteback: this.source.fileWriteback?.(),
     };
   }
 
@@ -295,6 +301,7 @@ export class StressRun {
     if (w.contention) report.contention = w.contention;
     if (w.pinStorm) report.pinStorm = w.pinStorm;
     if (w.pmem) report.pmem = w.pmem;
+    if (w.fileWriteback) report.fileWriteback = w.fileWriteback;
     const out: StressResult = { report, wallMs: this.wallMs };
     if (this.opts.trace) out.trace = world.tl.traceJSON(`mmemu ${header.scenario} seed ${header.seed}`);
     if (world.log) out.record = { header: { ...header, ops: world.log.length }, words: world.log.view() };
@@ -311,6 +318,7 @@ interface Workload {
   contention: ContentionReport | undefined;
   pinStorm: PinStormReport | undefined;
   pmem: PmemReport | undefined;
+  fileWriteback: FileWritebackReport | undefined;
 }
 
 export function checkRunOptions(opts: RunOptions): void {

@@ -11,7 +11,7 @@ import {
   DevPagemap, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT, VM_FAULT_OOM, VM_FAULT_SIGBUS, type VmFault,
 } from "../device/pagemap.js";
 import {
-  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_FILE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, migratePfnToPage,
 } from "../migrate.js";
 import { MMU_NOTIFY_MIGRATE, type MmuIntervalNotifier, type MmuNotifierRange } from "../hmm/notifier.js";
@@ -31,6 +31,8 @@ export const HMM_DMIRROR_RELEASE = 7;
 export const HMM_DMIRROR_FLAGS = 8;
 
 export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1;
+/** Ours: MIGRATE_TO_DEV also moves pages of file mappings (MIGRATE_VMA_SELECT_FILE). */
+export const HMM_DMIRROR_FLAG_FILE = 2;
 
 export const HMM_DMIRROR_PROT_ERROR = 0xff;
 export const HMM_DMIRROR_PROT_NONE = 0x00;
@@ -347,16 +349,24 @@ export class HmmDmirror {
   }
 
   private doWrite(start: number, end: number, buf: Uint8Array | BigUint64Array, out: DmirrorResult): number {
-    const page = this.machine.page;
-    for (let v = start + out.cpages; v < end; v++) {
-      const e = this.pt.get(v);
-      if (!e || e.tag !== DPT_XA_TAG_WRITE) return ENOENT;
-      const i = v - start;
-      if (buf instanceof Uint8Array) page.writeBytes(e.pfn, buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-      else page.writeTag(e.pfn, buf[i]!);
-      out.cpages++;
+    const m = this.machine;
+    const page = m.page;
+    const dirtied: number[] = [];
+    try {
+      for (let v = start + out.cpages; v < end; v++) {
+        const e = this.pt.get(v);
+        if (!e || e.tag !== DPT_XA_TAG_WRITE) return ENOENT;
+        const i = v - start;
+        if (buf instanceof Uint8Array) page.writeBytes(e.pfn, buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+        else page.writeTag(e.pfn, buf[i]!);
+        // The device wrote a file page in its memory: it says so (the CPU saw no store).
+        if (e.pfn >= m.config.frames && m.cachedPageOwner(e.pfn)) dirtied.push(e.pfn);
+        out.cpages++;
+      }
+      return 0;
+    } finally {
+      if (dirtied.length) m.fileDeviceDirty(dirtied);
     }
-    return 0;
   }
 
   /**
@@ -443,7 +453,8 @@ export class HmmDmirror {
     const ret = this.vmaChunks(start, end, (from, to) => {
       const mig = m.migrateVmaSetup({
         proc: this.proc, start: from * PAGE_SIZE, end: to * PAGE_SIZE,
-        flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, pgmapOwner: this.device,
+        flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND | (this.flags & HMM_DMIRROR_FLAG_FILE ? MIGRATE_VMA_SELECT_FILE : 0),
+        pgmapOwner: this.device,
       });
       // dmirror_migrate_alloc_and_copy: device pages, one-shot FAIL_ALLOC skips the first.
       for (let i = 0; i < mig.npages; i++) {

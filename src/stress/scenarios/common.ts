@@ -7,6 +7,7 @@ import type { Region, World } from "../world.js";
 import type { ContentionReport } from "../contention.js";
 import type { PinStormReport } from "../pinstorm.js";
 import type { PmemReport } from "../pmemreport.js";
+import type { FileWritebackReport } from "../filewb.js";
 import {
   OP_CPU_READ, OP_CPU_WRITE, OP_DEV_READ, OP_DEV_WRITE, OP_MIGRATE_TO_DEV, OP_MIGRATE_TO_SYS, OP_MMAP, OP_SPAWN, packRange,
 } from "../ops.js";
@@ -56,6 +57,8 @@ export interface Generator {
   pinStorm?(): PinStormReport | undefined;
   /** The same workload on pmem as storage (DAX, block I/O) and as RAM (pmem scenario). */
   pmem?(): PmemReport | undefined;
+  /** Writeback of device-dirtied file pages per policy (file-writeback). */
+  fileWriteback?(): FileWritebackReport | undefined;
 }
 
 /** System RAM frames of the machine. */

@@ -7,8 +7,9 @@ import { mixed } from "./mixed.js";
 import { migrateContention } from "./migrate-contention.js";
 import { pinStorm } from "./pin-storm.js";
 import { pmem } from "./pmem.js";
+import { fileWriteback } from "./file-writeback.js";
 
-export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention, pinStorm, pmem];
+export const SCENARIOS: readonly Scenario[] = [mixed, gpuOffload, coherentShare, oversubscribe, migrateContention, pinStorm, fileWriteback, pmem];
 export const DEFAULT_SCENARIO = "mixed";
 
 export function scenarioByName(name: string): Scenario | undefined {
