@@ -45,6 +45,10 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   63: (a, b, c) => `pfn ${a} has no struct page but its struct page slot is in use (flags 0x${b.toString(16)}, refcount ${c})`,
   64: (a, b, c) => `hot-plugged zone ${a}: pfn ${b} carries zone id ${c}`,
   52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
+  53: (a, b, c) => (a === 0xffffffff ? `the file LRU lists hold ${b} pages but the file caches have ${c} pages in RAM` : `the file LRU lists are corrupt at pfn ${a}`),
+  54: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps file page ${c} writable but the page is not dirty (write notification lost)`,
+  55: (a, b) => `file ${a} has a page at index ${b} that is neither uptodate nor locked for reading`,
+  56: (a) => `${a} file pages are under writeback with no I/O in flight`,
   57: (a) => `file page at device pfn ${a} is marked PG_lru; device memory has no LRU lists`,
   58: (a, b, c) => `device pfn ${a} (refcount ${b}, ${c} mappings) names a file but is not in its page cache: stale file data in device memory`,
 };
