@@ -4,7 +4,6 @@
 // `--no-debug` skips the debug-build rows; `--rounds N` sets how many interleaved rounds each
 // benchmark runs (default 5; the reported time is the median of the round medians); `--only TEXT`
 // runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only compact`).
-// runs only the benchmarks whose step name contains TEXT (e.g. `--only migrate`, `--only numa`).
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { create } from "./create.js";
