@@ -138,6 +138,22 @@ describe("file mappings", () => {
   });
 });
 
+describe("the last page", () => {
+  it("a store past the end of the file through a mapping is zeroed at writeback and never reaches the disk", () => {
+    const { m, fs, p } = setup();
+    const f = fs.open("a", O_RDWR | O_CREAT);
+    f.pwrite(pattern(100, 1), 0);
+    const a = p.mmap(0, PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.writeU32(a + 200, 0x55555555);
+    f.fsync();
+    m.powerFail();
+    f.ftruncate(PAGE_SIZE);
+    expect(f.pread(4, 200)).toEqual(new Uint8Array(4));
+    expect(f.pread(100, 0)).toEqual(pattern(100, 1));
+    m.check();
+  });
+});
+
 describe("truncate", () => {
   it("shrinking unmaps and drops the pages past the end (COW copies too) and zeroes a partial tail", () => {
     const { m, fs, p } = setup();

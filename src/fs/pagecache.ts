@@ -163,6 +163,13 @@ export function writebackRange(m: Machine, inode: Inode, from = 0, to = inode.si
         for (let i = 0; i < n; i++) pfns[i] = io[i]!;
       }
     }
+    // block_write_full_folio: the part of the last page past i_size goes out as zeros, so a
+    // store there through a mapping never reaches the disk (nor a later extension of the file).
+    const tail = inode.size % PAGE_SIZE;
+    if (ok && tail !== 0 && m.config.content === "bytes") {
+      const last = Math.floor(inode.size / PAGE_SIZE);
+      for (let i = 0; i < n; i++) if (wb[2 * i] === last) frameBytes(m, pfns[i]!).fill(0, tail);
+    }
     if (ok) {
       try {
         inode.fs.dev.write(sectors, pfns);
