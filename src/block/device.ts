@@ -160,24 +160,7 @@ export class EmulatedBlockDevice implements BlockDevice {
   }
 
   injectError(e: InjectedError): void {
-    const fn = "injectError";
-    if (e === null || typeof e !== "object") fail("EINVAL", fn, `the error must be an object like { op: "write", sector: 0 }`, e);
-    for (const k of Object.keys(e)) if (!["op", "sector", "count", "times"].includes(k)) fail("EINVAL", fn, `unknown key ${k}`, k);
-    if (e.op !== "read" && e.op !== "write" && e.op !== "flush") fail("EINVAL", fn, `op must be "read", "write" or "flush", got ${String(e.op)}`, e.op);
-    const times = e.times ?? Infinity;
-    if (!(times === Infinity || (Number.isInteger(times) && times >= 1)))
-      fail("EINVAL", fn, `times must be a positive integer or Infinity, got ${String(times)}`, times);
-    if (e.sector === undefined) {
-      if (e.count !== undefined) fail("EINVAL", fn, `count needs a sector to start from`, e.count);
-      this.rules.add(e.op, 0, this.nrSectors, times, true);
-      return;
-    }
-    this.checkSector(fn, e.sector);
-    const count = e.count ?? 1;
-    if (!Number.isInteger(count) || count < 1) fail("EINVAL", fn, `count must be a positive integer, got ${String(count)}`, count);
-    if (e.sector + count > this.nrSectors)
-      fail("EINVAL", fn, `sectors ${e.sector}..${e.sector + count - 1} run beyond the end of device ${this.name} (${this.nrSectors} sectors)`, count);
-    this.rules.add(e.op, e.sector, e.sector + count, times, false);
+    this.rules.inject("injectError", this.name, this.nrSectors, e);
   }
 
   clearErrors(): void {

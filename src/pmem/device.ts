@@ -7,7 +7,8 @@ import { L } from "../layout.js";
 import { PAGE_SIZE, VM_PFNMAP } from "../constants.js";
 import type { OfflineResult } from "../hotplug.js";
 import type { BlockDevice, InjectedError, IoStats, Wear } from "../block/types.js";
-import { checkRequest, copySectors, ioCostNs, newStats, ErrorInjector } from "./io.js";
+import { checkRequest, copySectors, ioCostNs, newStats } from "./io.js";
+import { ErrorRules } from "../block/faults.js";
 import { daxMmapRange, liveProcess, type DaxMmapOptions } from "./dax.js";
 import { onlineMovable, offlineAndRemove } from "./kmem.js";
 
@@ -35,7 +36,7 @@ export class PmemDevice implements BlockDevice {
   readonly volatileCache = false;
   readonly stats: IoStats = newStats();
   private clock = 0;
-  private readonly errors = new ErrorInjector();
+  private readonly errors = new ErrorRules();
   /** @internal The zone slot while online as RAM, else -1. */
   zoneId = -1;
 
@@ -88,7 +89,7 @@ export class PmemDevice implements BlockDevice {
   private io(fn: string, op: "read" | "write", sectors: ArrayLike<number>, pfns: ArrayLike<number>): number {
     this.storage(fn);
     checkRequest(this.machine, fn, this.nrSectors, sectors, pfns);
-    if (this.errors.fires(op, sectors)) {
+    if (this.errors.takeSectors(op, sectors)) {
       this.stats.errors++;
       fail("EIO", fn, `${this.name}: injected ${op} error (nothing was transferred)`, sectors[0]);
     }
@@ -117,7 +118,8 @@ export class PmemDevice implements BlockDevice {
   /** REQ_PREFLUSH: nothing is volatile (ADR), so it costs nothing. */
   flush(): number {
     this.storage("pmem.flush");
-    if (this.errors.fires("flush", null)) {
+    // Nothing is ever cached, so only a rule for every flush matches one.
+    if (this.errors.take("flush", () => false)) {
       this.stats.errors++;
       fail("EIO", "pmem.flush", `${this.name}: injected flush error`);
     }
@@ -173,7 +175,7 @@ export class PmemDevice implements BlockDevice {
 
   /** The next `times` (default: every) requests of `op` touching [sector, sector + count) fail with EIO, transferring nothing. */
   injectError(e: InjectedError): void {
-    this.errors.add("pmem.injectError", this.nrSectors, e);
+    this.errors.inject("pmem.injectError", this.name, this.nrSectors, e);
   }
 
   clearErrors(): void {

@@ -4,7 +4,7 @@ import type { Machine } from "../machine.js";
 import { fail } from "../errors.js";
 import { PG_reserved } from "../page.js";
 import { MEMORY_DEVICE_PRIVATE } from "../device/pagemap.js";
-import type { InjectedError, IoStats } from "../block/types.js";
+import type { IoStats } from "../block/types.js";
 
 /** pmem latency: a fixed cost per request plus the copy at 10 bytes/ns. */
 export const PMEM_REQUEST_NS = 100;
@@ -49,35 +49,5 @@ export function copySectors(m: Machine, base: number, sectors: ArrayLike<number>
       buf[2 * k + 1] = pfns[at + k]!;
     }
     m.core.pmemIo(n, write ? 1 : 0);
-  }
-}
-
-/** Injected errors of one device. */
-export class ErrorInjector {
-  private specs: { op: string; lo: number; hi: number; left: number }[] = [];
-
-  add(fn: string, nrSectors: number, e: InjectedError): void {
-    if (typeof e !== "object" || e === null) fail("EINVAL", fn, "the error must be an object", e);
-    if (e.op !== "read" && e.op !== "write" && e.op !== "flush") fail("EINVAL", fn, `op must be "read", "write" or "flush", got ${String(e.op)}`, e.op);
-    const sector = e.sector ?? 0;
-    const count = e.count ?? (e.sector === undefined ? nrSectors : 1);
-    if (!Number.isInteger(sector) || sector < 0 || sector >= nrSectors) fail("EINVAL", fn, `sector ${String(e.sector)} is not a sector of this device`, e.sector);
-    if (!Number.isInteger(count) || count < 1) fail("EINVAL", fn, `count ${String(e.count)} must be a positive integer`, e.count);
-    const times = e.times ?? Infinity;
-    if (times !== Infinity && (!Number.isInteger(times) || times < 1)) fail("EINVAL", fn, `times ${String(e.times)} must be a positive integer or Infinity`, e.times);
-    this.specs.push({ op: e.op, lo: sector, hi: sector + count, left: times });
-  }
-
-  clear(): void {
-    this.specs = [];
-  }
-
-  /** Whether a request of `op` over `sectors` fails (using up one of the matching spec's times). */
-  fires(op: string, sectors: ArrayLike<number> | null): boolean {
-    const i = this.specs.findIndex((s) => s.op === op && (sectors === null || Array.prototype.some.call(sectors, (x: number) => x >= s.lo && x < s.hi)));
-    if (i < 0) return false;
-    const s = this.specs[i]!;
-    if (--s.left <= 0) this.specs.splice(i, 1);
-    return true;
   }
 }
