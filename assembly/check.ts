@@ -19,7 +19,7 @@ import {
   vmaPolicyMode, vmaPolicyNodes, VM_WRITE, VM_SHARED, VM_LOCKED, VM_PFNMAP, VM_MIXEDMAP,
 } from "./mm";
 import { pfnHasStructPage } from "./pmem";
-import { pgdIndex, pudIndex, pmdIndex } from "./pagetable";
+import { pteTableBase, pteTableEnd } from "./pagetable";
 import { policyValid } from "./mempolicy";
 import { mlockCountOf, MLOCK_FLAGS } from "./mlock";
 import { mappingAlive, mappingNrpages, mappingForEach, mappingIsFile } from "./mapping";
@@ -528,14 +528,9 @@ function checkMlockCounts(): u32 {
 function countLockedMappings(pgd: u32, start: u64, end: u64): void {
   let v = start;
   while (v < end) {
-    const ge = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
-    if (!entryPresent(ge)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
-    const ue = load<u64>(tableAddr(entryTable(ge)) + (<usize>pudIndex(v) << 3));
-    if (!entryPresent(ue)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
-    const de = load<u64>(tableAddr(entryTable(ue)) + (<usize>pmdIndex(v) << 3));
-    const stop = min<u64>((v | 511) + 1, end);
-    if (entryPresent(de)) {
-      const pt = tableAddr(entryTable(de));
+    const pt = pteTableBase(pgd, v);
+    const stop = min<u64>(pteTableEnd, end);
+    if (pt != 0) {
       for (; v < stop; v++) {
         const pte = load<u64>(pt + (<usize>(<u32>v & 511) << 3));
         if (pte == 0 || pteSpecial(pte)) continue;

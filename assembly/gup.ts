@@ -117,7 +117,7 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
       const tableLeft = <u64>(512 - (<u32>vpn & 511));
       if (<u64>(end - i) > tableLeft) end = i + <u32>tableLeft;
       if (<u64>(end - i) > vEnd - vpn) end = i + <u32>(vEnd - vpn);
-      const k = pin ? pinRun(ptep, i, end, fastMask, fastWant, write) : getRun(ptep, i, end, fastMask, fastWant, write);
+      const k = grabRun(ptep, i, end, fastMask, fastWant, write, pin);
       if (pin) pinned += k - i;
       ptep += <usize>(k - i) << 3;
       i = k;
@@ -175,30 +175,16 @@ export function gupWalk(mm: u32, start: u64, n: u32, from: u32, flags: u32): u32
   if (write && (pte & _PAGE_DIRTY) == 0) setFlagsOf(pfn, flagsOf(pfn) | (1 << PG_dirty));
 }
 
-// Pins entries [i, end) from the PTE at `ptep` while their PTEs need no more than a pin;
-// returns where it stopped.
-function pinRun(ptep: usize, i: u32, end: u32, mask: u64, want: u64, write: bool): u32 {
+// Takes entries [i, end) from the PTE at `ptep` (a pin, or a FOLL_GET reference) while their
+// PTEs need nothing more; returns where it stopped.
+function grabRun(ptep: usize, i: u32, end: u32, mask: u64, want: u64, write: bool, pin: bool): u32 {
   let out = gupPages + (<usize>i << 2);
   for (; i < end; i++) {
     const pte = load<u64>(ptep);
     if ((pte & mask) != want) break;
     const pfn = ptePfn(pte);
-    grabPin(pfn, pte, write);
-    store<u32>(out, pfn);
-    ptep += 8;
-    out += 4;
-  }
-  return i;
-}
-
-// pinRun for FOLL_GET references.
-function getRun(ptep: usize, i: u32, end: u32, mask: u64, want: u64, write: bool): u32 {
-  let out = gupPages + (<usize>i << 2);
-  for (; i < end; i++) {
-    const pte = load<u64>(ptep);
-    if ((pte & mask) != want) break;
-    const pfn = ptePfn(pte);
-    grabRef(pfn, pte, write);
+    if (pin) grabPin(pfn, pte, write);
+    else grabRef(pfn, pte, write);
     store<u32>(out, pfn);
     ptep += 8;
     out += 4;

@@ -156,6 +156,31 @@ function splitAround(z: u32, pb: u32): void {
   }
 }
 
+// The free (buddy) blocks that start in pageblock `pb`, in order, each handed to visit.
+function forEachBuddyBlock(pb: u32, visit: (pfn: u32, order: u32) => void): void {
+  let pfn = pb;
+  while (pfn < pb + PAGEBLOCK_NR_PAGES) {
+    if (!pageIsBuddy(pfn)) {
+      pfn++;
+      continue;
+    }
+    const o = orderOf(pfn);
+    visit(pfn, o);
+    pfn += 1 << o;
+  }
+}
+
+// The zone and free-list class of the pageblock a visitor works on.
+let walkZone: u32 = 0;
+let walkCls: u32 = 0;
+
+function moveToIsolate(pfn: u32, o: u32): void {
+  delFromFreeList(walkZone, pfn, o, walkCls);
+  accountFree(walkZone, walkCls, -(<i32>1 << o));
+  addToFreeList(walkZone, pfn, o, FL_ISOLATE);
+  accountFree(walkZone, FL_ISOLATE, <i32>1 << o);
+}
+
 // start_isolate_page_range: every pageblock of [start, end) becomes MIGRATE_ISOLATE and
 // its free pages move to the isolate lists, off the free counts. The pcp list is drained
 // first, so that no page of the range is left where an allocation could find it.
@@ -164,20 +189,9 @@ export function isolateRange(start: u32, end: u32): void {
   drainZone(z);
   for (let pb = start; pb < end; pb += PAGEBLOCK_NR_PAGES) {
     splitAround(z, pb);
-    const cls = blockClass(pb);
-    let pfn = pb;
-    while (pfn < pb + PAGEBLOCK_NR_PAGES) {
-      if (!pageIsBuddy(pfn)) {
-        pfn++;
-        continue;
-      }
-      const o = orderOf(pfn);
-      delFromFreeList(z, pfn, o, cls);
-      accountFree(z, cls, -(<i32>1 << o));
-      addToFreeList(z, pfn, o, FL_ISOLATE);
-      accountFree(z, FL_ISOLATE, <i32>1 << o);
-      pfn += 1 << o;
-    }
+    walkZone = z;
+    walkCls = blockClass(pb);
+    forEachBuddyBlock(pb, moveToIsolate);
     setPageblockFlags(pb, pageblockFlags(pb) | PB_ISOLATE);
     setZoneSpecialBlocks(z, zoneSpecialBlocks(z) + 1);
   }
@@ -185,6 +199,14 @@ export function isolateRange(start: u32, end: u32): void {
 }
 
 const undoBlocks: usize = memory.data(<i32>(PAGEBLOCK_NR_PAGES * 4), 16);
+let undoCount: u32 = 0;
+
+function takeFromIsolate(pfn: u32, o: u32): void {
+  delFromFreeList(walkZone, pfn, o, FL_ISOLATE);
+  accountFree(walkZone, FL_ISOLATE, -(<i32>1 << o));
+  store<u32>(undoBlocks + (<usize>undoCount << 2), pfn);
+  undoCount++;
+}
 
 // undo_isolate_page_range: the pageblocks get their own type back, and their free pages
 // return to its lists, merging with their buddies again.
@@ -192,20 +214,10 @@ export function undoIsolateRange(start: u32, end: u32): void {
   const z = zoneOf(start);
   for (let pb = start; pb < end; pb += PAGEBLOCK_NR_PAGES) {
     // Off the isolate lists first, all of them: a block freed back must not meet a buddy still there.
-    let n: u32 = 0;
-    let pfn = pb;
-    while (pfn < pb + PAGEBLOCK_NR_PAGES) {
-      if (!pageIsBuddy(pfn)) {
-        pfn++;
-        continue;
-      }
-      const o = orderOf(pfn);
-      delFromFreeList(z, pfn, o, FL_ISOLATE);
-      accountFree(z, FL_ISOLATE, -(<i32>1 << o));
-      store<u32>(undoBlocks + (<usize>n << 2), pfn);
-      n++;
-      pfn += 1 << o;
-    }
+    walkZone = z;
+    undoCount = 0;
+    forEachBuddyBlock(pb, takeFromIsolate);
+    const n = undoCount;
     setPageblockFlags(pb, pageblockFlags(pb) & ~PB_ISOLATE);
     setZoneSpecialBlocks(z, zoneSpecialBlocks(z) - 1);
     const cls = blockClass(pb);

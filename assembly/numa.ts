@@ -6,7 +6,7 @@ import { nframes, NONE } from "./layout";
 import { flagsOf, testFlag, setFlag, clearFlag, refOf, mapcountOf, indexOf, zoneOf, PG_locked, PG_lru, PGTY_buddy } from "./memmap";
 import { zoneNode, ascendRuns } from "./alloc";
 import { isZoneDevicePage } from "./device";
-import { walkPte, tableAddr, entryTable, entryPresent, pgdIndex, pudIndex, pmdIndex } from "./pagetable";
+import { walkPte, pteTableBase, pteTableEnd } from "./pagetable";
 import { ptePfn, pteSpecial, isSwapPte } from "./pte";
 import { findVma, mmPgd, vmaFlags, VM_IO, VM_PFNMAP } from "./mm";
 import { ZERO_PFN } from "./rmap";
@@ -129,14 +129,9 @@ export function queuePagesRange(mm: u32, lo: f64, hi: f64, wantMask: u32, moveAl
   let failed: u32 = 0;
   let k = at;
   while (v < end) {
-    const ge = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
-    if (!entryPresent(ge)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
-    const ue = load<u64>(tableAddr(entryTable(ge)) + (<usize>pudIndex(v) << 3));
-    if (!entryPresent(ue)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
-    const de = load<u64>(tableAddr(entryTable(ue)) + (<usize>pmdIndex(v) << 3));
-    const stop = min<u64>((v | 511) + 1, end);
-    if (!entryPresent(de)) { v = stop; continue; }
-    const pt = tableAddr(entryTable(de));
+    const pt = pteTableBase(pgd, v);
+    const stop = min<u64>(pteTableEnd, end);
+    if (pt == 0) { v = stop; continue; }
     for (; v < stop; v++) {
       const pte = load<u64>(pt + (<usize>(<u32>v & 511) << 3));
       if (pte == 0 || isSwapPte(pte) || pteSpecial(pte)) continue;

@@ -105,12 +105,23 @@ export function pteTableBase(pgd: u32, vpn: u64): usize {
   return t == NONE ? 0 : tableAddr(t);
 }
 
+// Where a range walk goes on after pteTableOf(vpn): past that PTE table's range, or past the
+// whole range of the upper table found missing.
+export let pteTableEnd: u64 = 0;
+
 // The PTE table covering `vpn`, or NONE.
 export function pteTableOf(pgd: u32, vpn: u64): u32 {
   const pud = descend(pgd, pgdIndex(vpn), false);
-  if (pud == NONE) return NONE;
+  if (pud == NONE) {
+    pteTableEnd = (vpn | ((<u64>1 << 27) - 1)) + 1;
+    return NONE;
+  }
   const pmd = descend(pud, pudIndex(vpn), false);
-  if (pmd == NONE) return NONE;
+  if (pmd == NONE) {
+    pteTableEnd = (vpn | ((<u64>1 << 18) - 1)) + 1;
+    return NONE;
+  }
+  pteTableEnd = (vpn | 511) + 1;
   return descend(pmd, pmdIndex(vpn), false);
 }
 

@@ -3,7 +3,7 @@
 // missing tables are skipped a whole level at a time.
 import { NONE } from "./layout";
 import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, folioMaybeDmaPinned, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_mlocked } from "./memmap";
-import { tableAddr, entryTable, entryPresent, walkPte, freeEmptyTables, pgdIndex, pudIndex, pmdIndex, pteIndex } from "./pagetable";
+import { walkPte, freeEmptyTables, pteIndex, pteTableBase, pteTableEnd } from "./pagetable";
 import {
   _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PROTNONE, _PAGE_RO_MIGRATION, _PAGE_RO_MIGRATION_WRITE,
   ptePfn, ptepresent, pteSpecial, pfnPte, userPte, isSwapPte, swpType, swpOffset, SWP_TYPE_MASK, SWP_TYPE_SHIFT,
@@ -44,21 +44,16 @@ export function rangeOp(mm: u32, start: u64, end: u64, op: u32, arg: u32, delta:
   const pgd = mmPgd(mm);
   let v = start;
   while (v < end) {
-    const pudE = load<u64>(tableAddr(pgd) + (<usize>pgdIndex(v) << 3));
-    if (!entryPresent(pudE)) { v = (v | ((<u64>1 << 27) - 1)) + 1; continue; }
-    const pmdE = load<u64>(tableAddr(entryTable(pudE)) + (<usize>pudIndex(v) << 3));
-    if (!entryPresent(pmdE)) { v = (v | ((<u64>1 << 18) - 1)) + 1; continue; }
-    const ptE = load<u64>(tableAddr(entryTable(pmdE)) + (<usize>pmdIndex(v) << 3));
-    const tableEnd = (v | 511) + 1;
-    const stop = tableEnd < end ? tableEnd : end;
-    if (entryPresent(ptE)) {
+    const table = pteTableBase(pgd, v);
+    const stop = pteTableEnd < end ? pteTableEnd : end;
+    if (table != 0) {
       // Each PTE table counts with the pmd and pud above it: an upper bound for a copy.
       if (op == RANGE_COUNT_TABLES) {
         rangeCount += 3;
         v = stop;
         continue;
       }
-      pteTableOp(op, mm, tableAddr(entryTable(ptE)), v, stop, arg, delta);
+      pteTableOp(op, mm, table, v, stop, arg, delta);
       if (rangeFailed || (op == RANGE_RECLAIM_LAZYFREE && rangeCount >= reclaimTarget)) return;
     }
     v = stop;

@@ -4,7 +4,7 @@
 import { describe, it, expect } from "vitest";
 import {
   Machine, MmError, O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_TRUNC, MAP_SHARED, MAP_PRIVATE, MS_SYNC,
-  PROT_READ, PROT_WRITE, PAGE_SIZE, type Process, type OpenFile,
+  PROT_READ, PROT_WRITE, PAGE_SIZE, type Process, type OpenFile, type FileSystem,
 } from "../src/index.js";
 import { PG_dirty, PG_writeback, PG_locked } from "../src/page.js";
 import { errorOf } from "./drivers.js";
@@ -14,6 +14,14 @@ const pfnOf = (p: Process, addr: number): number => Number((p.pte(addr) >> 12n) 
 const writable = (p: Process, addr: number): boolean => (p.pte(addr) & 2n) !== 0n;
 const fsOf = (f: OpenFile) => f.inode.fs;
 const pattern = (n: number, seed: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 7 + seed) & 0xff);
+
+/** A new file "a" holding pattern(bytes, seed), fsynced. */
+function syncedFile(fs: FileSystem, bytes: number, seed: number): OpenFile {
+  const f = fs.open("a", O_RDWR | O_CREAT);
+  f.pwrite(pattern(bytes, seed), 0);
+  f.fsync();
+  return f;
+}
 
 function setup(frames = 4096, sectors = 8192) {
   const m = Machine.create({ nodes: [{ normal: frames }] });
@@ -68,9 +76,7 @@ describe("read and write through the page cache", () => {
 describe("file mappings", () => {
   it("MAP_SHARED: a read maps read-only; the first store faults, dirties the page, fsync cleans and write-protects it", () => {
     const { m, fs, p } = setup();
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(4 * PAGE_SIZE, 5), 0);
-    f.fsync();
+    const f = syncedFile(fs, 4 * PAGE_SIZE, 5);
     const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
     expect(p.readU32(a + PAGE_SIZE)).toBe(new DataView(pattern(4 * PAGE_SIZE, 5).buffer).getUint32(PAGE_SIZE, true));
     expect(writable(p, a + PAGE_SIZE)).toBe(false);
@@ -157,9 +163,7 @@ describe("the last page", () => {
 describe("truncate", () => {
   it("shrinking unmaps and drops the pages past the end (COW copies too) and zeroes a partial tail", () => {
     const { m, fs, p } = setup();
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(4 * PAGE_SIZE, 2), 0);
-    f.fsync();
+    const f = syncedFile(fs, 4 * PAGE_SIZE, 2);
     const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
     const c = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_PRIVATE, f, 0);
     for (let i = 0; i < 4; i++) p.readU32(a + i * PAGE_SIZE);
@@ -204,9 +208,7 @@ describe("reclaim and writeback under memory pressure", () => {
 describe("durability", () => {
   it("a power failure keeps what fsync confirmed and may lose what came after", () => {
     const { m, dev, fs } = setup();
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(2 * PAGE_SIZE, 1), 0);
-    f.fsync();
+    const f = syncedFile(fs, 2 * PAGE_SIZE, 1);
     f.pwrite(pattern(PAGE_SIZE, 9), PAGE_SIZE);
     f.pwrite(pattern(PAGE_SIZE, 4), 2 * PAGE_SIZE);
     m.powerFail();
@@ -236,9 +238,7 @@ describe("durability", () => {
 
   it("a truncated file's committed sectors are not reused before the next commit", () => {
     const { m, fs } = setup(4096, 4);
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(2 * PAGE_SIZE, 1), 0);
-    f.fsync();
+    const f = syncedFile(fs, 2 * PAGE_SIZE, 1);
     f.ftruncate(0);
     const g = fs.open("b", O_RDWR | O_CREAT);
     g.pwrite(pattern(4 * PAGE_SIZE, 3), 0);
@@ -269,9 +269,7 @@ describe("I/O errors", () => {
 
   it("a failed read is EIO for read(2) and SIGBUS for a fault, and leaves no page locked or cached", () => {
     const { m, dev, fs, p } = setup();
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(PAGE_SIZE, 1), 0);
-    f.fsync();
+    const f = syncedFile(fs, PAGE_SIZE, 1);
     m.powerFail();
     dev.injectError({ op: "read", times: 2 });
     expect(errorOf(() => f.pread(4, 0))?.code).toBe("EIO");
@@ -341,9 +339,7 @@ describe("DAX: files on pmem without a page cache", () => {
 
   it("fsync commits the block map; a power failure keeps fsynced data; truncate unmaps and frees", () => {
     const { m, fs, p } = daxSetup();
-    const f = fs.open("a", O_RDWR | O_CREAT);
-    f.pwrite(pattern(2 * PAGE_SIZE, 1), 0);
-    f.fsync();
+    const f = syncedFile(fs, 2 * PAGE_SIZE, 1);
     f.pwrite(pattern(PAGE_SIZE, 2), 2 * PAGE_SIZE);
     const a = p.mmap(0, 3 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
     p.readU32(a + 2 * PAGE_SIZE);
