@@ -3,20 +3,12 @@ import {
   Machine, MmError, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE,
   MADV_DONTNEED, MADV_FREE, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, PAGE_SIZE, TASK_SIZE, type Process,
 } from "../src/index.js";
-import { refused } from "./drivers.js";
+import { refused, writtenProcess } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
-function setup() {
-  const m = Machine.create({ nodes: [{ normal: 2048 }], content: "tags", maxVmas: 8 });
-  const p = m.spawn();
-  const a = p.mmap(0, 16 * PAGE_SIZE, RW, ANON);
-  p.touch(a, 16, true, 100n);
-  const s = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
-  p.touch(s, 4, true, 200n);
-  return { m, p, a, s };
-}
+const setup = () => writtenProcess({ maxVmas: 8 });
 
 describe("bad input is refused with the kernel's errno and changes nothing", () => {
   it("unaligned addresses", () => {

@@ -5,6 +5,7 @@ import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, PAGE_SIZE, type Process } from "../src/index.js";
 import { RefMachine, type RefMm } from "../bench/reference/kernel.js";
+import { expectSameCounters, expectSamePtes, exitPair } from "./differential-helpers.js";
 
 const BASE_VPN = 0x10000;
 const PAGES = 96;
@@ -57,24 +58,13 @@ describe("differential: Wasm core vs the plain-TS reference kernel", () => {
             if (pairs.length >= 6) continue;
             pairs.push([pair[0].fork(), pair[1].fork()]);
           } else if (pairs.length > 1) {
-            pair[0].exit();
-            pair[1].exit();
-            pairs.splice(pairs.indexOf(pair), 1);
+            exitPair(pairs, pair);
           }
-          const c = m.counters();
-          const rc = ref.counters();
-          for (const k of COMPARED) expect([k, c[k]]).toEqual([k, rc[k]]);
+          expectSameCounters(m, ref, COMPARED);
         }
         m.check();
         for (const [p, rp] of pairs) {
-          for (let i = 0; i < PAGES; i++) {
-            const vpn = BASE_VPN + i;
-            const pte = p.pte(vpn * PAGE_SIZE);
-            const rpte = rp.pteAt(vpn);
-            // Same state bits (present, rw, accessed, dirty, special); pfns may differ.
-            expect([vpn, pte & 0xfffn]).toEqual([vpn, rpte & 0xfffn]);
-            if (pte & 1n) expect([vpn, p.readTag(vpn * PAGE_SIZE)]).toEqual([vpn, rp.readTag(vpn)]);
-          }
+          expectSamePtes(p, rp, BASE_VPN, PAGES);
           const w = p.walk(BASE_VPN * PAGE_SIZE, PAGES * PAGE_SIZE);
           const rw = rp.walk(BASE_VPN, PAGES);
           expect([w.present, w.writable]).toEqual([rw.present, rw.writable]);

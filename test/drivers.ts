@@ -1,9 +1,24 @@
 // Helpers shared by the tests: a minimal device-private driver, and catching MmErrors.
 import { expect } from "vitest";
 import {
-  MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
-  type DevPagemap, type Machine, type Process, type VmFault,
+  Machine, MmError, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, PAGE_SIZE,
+  PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS,
+  type DevPagemap, type MachineConfig, type Process, type VmFault,
 } from "../src/index.js";
+
+/**
+ * The bad-input tests' starting point: a tags-mode machine whose process has 16 written
+ * private pages at `a` and 4 written shared ones at `s`.
+ */
+export function writtenProcess(config: MachineConfig = {}) {
+  const m = Machine.create({ nodes: [{ normal: 2048 }], content: "tags", ...config });
+  const p = m.spawn();
+  const a = p.mmap(0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  p.touch(a, 16, true, 100n);
+  const s = p.mmap(0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+  p.touch(s, 4, true, 200n);
+  return { m, p, a, s };
+}
 
 /** A driver's whole migration of `npages` system pages from `addr` to its device range `pg`. */
 export function migrateToDevice(m: Machine, proc: Process, addr: number, npages: number, pg: DevPagemap): void {

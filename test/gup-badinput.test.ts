@@ -3,11 +3,11 @@
 // malformed arguments, and releasing what was never taken (an error, not an underflow).
 import { describe, it, expect } from "vitest";
 import {
-  Machine, MmError, PAGE_SIZE, TASK_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS,
+  Machine, MmError, PAGE_SIZE, TASK_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS,
   VM_IO, VM_PFNMAP, FOLL_WRITE, FOLL_GET, FOLL_FORCE, FOLL_ANON, FOLL_LONGTERM, FOLL_PCI_P2PDMA, FOLL_PIN, FOLL_TOUCH,
   FOLL_REMOTE, type Process,
 } from "../src/index.js";
-import { refused as refusedExactly } from "./drivers.js";
+import { refused as refusedExactly, writtenProcess } from "./drivers.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -18,15 +18,7 @@ function refused(m: Machine, procs: Process[], code: string, call: () => unknown
   return refusedExactly(m, procs, code, call, [staged, staged + 65536 * 4]);
 }
 
-function setup() {
-  const m = Machine.create({ nodes: [{ normal: 2048 }], content: "tags" });
-  const p = m.spawn();
-  const a = p.mmap(0, 16 * PAGE_SIZE, RW, ANON);
-  p.touch(a, 16, true, 100n);
-  const s = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
-  p.touch(s, 4, true, 200n);
-  return { m, p, a, s };
-}
+const setup = () => writtenProcess();
 
 const pfnOf = (pte: bigint): number => Number((pte >> 12n) & 0xffffffffffn);
 

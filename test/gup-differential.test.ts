@@ -6,6 +6,7 @@ import { describe, it, expect } from "vitest";
 import fc from "fast-check";
 import { Machine, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, PAGE_SIZE, FOLL_WRITE, type Process } from "../src/index.js";
 import { RefMachine, ptePfn, type RefMm } from "../bench/reference/kernel.js";
+import { expectSameCounters, expectSamePtes, exitPair } from "./differential-helpers.js";
 
 const BASE_VPN = 0x10000;
 const PAGES = 64;
@@ -73,26 +74,16 @@ describe("differential: pin_user_pages, Wasm core vs the plain-TS reference kern
             if (pairs.length >= 4 || pins.length > 0) continue;
             pairs.push([pair[0].fork(), pair[1].fork()]);
           } else if (pairs.length > 1) {
-            pair[0].exit();
-            pair[1].exit();
-            pairs.splice(pairs.indexOf(pair), 1);
+            exitPair(pairs, pair);
           }
-          const c = m.counters();
-          const rc = ref.counters();
-          for (const k of COMPARED) expect([k, c[k]]).toEqual([k, rc[k]]);
+          expectSameCounters(m, ref, COMPARED);
         }
         m.check();
         for (const [p, rp] of pairs) {
-          for (let i = 0; i < PAGES; i++) {
-            const vpn = BASE_VPN + i;
-            const pte = p.pte(vpn * PAGE_SIZE);
-            const rpte = rp.pteAt(vpn);
-            expect([vpn, pte & 0xfffn]).toEqual([vpn, rpte & 0xfffn]);
-            if ((pte & 1n) === 0n) continue;
-            expect([vpn, p.readTag(vpn * PAGE_SIZE)]).toEqual([vpn, rp.readTag(vpn)]);
+          expectSamePtes(p, rp, BASE_VPN, PAGES, (vpn, pte, rpte) => {
             const pfn = Number((pte >> 12n) & 0xffffffffffn);
             if (pfn !== 0) expect([vpn, m.page.refcount(pfn)]).toEqual([vpn, ref.refcount[ptePfn(rpte)]]);
-          }
+          });
         }
         for (const [ours, theirs] of pins) {
           m.unpinUserPages(ours);
@@ -103,9 +94,7 @@ describe("differential: pin_user_pages, Wasm core vs the plain-TS reference kern
           rp.exit();
         }
         m.check();
-        const c = m.counters();
-        const rc = ref.counters();
-        for (const k of COMPARED) expect([k, c[k]]).toEqual([k, rc[k]]);
+        expectSameCounters(m, ref, COMPARED);
       }),
       { numRuns: 60 },
     );
