@@ -7,7 +7,10 @@
 // hmm_create_file is a file on an emulated block device, sized with ftruncate.
 import { describe, it, expect } from "vitest";
 import {
-  Machine, Process, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PAGE_SHIFT, O_RDWR, O_CREAT,
+  HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE, HMM_BUFFER_SIZE, page_size, page_shift, RW, type HmmBuffer, hmm_dmirror_cmd, intBytes, fillInts, assertInts,
+} from "./hmm-selftest.js";
+import {
+  Machine, Process, PROT_READ, MAP_PRIVATE, MAP_SHARED, O_RDWR, O_CREAT,
   type OpenFile,
 } from "../src/index.js";
 import {
@@ -15,50 +18,7 @@ import {
   HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
 } from "../src/testing/index.js";
 
-const HMM_PRIVATE_DEVICE_ONE = 0;
-const HMM_COHERENCE_DEVICE_ONE = 2;
-const HMM_BUFFER_SIZE = 1024 << 12;
-const page_size = PAGE_SIZE;
-const page_shift = PAGE_SHIFT;
-const RW = PROT_READ | PROT_WRITE;
 const NPAGES = Math.ceil(HMM_BUFFER_SIZE / page_size);
-
-interface HmmBuffer {
-  ptr: number;
-  mirror: Uint8Array;
-  size: number;
-  cpages: number;
-  faults: number;
-}
-
-function hmm_dmirror_cmd(fd: HmmDmirror, request: number, buffer: HmmBuffer, npages: number): number {
-  const r = fd.cmd(request, { addr: buffer.ptr, npages, buffer: buffer.mirror });
-  if (r.ret !== 0) return r.ret;
-  buffer.cpages = r.cpages;
-  buffer.faults = r.faults;
-  return 0;
-}
-
-function ints(bytes: Uint8Array): Int32Array {
-  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
-}
-
-function intBytes(nInts: number, f: (i: number) => number): Uint8Array {
-  const a = new Int32Array(nInts);
-  for (let i = 0; i < nInts; i++) a[i] = f(i);
-  return new Uint8Array(a.buffer);
-}
-
-function fillInts(bytes: Uint8Array, f: (i: number) => number): void {
-  const v = ints(bytes);
-  for (let i = 0; i < v.length; i++) v[i] = f(i);
-}
-
-/** ASSERT_EQ(ptr[i], f(i)) over the whole buffer, one message naming the first bad index. */
-function assertInts(bytes: Uint8Array, f: (i: number) => number, what: string): void {
-  const v = ints(bytes);
-  for (let i = 0; i < v.length; i++) if (v[i] !== (f(i) | 0)) expect(v[i], `${what}[${i}]`).toBe(f(i) | 0);
-}
 
 interface Self {
   m: Machine;
@@ -103,7 +63,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
 
       /* Write initial contents of the file. */
-      fillInts(buffer.mirror, (i) => i);
+      fillInts(buffer.mirror, size / 4, (i) => i);
       expect(file.pwrite(buffer.mirror, 0)).toBe(size);
       buffer.mirror.fill(0);
 
@@ -116,7 +76,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       m.check();
 
       /* Check what the device read. */
-      assertInts(buffer.mirror, (i) => i, "mirror");
+      assertInts(buffer.mirror, 0, size / 4, (i) => i, "mirror");
       // The device read the page cache: no page was dirtied by it.
       file.fsync();
       expect(m.counters().nr_dirty).toBe(0);
@@ -132,7 +92,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
 
       /* Initialize data that the device will write to buffer->ptr. */
-      fillInts(buffer.mirror, (i) => i);
+      fillInts(buffer.mirror, size / 4, (i) => i);
 
       /* Simulate a device writing system memory. */
       expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
@@ -141,12 +101,12 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       m.check();
 
       /* Check what the device wrote. */
-      assertInts(p.read(buffer.ptr, size), (i) => i, "ptr");
+      assertInts(p.read(buffer.ptr, size), 0, size / 4, (i) => i, "ptr");
 
       /* Check that the device also wrote the file. */
       const back = file.pread(size, 0);
       expect(back.length).toBe(size);
-      assertInts(back, (i) => i, "pread");
+      assertInts(back, 0, size / 4, (i) => i, "pread");
       // hmm_range_fault(HMM_PFN_REQ_WRITE) took write faults: every page is dirty.
       expect(m.counters().nr_dirty).toBe(npages);
       p.munmap(buffer.ptr, size);
@@ -169,13 +129,13 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       m.check();
 
       /* Check what the device read. */
-      assertInts(buffer.mirror, (i) => i, "mirror");
+      assertInts(buffer.mirror, 0, size / 4, (i) => i, "mirror");
 
       // The COW copies moved, the file did not change; back in system memory they read the same.
-      assertInts(file.pread(size, 0), () => 0, "file");
+      assertInts(file.pread(size, 0), 0, size / 4, () => 0, "file");
       expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buffer, npages)).toBe(0);
       expect(buffer.cpages).toBe(npages);
-      assertInts(p.read(buffer.ptr, size), (i) => i, "ptr");
+      assertInts(p.read(buffer.ptr, size), 0, size / 4, (i) => i, "ptr");
       m.check();
       p.munmap(buffer.ptr, size);
     }));
@@ -189,14 +149,14 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       const file = createFile(size);
       const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
       buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
-      fillInts(buffer.mirror, (i) => i);
+      fillInts(buffer.mirror, size / 4, (i) => i);
       expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
       expect(buffer.faults).toBe(1);
       file.fsync();
       expect(m.counters().nr_dirty).toBe(0);
 
       // Writeback took the device's writable mapping away: this write faults again.
-      fillInts(buffer.mirror, (i) => -i);
+      fillInts(buffer.mirror, size / 4, (i) => -i);
       expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
       expect(buffer.cpages).toBe(npages);
       expect(buffer.faults).toBe(1);
@@ -204,7 +164,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       file.fsync();
       m.powerFail();
       m.check();
-      assertInts(file.pread(size, 0), (i) => -i, "file after power failure");
+      assertInts(file.pread(size, 0), 0, size / 4, (i) => -i, "file after power failure");
       p.munmap(buffer.ptr, size);
     }));
   });

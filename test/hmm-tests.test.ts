@@ -14,12 +14,16 @@
 //   the use_thp=1 halves of anon_write_child, migrate_partial_unmap_fault, migrate_remap_fault.
 import { describe, it, expect } from "vitest";
 import {
+  HMM_PRIVATE_DEVICE_ONE, HMM_PRIVATE_DEVICE_TWO, HMM_COHERENCE_DEVICE_ONE, HMM_COHERENCE_DEVICE_TWO, HMM_BUFFER_SIZE, page_size, page_shift, RW,
+  type HmmBuffer, newBuffer, hmm_dmirror_cmd, hmm_migrate_sys_to_dev, hmm_migrate_dev_to_sys, intBytes, fillInts, assertInts,
+} from "./hmm-selftest.js";
+import {
   Machine, Process, PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS,
-  MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, PAGE_SIZE, PAGE_SHIFT,
+  MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP,
 } from "../src/index.js";
 import {
   createHmmDevices, type HmmDmirror, type HmmDmirrorDevice,
-  HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+  HMM_DMIRROR_READ, HMM_DMIRROR_WRITE,
   HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_CHECK_EXCLUSIVE, HMM_DMIRROR_RELEASE,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE,
   HMM_DMIRROR_PROT_ZERO, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL,
@@ -31,22 +35,14 @@ const ENOENT = 2;
 const EFAULT = 14;
 const EINVAL = 22;
 
-const HMM_PRIVATE_DEVICE_ONE = 0;
-const HMM_PRIVATE_DEVICE_TWO = 1;
-const HMM_COHERENCE_DEVICE_ONE = 2;
-const HMM_COHERENCE_DEVICE_TWO = 3;
 
-const HMM_BUFFER_SIZE = 1024 << 12;
 const NTIMES = 10;
 /** read_pmd_pagesize() on x86-64. */
 const PMD_SIZE = 2 << 20;
 
-const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS;
 
-const page_size = PAGE_SIZE;
-const page_shift = PAGE_SHIFT;
 
 function hmm_is_coherent_type(dev: number): boolean {
   return dev >= HMM_COHERENCE_DEVICE_ONE;
@@ -57,36 +53,6 @@ function ALIGN(x: number, a: number): number {
 }
 
 // ---- the selftest's helpers -------------------------------------------------------
-
-/** struct hmm_buffer: `mirror` is the user buffer the ioctl's cmd.ptr points at. */
-interface HmmBuffer {
-  ptr: number;
-  mirror: Uint8Array;
-  size: number;
-  cpages: number;
-  faults: number;
-}
-
-function newBuffer(size: number, mirrorBytes = size): HmmBuffer {
-  return { ptr: 0, mirror: new Uint8Array(mirrorBytes), size, cpages: -1, faults: -1 };
-}
-
-/** hmm_dmirror_cmd: 0 or -errno; cpages and faults are copied out only on success. */
-function hmm_dmirror_cmd(fd: HmmDmirror, request: number, buffer: HmmBuffer, npages: number): number {
-  const r = fd.cmd(request, { addr: buffer.ptr, npages, buffer: buffer.mirror });
-  if (r.ret !== 0) return r.ret;
-  buffer.cpages = r.cpages;
-  buffer.faults = r.faults;
-  return 0;
-}
-
-function hmm_migrate_sys_to_dev(fd: HmmDmirror, buffer: HmmBuffer, npages: number): number {
-  return hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, npages);
-}
-
-function hmm_migrate_dev_to_sys(fd: HmmDmirror, buffer: HmmBuffer, npages: number): number {
-  return hmm_dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buffer, npages);
-}
 
 /** An anonymous buffer of `npages` filled with 0, 1, 2 ... in system memory, migrated to the device. */
 function anonOnDevice(p: Process, fd: HmmDmirror, npages: number): HmmBuffer {
@@ -102,32 +68,6 @@ function anonOnDevice(p: Process, fd: HmmDmirror, npages: number): HmmBuffer {
 function hmm_buffer_free(p: Process, buffer: HmmBuffer): void {
   if (buffer.ptr) p.munmap(buffer.ptr, buffer.size);
   buffer.ptr = 0;
-}
-
-/** The int32 view of a byte buffer (the selftest's `int *ptr`). */
-function ints(bytes: Uint8Array): Int32Array {
-  return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
-}
-
-/** nInts ints with values f(i), as bytes. */
-function intBytes(nInts: number, f: (i: number) => number): Uint8Array {
-  const a = new Int32Array(nInts);
-  for (let i = 0; i < nInts; i++) a[i] = f(i);
-  return new Uint8Array(a.buffer);
-}
-
-/** Fills the mirror (device-side user buffer) with ints f(i). */
-function fillInts(bytes: Uint8Array, nInts: number, f: (i: number) => number): void {
-  const v = ints(bytes);
-  for (let i = 0; i < nInts; i++) v[i] = f(i);
-}
-
-/** ASSERT_EQ(ptr[i], f(i)) for i in [from, to): one failure message naming the first bad index. */
-function assertInts(bytes: Uint8Array, from: number, to: number, f: (i: number) => number, what: string): void {
-  const v = ints(bytes);
-  for (let i = from; i < to; i++) {
-    if (v[i] !== (f(i) | 0)) expect(v[i], `${what}[${i}]`).toBe(f(i) | 0);
-  }
 }
 
 /** The CPU reads `size` bytes at addr (the selftest dereferencing ptr). */
