@@ -7,7 +7,7 @@
 // hmm_create_file is a file on an emulated block device, sized with ftruncate.
 import { describe, it, expect } from "vitest";
 import {
-  HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE, HMM_BUFFER_SIZE, page_size, page_shift, RW, type HmmBuffer, hmm_dmirror_cmd, intBytes, fillInts, assertInts,
+  HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE, HMM_BUFFER_SIZE, page_size, page_shift, RW, newBuffer, hmm_dmirror_cmd, intBytes, fillInts, assertInts,
 } from "./hmm-selftest.js";
 import {
   Machine, Process, PROT_READ, MAP_PRIVATE, MAP_SHARED, O_RDWR, O_CREAT,
@@ -19,6 +19,16 @@ import {
 } from "../src/testing/index.js";
 
 const NPAGES = Math.ceil(HMM_BUFFER_SIZE / page_size);
+
+/** A file of NPAGES pages (the selftest's hmm_create_file), mapped with `flags` into a new hmm_buffer. */
+function mapFile(p: Process, createFile: (size: number) => OpenFile, flags: number) {
+  const npages = NPAGES;
+  const size = npages << page_shift;
+  const file = createFile(size);
+  const buffer = newBuffer(size);
+  buffer.ptr = p.mmap(0, size, RW, flags, file, 0);
+  return { npages, size, file, buffer };
+}
 
 interface Self {
   m: Machine;
@@ -60,7 +70,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       const npages = NPAGES;
       const size = npages << page_shift;
       const file = createFile(size);
-      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+      const buffer = newBuffer(size);
 
       /* Write initial contents of the file. */
       fillInts(buffer.mirror, size / 4, (i) => i);
@@ -85,11 +95,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
 
     /* Write mmap'ed file memory. */
     it(T("file_write"), withHmm(dev, ({ m, p, fd, createFile }) => {
-      const npages = NPAGES;
-      const size = npages << page_shift;
-      const file = createFile(size);
-      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
-      buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
+      const { npages, size, file, buffer } = mapFile(p, createFile, MAP_SHARED);
 
       /* Initialize data that the device will write to buffer->ptr. */
       fillInts(buffer.mirror, size / 4, (i) => i);
@@ -114,11 +120,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
 
     /* Migrate private file memory to device private memory. */
     it(T("migrate_file_private"), withHmm(dev, ({ m, p, fd, createFile }) => {
-      const npages = NPAGES;
-      const size = npages << page_shift;
-      const file = createFile(size);
-      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
-      buffer.ptr = p.mmap(0, size, RW, MAP_PRIVATE, file, 0);
+      const { npages, size, file, buffer } = mapFile(p, createFile, MAP_PRIVATE);
 
       /* Initialize buffer in system memory. */
       p.write(buffer.ptr, intBytes(size / 4, (i) => i));
@@ -147,7 +149,7 @@ for (const dev of [HMM_PRIVATE_DEVICE_ONE, HMM_COHERENCE_DEVICE_ONE]) {
       const npages = 16;
       const size = npages << page_shift;
       const file = createFile(size);
-      const buffer: HmmBuffer = { ptr: 0, mirror: new Uint8Array(size), size, cpages: -1, faults: -1 };
+      const buffer = newBuffer(size);
       buffer.ptr = p.mmap(0, size, RW, MAP_SHARED, file, 0);
       fillInts(buffer.mirror, size / 4, (i) => i);
       expect(hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, buffer, npages)).toBe(0);
