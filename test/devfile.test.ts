@@ -44,6 +44,21 @@ function fileWith(fs: ReturnType<typeof setup>["fs"], pages: number, seed = 1): 
   return { f, data };
 }
 
+/** fileWith, mapped MAP_SHARED at `a` by `p` and read, so every page is cached and mapped. */
+function mappedFile(fs: ReturnType<typeof setup>["fs"], p: Process, pages: number): { f: OpenFile; data: Uint8Array; a: number } {
+  const { f, data } = fileWith(fs, pages);
+  const a = p.mmap(0, pages * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+  p.read(a, pages * PAGE_SIZE);
+  return { f, data, a };
+}
+
+/** mappedFile with every page then moved to the device's memory. */
+function mappedOnDevice(m: Machine, fs: ReturnType<typeof setup>["fs"], p: Process, pg: DevPagemap, pages: number) {
+  const r = mappedFile(fs, p, pages);
+  toDevice(m, p, r.f, r.a, pages, pg);
+  return r;
+}
+
 describe.each(POLICIES)("file pages in device memory (%s)", (policy) => {
   it("MIGRATE_VMA_SELECT_FILE moves mapped file pages to the device; without it they stay", () => {
     const { m, fs, p, gpu } = setup(policy);
@@ -63,10 +78,7 @@ describe.each(POLICIES)("file pages in device memory (%s)", (policy) => {
 
   it("device-dirtied pages are written back and survive a power failure after fsync", () => {
     const { m, fs, p, gpu } = setup(policy);
-    const { f } = fileWith(fs, 4);
-    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-    p.read(a, 4 * PAGE_SIZE);
-    toDevice(m, p, f, a, 4, gpu.pg);
+    const { f, a } = mappedOnDevice(m, fs, p, gpu.pg, 4);
     const pfn = cachedPfn(m, f, 2);
     const fresh = pattern(PAGE_SIZE, 99);
     m.page.writeBytes(pfn, fresh);
@@ -96,10 +108,7 @@ describe.each(POLICIES)("file pages in device memory (%s)", (policy) => {
 describe.each(POLICIES)("read(2), write(2) and mappings of device-resident pages (%s)", (policy) => {
   it("pread and pwrite reach a device page without the CPU touching device memory", () => {
     const { m, fs, p, gpu } = setup(policy);
-    const { f, data } = fileWith(fs, 3);
-    const a = p.mmap(0, 3 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-    p.read(a, 3 * PAGE_SIZE);
-    toDevice(m, p, f, a, 3, gpu.pg);
+    const { f, data, a } = mappedOnDevice(m, fs, p, gpu.pg, 3);
     expect(f.pread(100, PAGE_SIZE + 10)).toEqual(data.subarray(PAGE_SIZE + 10, PAGE_SIZE + 110));
     const onDevice = gpu.pg.contains(cachedPfn(m, f, 1));
     expect(onDevice).toBe(policy === "bounce");
@@ -141,10 +150,7 @@ describe.each(POLICIES)("read(2), write(2) and mappings of device-resident pages
 
   it("another process mapping a device-resident page later gets it through migrate_to_ram; MAP_PRIVATE copies on write", () => {
     const { m, fs, p, gpu } = setup(policy);
-    const { f, data } = fileWith(fs, 2);
-    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-    p.read(a, 2 * PAGE_SIZE);
-    toDevice(m, p, f, a, 2, gpu.pg);
+    const { f, data, a } = mappedOnDevice(m, fs, p, gpu.pg, 2);
     const q = m.spawn();
     const b = q.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
     const c = q.mmap(0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, f, 0);
@@ -161,9 +167,7 @@ describe.each(POLICIES)("read(2), write(2) and mappings of device-resident pages
 
   it("truncate drops device pages (page_free, notifiers), and the file reads zeros past the old end", () => {
     const { m, fs, p, gpu } = setup(policy);
-    const { f, data } = fileWith(fs, 4);
-    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-    p.read(a, 4 * PAGE_SIZE);
+    const { f, data, a } = mappedFile(fs, p, 4);
     let invalidated = 0;
     m.mmuIntervalNotifierInsert(p, 0, 2 ** 47 - PAGE_SIZE, { invalidate: (sub, _r, cur) => { invalidated++; sub.setSeq(cur); return true; } });
     toDevice(m, p, f, a, 4, gpu.pg);
@@ -190,10 +194,7 @@ describe.each(POLICIES)("read(2), write(2) and mappings of device-resident pages
 
   it("truncate is EBUSY while a migration holds a device page locked; nothing changes", () => {
     const { m, fs, p, gpu } = setup(policy);
-    const { f } = fileWith(fs, 2);
-    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-    p.read(a, 2 * PAGE_SIZE);
-    toDevice(m, p, f, a, 2, gpu.pg);
+    const { f, a } = mappedOnDevice(m, fs, p, gpu.pg, 2);
     const mig = m.migrateDevicePfns([cachedPfn(m, f, 1)]);
     expect(mig.cpages).toBe(1);
     expect(errorOf(() => f.ftruncate(0)).code).toBe("EBUSY");
@@ -210,9 +211,7 @@ describe("the test mirror writes file pages in its memory", () => {
     const { createHmmDevices, HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FILE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_WRITE } = await import("../src/testing/index.js");
     for (const policy of POLICIES) {
       const { m, fs, p } = setup(policy);
-      const { f } = fileWith(fs, 4);
-      const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
-      p.read(a, 4 * PAGE_SIZE);
+      const { f, a } = mappedFile(fs, p, 4);
       const [d0] = createHmmDevices(m, { chunkPages: 16 });
       const mirror = d0!.open(p);
       mirror.cmd(HMM_DMIRROR_FLAGS, { addr: 0, npages: HMM_DMIRROR_FLAG_FILE });
