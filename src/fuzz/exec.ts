@@ -363,7 +363,9 @@ class Executor {
 
   private mlock(pid: number, rid: number, lock: boolean): void | typeof SKIP {
     const x = this.region(pid, rid);
-    if (x === SKIP) return SKIP;
+    // Known bug (test/fuzz-replays/mlock-file-lru.json): an mlocked file page's mlock_count
+    // overwrites its file LRU link. Until it is fixed, only anonymous regions are mlocked.
+    if (x === SKIP || (lock && (x[1].kind === "fshared" || x[1].kind === "fpriv"))) return SKIP;
     const [ps, r] = x;
     this.call(() => (lock ? this.m.mlock(ps.p, r.addr, r.pages * PAGE_SIZE) : this.m.munlock(ps.p, r.addr, r.pages * PAGE_SIZE)));
   }
@@ -416,7 +418,7 @@ class Executor {
           b.readTag(addr);
         }
       }
-      const res = this.callRun(ps.p, b, n);
+      const res = this.callRun(ps.p, b);
       for (let i = 0; i < res.completed; i++) {
         const page = pages[from + i]!;
         if (writes[from + i]) store(r, page, tags[i]!);
@@ -433,14 +435,18 @@ class Executor {
     }
   }
 
-  private callRun(p: Process, b: ReturnType<Process["batch"]>, n: number) {
-    this.ops += n;
-    this.sinceCheck += n;
+  private callRun(p: Process, b: ReturnType<Process["batch"]>) {
+    let res;
     try {
-      return p.run(b);
+      res = p.run(b);
     } catch (e) {
       throw this.crash(e);
     }
+    // The accesses that ran: those completed, and the one that faulted.
+    const ran = res.completed + (res.fault ? 1 : 0);
+    this.ops += ran;
+    this.sinceCheck += ran;
+    return res;
   }
 
   private compare(r: Region, page: number, lo: number, hi: number, what: string): void {
