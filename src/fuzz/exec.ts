@@ -482,6 +482,9 @@ class Executor {
     const [ps, r] = x;
     n = Math.max(1, Math.min(n, r.pages - page));
     const cmd = DEV_CMDS[cmdIx]!;
+    // A device write or exclusive fault on a private file mapping breaks COW page by page up
+    // to where it stops; the shadow does not model that partial COW, so they are not issued.
+    if (r.kind === "fpriv" && (cmd === HMM_DMIRROR_WRITE || cmd === HMM_DMIRROR_EXCLUSIVE)) return SKIP;
     const mi = this.call(() => this.mirror(d, pid, ps.p));
     if (!mi) return;
     const addr = r.addr + page * PAGE_SIZE;
@@ -583,6 +586,9 @@ class Executor {
     const pin = mode >= 1 && mode <= 3;
     const flags = (mode >= 2 && mode <= 3 ? FOLL_LONGTERM : 0) | (mode === 3 || mode === 4 ? FOLL_WRITE : 0);
     const write = (flags & FOLL_WRITE) !== 0;
+    // As for device writes: a FOLL_WRITE fault on a private file mapping, or a FOLL_LONGTERM
+    // read pin (gup_must_unshare breaks COW early there), COWs up to where it stops.
+    if (r.kind === "fpriv" && (write || flags & FOLL_LONGTERM)) return SKIP;
     const more: string[] = [];
     if ((write && !r.writable) || (r.file && page + n > r.file.size)) more.push("EFAULT");
     if (r.file && flags & FOLL_LONGTERM) more.push("EOPNOTSUPP", "EFAULT");
