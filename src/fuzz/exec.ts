@@ -51,6 +51,8 @@ export interface ExecOptions {
    * that ran madvise makes CPU accesses. Shows the shrinker at work.
    */
   plantedBug?: boolean;
+  /** mlock file-backed regions too (off by default: the known bug of test/fuzz-replays/mlock-file-lru.json). */
+  mlockFilePages?: boolean;
 }
 
 export interface ExecResult {
@@ -59,6 +61,8 @@ export interface ExecResult {
   /** Program ops skipped (they named nothing live). */
   skipped: number;
   faultsInjected: number;
+  /** Fault ops whose site this machine cannot inject yet (they wait for machine.inject). */
+  faultsUnsupported: number;
   /** Calls that ended in an expected error. */
   expectedErrors: number;
   checks: number;
@@ -149,7 +153,7 @@ class Executor {
       failure = e instanceof FuzzFailure ? e : this.crash(e);
     }
     return {
-      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, expectedErrors: this.expectedErrors,
+      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, faultsUnsupported: this.faults.unsupported, expectedErrors: this.expectedErrors,
       checks: this.m.checksRun, verifiedPages: this.verified, failure,
     };
   }
@@ -365,7 +369,7 @@ class Executor {
     const x = this.region(pid, rid);
     // Known bug (test/fuzz-replays/mlock-file-lru.json): an mlocked file page's mlock_count
     // overwrites its file LRU link. Until it is fixed, only anonymous regions are mlocked.
-    if (x === SKIP || (lock && (x[1].kind === "fshared" || x[1].kind === "fpriv"))) return SKIP;
+    if (x === SKIP || (lock && !this.opts.mlockFilePages && (x[1].kind === "fshared" || x[1].kind === "fpriv"))) return SKIP;
     const [ps, r] = x;
     this.call(() => (lock ? this.m.mlock(ps.p, r.addr, r.pages * PAGE_SIZE) : this.m.munlock(ps.p, r.addr, r.pages * PAGE_SIZE)));
   }

@@ -44,24 +44,24 @@ export function shrinkProgram(prog: Program, failure: FuzzFailure, opts: ShrinkO
   // Ops after the failing one never ran: cut them first.
   if (failure.opIndex < best.ops.length - 1) tryOps(best.ops.slice(0, failure.opIndex + 1));
 
-  // ddmin over the op list: remove chunks, from big to single ops.
-  let chunks = 2;
-  while (!out() && best.ops.length > 1) {
-    const size = Math.ceil(best.ops.length / chunks);
-    let removed = false;
-    for (let start = 0; start < best.ops.length && !out(); ) {
-      const ops = [...best.ops.slice(0, start), ...best.ops.slice(start + size)];
-      if (ops.length > 0 && tryOps(ops)) removed = true;
-      else start += size;
+  // ddmin over the op list (chunks, then single ops), then argument simplification; again
+  // while simplifying helped (a simpler argument can make another op droppable).
+  const ddmin = (): void => {
+    let chunks = 2;
+    while (!out() && best.ops.length > 1) {
+      const size = Math.ceil(best.ops.length / chunks);
+      let removed = false;
+      for (let start = 0; start < best.ops.length && !out(); ) {
+        const ops = [...best.ops.slice(0, start), ...best.ops.slice(start + size)];
+        if (ops.length > 0 && tryOps(ops)) removed = true;
+        else start += size;
+      }
+      if (size === 1 && !removed) break;
+      chunks = removed ? Math.max(2, chunks - 1) : Math.min(best.ops.length, chunks * 2);
     }
-    if (size === 1 && !removed) break;
-    chunks = removed ? Math.max(2, chunks - 1) : Math.min(best.ops.length, chunks * 2);
-  }
-
-  // Simplify arguments: each to 0, else to half, while it still fails the same way.
-  let changed = true;
-  while (changed && !out()) {
-    changed = false;
+  };
+  const simplify = (): boolean => {
+    let any = false;
     for (let i = 0; i < best.ops.length && !out(); i++) {
       for (let j = 1; j < best.ops[i]!.length && !out(); j++) {
         const v = best.ops[i]![j] as number;
@@ -69,13 +69,16 @@ export function shrinkProgram(prog: Program, failure: FuzzFailure, opts: ShrinkO
           const ops = best.ops.map((o) => [...o] as Op);
           ops[i]![j] = smaller;
           if (tryOps(ops)) {
-            changed = true;
+            any = true;
             break;
           }
         }
       }
     }
-  }
+    return any;
+  };
+  do ddmin();
+  while (simplify() && !out());
 
   // A smaller machine content mode is simpler too: tags rather than bytes.
   if (best.machine.content === "bytes" && !out()) {
