@@ -94,7 +94,9 @@ export function populate(mm: u32, vpn: f64, n: f64, write: bool): f64 {
   for (let v = start; v < end; v++) {
     const r = handleMmFault(mm, v, write);
     if (r != 0) {
+      // As fault(): the caller resolves this fault (a FAULT_READPAGE needs its locked page).
       store<u32>(resultBase + 4, r);
+      store<u32>(resultBase + 20, faultPfn);
       return <f64>(v - start);
     }
   }

@@ -18,7 +18,7 @@ import {
   SWP_MIGRATION_READ, SWP_MIGRATION_READ_EXCLUSIVE, SWP_MIGRATION_WRITE, SWP_HWPOISON,
 } from "./pte";
 import {
-  mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, vmaMapsCache, findVma, linearIndex,
+  mmAlive, mmPgd, addMmRss, mmNvmas, vmaAddr, vmaStart, vmaEnd, vmaPgoff, vmaFlags, vmaBacking, vmaFile, vmaMapsCache, findVma, linearIndex,
   VM_SHARED, VM_WRITE, VM_LOCKED, VM_ACCESS_FLAGS,
 } from "./mm";
 import { mlockPage, munlockPage } from "./mlock";
@@ -422,7 +422,8 @@ export function migrateVmaCollect(mm: u32, start: u64, npages: u32, flags: u32, 
   migrateBegin(mm, start, faultPage, npages, ro);
   migFile = (flags & MIGRATE_VMA_SELECT_FILE) != 0;
   const v = findVma(mm, start);
-  const anonVma = (vmaFlags(v) & VM_SHARED) == 0;
+  // vma_is_anonymous: holes are collected only there (a private file mapping's hole is the file's).
+  const anonVma = (vmaFlags(v) & VM_SHARED) == 0 && vmaFile(v) == NONE;
   const locked = (vmaFlags(v) & VM_LOCKED) != 0;
   let cpages: u32 = 0;
   let shared = false;
@@ -643,7 +644,7 @@ export function migratePfnList(npages: u32, pinpage: bool): u32 {
 function insertPage(i: u32, d: u32): bool {
   const vpn = migStart + <u64>i;
   const v = findVma(migMm, vpn);
-  if (v == 0 || (vmaFlags(v) & VM_SHARED) != 0) return false;
+  if (v == 0 || (vmaFlags(v) & VM_SHARED) != 0 || vmaFile(v) != NONE) return false;
   const ptep = walkPte(mmPgd(migMm), vpn, true);
   if (ptep == 0) return false;
   const pte = load<u64>(ptep);

@@ -243,7 +243,7 @@ export class Process {
     this.commit(list);
     // mm_populate, whose errors mmap ignores; a locked mapping faults in as mlock does.
     if (vmFlags & VM_LOCKED) this.populate(start, start + pages, true);
-    else if (flags & MAP_POPULATE) this.machine.core.populate(this.mm, start, pages, prot & PROT_WRITE ? 1 : 0);
+    else if (flags & MAP_POPULATE) this.populate(start, start + pages, true);
     return start * PAGE_SIZE;
   }
 
@@ -594,10 +594,13 @@ export class Process {
     const write = (v.flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
     const core = this.machine.core;
     // The core faults pages in until one needs TypeScript (a driver, a notifier) or fails.
+    const r = this.machine.result;
     for (let vpn = lo; vpn < hi; vpn++) {
       vpn += core.populate(this.mm, vpn, hi - vpn, write ? 1 : 0);
       if (vpn >= hi) break;
-      const err = this.faultPage(vpn * PAGE_SIZE, write);
+      // The fault the core stopped at is half done (a file page may sit locked in the cache,
+      // waiting for its read): resolve that one before faulting the page again.
+      const err = this.resolveFault(r.getUint32(4, true), vpn * PAGE_SIZE, write, r.getUint32(20, true)) ?? this.faultPage(vpn * PAGE_SIZE, write);
       if (err) return err;
     }
     this.machine.settle();

@@ -1,0 +1,37 @@
+// Emulator bugs the fuzzer found, as direct tests (their shrunk programs are in test/fuzz-replays/).
+import { describe, it, expect } from "vitest";
+import {
+  Machine, O_RDWR, O_CREAT, MAP_SHARED, MAP_PRIVATE, MAP_POPULATE, PROT_READ, PROT_WRITE, PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, MmError,
+} from "../src/index.js";
+
+function fileMachine() {
+  const m = Machine.create({ content: "tags", nodes: [{ normal: 1024 }] });
+  const fs = m.mount(m.addBlockDevice("vda", { sectors: 64 }));
+  const f = fs.open("f", O_RDWR | O_CREAT);
+  return { m, f, p: m.spawn() };
+}
+
+describe("fuzzer findings", () => {
+  it("MAP_POPULATE of a file page not in the cache reads it in and leaves no page locked", () => {
+    const { m, f, p } = fileMachine();
+    f.writeTags(0, [7n, 8n]);
+    f.fsync();
+    m.powerFail();
+    const a = p.mmap(0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, f, 0);
+    m.check();
+    expect(p.readTag(a + PAGE_SIZE)).toBe(8n);
+    expect(p.walk(a, 2 * PAGE_SIZE).present).toBe(2);
+  });
+
+  it("migrate_vma collects no hole of a private file mapping: past EOF stays SIGBUS", () => {
+    const { m, f, p } = fileMachine();
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, f, 0);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM });
+    expect(mig.cpages).toBe(0);
+    mig.allocAndCopy({ node: 0 });
+    mig.finalize();
+    m.check();
+    expect(() => p.readTag(a)).toThrow(MmError);
+    expect(() => p.readTag(a)).toThrow(/SIGBUS|VM_FAULT_SIGBUS/);
+  });
+});
