@@ -103,7 +103,14 @@ export class Machine {
     this.layout = computeLayout(config, this.core.heapBase());
     const mem = this.core.memory;
     const have = mem.buffer.byteLength / 65536;
-    if (this.layout.wasmPages > have) mem.grow(this.layout.wasmPages - have);
+    if (this.layout.wasmPages > have) {
+      try {
+        mem.grow(this.layout.wasmPages - have);
+      } catch {
+        // The layout fits 32-bit Wasm memory, but the host would not give that much.
+        fail("ENOMEM", "Machine.create", `the host refused ${this.layout.bytes} bytes of Wasm memory for this machine`, this.layout.bytes);
+      }
+    }
     const buf = mem.buffer;
     this.u32 = new Uint32Array(buf);
     new Uint32Array(buf, this.core.layoutPtr(), this.layout.slots.length).set(this.layout.slots);
