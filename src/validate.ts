@@ -17,17 +17,6 @@ export function safeCount(fn: string, what: string, v: unknown): number {
   return v;
 }
 
-/** An index into something of `n` entries. */
-export function index(fn: string, what: string, v: unknown, n: number): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= n) fail("EINVAL", fn, `${what} ${String(v)} is not in [0, ${n})`, v);
-  return v;
-}
-
-export function bool(fn: string, what: string, v: unknown): boolean {
-  if (typeof v !== "boolean") fail("EINVAL", fn, `${what} must be a boolean, got ${String(v)}`, v);
-  return v;
-}
-
 /** An options object: undefined means none; null, arrays and primitives are refused. */
 export function options<T extends object>(fn: string, what: string, v: T | undefined): Partial<T> {
   if (v === undefined) return {};

@@ -209,7 +209,8 @@ const table: Entry[] = [
   { name: "Machine.setMempolicy", call: (w, [p, mo, n]) => w.m.setMempolicy(p as never, mo as never, n as never), args: [arg("proc", (w) => w.p), arg("flags", () => MPOL_BIND), arg("pfns", () => [0])] },
   { name: "Machine.getMempolicy", call: (w, [p, a, f]) => w.m.getMempolicy(p as never, a as never, f as never), args: [arg("proc", (w) => w.p), arg("int", () => 0, OPT), arg("flags", () => 0, OPT)] },
   { name: "Machine.mbind", call: (w, [p, a, l, mo, n, f]) => w.m.mbind(p as never, a as never, l as never, mo as never, n as never, f as never), args: [arg("proc", (w) => w.p), arg("addr", (w) => w.a), arg("len", () => PAGE_SIZE), arg("flags", () => MPOL_BIND), arg("pfns", () => [0]), arg("flags", () => 0, OPT)] },
-  { name: "Machine.movePages", call: (w, [p, a, n, f]) => w.m.movePages(p as never, a as never, n as never, f as never), args: [arg("proc", (w) => w.p), arg("addrs", (w) => [w.a]), arg("pfns", () => [0], ["null"]), arg("flags", () => 0, OPT)] },
+  // move_pages reports an address past the user address space per entry (-EFAULT), as the kernel.
+  { name: "Machine.movePages", call: (w, [p, a, n, f]) => w.m.movePages(p as never, a as never, n as never, f as never), args: [arg("proc", (w) => w.p), arg("addrs", (w) => [w.a], ["2^53 element"]), arg("pfns", () => [0], ["null"]), arg("flags", () => 0, OPT)] },
   { name: "Machine.migratePages", call: (w, [p, f, t, fl]) => w.m.migratePages(p as never, f as never, t as never, fl as never), args: [arg("proc", (w) => w.p), arg("pfns", () => [0]), arg("pfns", () => [0]), arg("flags", () => 0, OPT)] },
   // mlock(2) rounds an unaligned start down, as the kernel's.
   { name: "Machine.mlock", call: (w, [p, a, l]) => w.m.mlock(p as never, a as never, l as never), args: [arg("proc", (w) => w.p), arg("addr", (w) => w.a, ["unaligned"]), arg("len", () => PAGE_SIZE)] },

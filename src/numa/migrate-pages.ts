@@ -188,7 +188,7 @@ export function movePages(m: Machine, proc: Process, addrs: readonly number[], n
   if (!isU32(flags) || flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) fail("EINVAL", fn, `flags ${String(flags)} hold bits other than MPOL_MF_MOVE and MPOL_MF_MOVE_ALL`, flags);
   if (!Array.isArray(addrs)) fail("EINVAL", fn, "addrs must be an array of addresses", addrs);
   addrs.forEach((a, i) => {
-    if (!Number.isSafeInteger(a) || a < 0) fail("EINVAL", fn, `addrs[${i}] = ${String(a)} is not an address (a non-negative safe integer)`, a);
+    if (!Number.isInteger(a) || a < 0 || a >= 2 ** 64) fail("EINVAL", fn, `addrs[${i}] = ${String(a)} is not an address`, a);
   });
   if (nodes !== null) {
     if (!Array.isArray(nodes) || nodes.length !== addrs.length) fail("EINVAL", fn, `nodes must be null or an array as long as addrs (${addrs.length})`, nodes);
