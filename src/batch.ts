@@ -50,6 +50,10 @@ export class AccessBatch {
     return i;
   }
 
+  private op(fn: string, i: number): void {
+    if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= this.length) fail("EINVAL", fn, `op ${String(i)} is not one of the batch's ${this.length}`, i);
+  }
+
   private needBytes(fn: string): void {
     if (!this.byteOps) fail("EOPNOTSUPP", fn, `byte-level access needs content mode "bytes"; this machine keeps tags`);
   }
@@ -81,6 +85,7 @@ export class AccessBatch {
 
   write(addr: number, bytes: Uint8Array): number {
     this.needBytes("write");
+    if (!(bytes instanceof Uint8Array)) fail("EINVAL", "write", "data must be a Uint8Array", bytes);
     const off = this.dataSpan("write", bytes.length);
     this.data.set(bytes, off);
     return this.push("write", OP_WRITE_BYTES, addr, bytes.length, 0, 0, off);
@@ -103,7 +108,10 @@ export class AccessBatch {
 
   /** Touches `npages` pages from `addr` (page-aligned); writes store tag `tagBase + i` in page i. */
   touch(addr: number, npages: number, write: boolean, tagBase = 0n): number {
+    if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0 || addr >= TASK_SIZE)
+      fail("EFAULT", "touch", `address ${String(addr)} is outside the user address space [0, ${hex(TASK_SIZE)})`, addr);
     if (addr % 4096 !== 0) fail("EINVAL", "touch", `address ${hex(addr)} is not page-aligned`, addr);
+    if (typeof write !== "boolean") fail("EINVAL", "touch", `write must be a boolean, got ${String(write)}`, write);
     if (!Number.isInteger(npages) || npages <= 0 || npages >= TWO32 || addr + npages * 4096 > TASK_SIZE)
       fail("EINVAL", "touch", `page count ${String(npages)} is not a positive count inside the address space`, npages);
     if (typeof tagBase !== "bigint" || tagBase < 0n || tagBase + BigInt(npages) > 1n << 64n)
@@ -114,15 +122,18 @@ export class AccessBatch {
 
   /** A completed readTag's value, low and high 32 bits (no bigint made: for hot loops). */
   tagLow(i: number): number {
+    this.op("tagLow", i);
     return this.ops[i * WORDS + 4]!;
   }
 
   tagHigh(i: number): number {
+    this.op("tagHigh", i);
     return this.ops[i * WORDS + 5]!;
   }
 
   /** The value a completed read op left: a number (readU32), a bigint (readTag) or bytes (read). */
   value(i: number): number | bigint | Uint8Array {
+    this.op("value", i);
     const w = i * WORDS;
     switch (this.ops[w]) {
       case OP_READ_U32:

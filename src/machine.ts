@@ -36,6 +36,7 @@ import { FileSystem } from "./fs/filesystem.js";
 import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
 import { registerPmem, vmfInsertPfns, PmemDevice, type PmemConfig } from "./pmem/index.js";
+import { flagWord, options } from "./validate.js";
 
 export interface ZoneInfo {
   node: number;
@@ -102,7 +103,14 @@ export class Machine {
     this.layout = computeLayout(config, this.core.heapBase());
     const mem = this.core.memory;
     const have = mem.buffer.byteLength / 65536;
-    if (this.layout.wasmPages > have) mem.grow(this.layout.wasmPages - have);
+    if (this.layout.wasmPages > have) {
+      try {
+        mem.grow(this.layout.wasmPages - have);
+      } catch {
+        // The layout fits 32-bit Wasm memory, but the host would not give that much.
+        fail("ENOMEM", "Machine.create", `the host refused ${this.layout.bytes} bytes of Wasm memory for this machine`, this.layout.bytes);
+      }
+    }
     const buf = mem.buffer;
     this.u32 = new Uint32Array(buf);
     new Uint32Array(buf, this.core.layoutPtr(), this.layout.slots.length).set(this.layout.slots);
@@ -139,8 +147,8 @@ export class Machine {
   }
 
   /** A new process with an empty address space. */
-  spawn(options: SpawnOptions = {}): Process {
-    const node = options.node ?? 0;
+  spawn(opts?: SpawnOptions): Process {
+    const node = options("spawn", "options", opts).node ?? 0;
     if (!Number.isInteger(node) || node < 0 || node >= this.config.nodes.length)
       fail("EINVAL", "spawn", `node ${String(node)} does not exist (the machine has ${this.config.nodes.length})`, node);
     const mm = this.core.mmCreate(node);
@@ -185,11 +193,11 @@ export class Machine {
    * mount(2) of a fresh file system (mkfs included) on a block device of this machine. With
    * `dax` (a pmem device in storage mode only) files bypass the page cache, as fsdax does.
    */
-  mount(dev: BlockDevice, opts: { dax?: boolean } = {}): FileSystem {
+  mount(dev: BlockDevice, opts?: { dax?: boolean }): FileSystem {
     const fn = "mount";
     if (!dev || typeof dev.read !== "function") fail("ENOTBLK", fn, `not a block device`, dev);
     if (this.filesystems.some((f) => f.dev === dev)) fail("EBUSY", fn, `${dev.name} is already mounted`, dev.name);
-    const dax = opts?.dax ?? false;
+    const dax = options(fn, "options", opts).dax ?? false;
     if (typeof dax !== "boolean") fail("EINVAL", fn, `dax must be a boolean`, dax);
     if (dax && !(dev instanceof PmemDevice && dev.mode === "storage")) fail("EINVAL", fn, `dax needs a pmem device in storage mode; ${dev.name} is not one`, dev.name);
     const fs = new FileSystem(this, dev, dax);
@@ -242,7 +250,7 @@ export class Machine {
   fileDeviceDirty(pfns: ArrayLike<number>): void {
     const fn = "fileDeviceDirty";
     const n = pfns?.length;
-    if (!Number.isInteger(n)) fail("EINVAL", fn, "pfns must be an array of page frame numbers", pfns);
+    if (!Number.isInteger(n) || n < 0) fail("EINVAL", fn, "pfns must be an array of page frame numbers", pfns);
     const limit = this.config.frames + this.config.deviceFrames;
     for (let i = 0; i < n; i++) {
       const pfn = pfns[i]!;
@@ -425,6 +433,7 @@ export class Machine {
     if (!(proc instanceof Process) || proc.machineOf() !== this) fail("EINVAL", fn, "not a process of this machine", proc);
     if (proc.exited) fail("ESRCH", fn, `process ${proc.pid} has exited`, proc.pid);
     if (!Number.isInteger(addr) || addr < 0 || addr % 4096) fail("EINVAL", fn, `address ${String(addr)} is not page-aligned`, addr);
+    if (addr >= TASK_SIZE) fail("EFAULT", fn, `address ${String(addr)} is outside the user address space`, addr);
     const err = proc.faultPage(addr, true);
     if (err) {
       this.settle();
@@ -446,6 +455,7 @@ export class Machine {
     const fn = "memory_failure";
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.config.frames + this.config.deviceFrames)
       fail("EINVAL", fn, `pfn ${String(pfn)} is not a frame of this machine`, pfn);
+    flagWord(fn, "flags", flags, 0xffffffff);
     const pageFlags = this.core.pageFlags(pfn);
     if (pageFlags & (1 << PG_reserved)) return -6; // -ENXIO: memory outside our control
     if (pageFlags & (1 << PG_hwpoison)) return -133; // -EHWPOISON: already poisoned
@@ -824,9 +834,10 @@ export class Machine {
    * pages may be locked, unmapped, behind migration entries or read-only migration PTEs, and
    * everything else must hold as at rest. At rest no page may be in any of those states.
    */
-  check(opts: { allowInFlight?: boolean } = {}): void {
+  check(opts?: { allowInFlight?: boolean }): void {
+    const o = options("check", "options", opts);
     const inFlight = this.migrations.filter(Boolean).length;
-    if (inFlight > 0 && !opts.allowInFlight)
+    if (inFlight > 0 && !o.allowInFlight)
       fail("EBUSY", "check", `${inFlight} migration(s) in flight: the invariants hold for a machine at rest; finalize or abort them first (or pass allowInFlight)`, inFlight);
     if (this.busy) fail("EBUSY", "check", `${this.busy} is in progress: the invariants hold for a machine at rest`, this.busy);
     this.checksRun++;

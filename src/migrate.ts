@@ -10,6 +10,7 @@ import { PAGE_SIZE, VM_IO, VM_PFNMAP } from "./constants.js";
 import { MMU_NOTIFY_MIGRATE } from "./hmm/notifier.js";
 import { PG_locked } from "./page.js";
 import { askHolders, settleHolders, type HolderMoves } from "./pin/pinpage.js";
+import { isU32, options } from "./validate.js";
 
 export const MIGRATE_PFN_VALID = 1n << 0n;
 export const MIGRATE_PFN_MIGRATE = 1n << 1n;
@@ -121,11 +122,14 @@ export class MigrateVma {
    * `holes: false` leaves entries without a source page (holes, the zero page) unfilled.
    */
   allocAndCopy(target: DevPagemap | { node: number; movable?: boolean }, opts: { failFirst?: boolean; holes?: boolean } = {}): number {
-    this.expect("collected", "allocAndCopy");
+    const fn = "allocAndCopy";
+    this.expect("collected", fn);
     const m = this.machine;
     let z = -1;
     let node = 0;
     let movable = true;
+    const o = options(fn, "options", opts);
+    if (typeof target !== "object" || target === null) fail("EINVAL", fn, "target must be a dev_pagemap or { node }", target);
     if (target instanceof DevPagemap) {
       if (m.pgmaps.get(target.zone) !== target) fail("EINVAL", "allocAndCopy", "the dev_pagemap is not registered", target);
       z = target.zone;
@@ -134,7 +138,7 @@ export class MigrateVma {
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
       movable = target.movable !== false;
     }
-    const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, movable ? 1 : 0, opts.failFirst ? 1 : 0, opts.holes === false ? 0 : 1);
+    const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, movable ? 1 : 0, o.failFirst ? 1 : 0, o.holes === false ? 0 : 1);
     if (m.core.migrateDstFillsHoles()) this.fillsHoles = true;
     return n;
   }
@@ -216,13 +220,13 @@ export function migrateVmaSetup(m: Machine, args: MigrateVmaArgs): MigrateVma {
   const fn = "migrate_vma_setup";
   if (typeof args !== "object" || args === null) fail("EINVAL", fn, "arguments must be an object", args);
   const { proc, start, end, flags } = args;
-  if (!proc || proc.machineOf() !== m || proc.exited) fail("EINVAL", fn, "proc is not a live process of this machine", proc?.pid);
+  if (typeof proc?.machineOf !== "function" || proc.machineOf() !== m || proc.exited) fail("EINVAL", fn, "proc is not a live process of this machine", proc);
   if (!Number.isInteger(start) || !Number.isInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE || start < 0)
     fail("EINVAL", fn, `start ${String(start)} and end ${String(end)} must be page-aligned addresses`, start);
   const npages = (end - start) / PAGE_SIZE;
   if (npages <= 0) fail("EINVAL", fn, `the range ${hex(start)}-${hex(end)} is empty`, end);
   if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one migration holds (${MAX_MIGRATE}); split the range`, npages);
-  if (!Number.isInteger(flags) || (flags & ~SELECT_MASK) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~SELECT_MASK)}`, flags);
+  if (!isU32(flags) || (flags & ~SELECT_MASK) !== 0) fail("EINVAL", fn, `flags ${String(flags)} hold bits other than MIGRATE_VMA_SELECT_*`, flags);
   const ro = args.readOnlyEntries ?? false;
   if (typeof ro !== "boolean") fail("EINVAL", fn, `readOnlyEntries must be a boolean, got ${String(ro)}`, ro);
   const vma = proc.vmaAt(start);
@@ -268,7 +272,7 @@ export function migrateDeviceRange(m: Machine, startPfn: number, npages: number)
 export function migrateDevicePfns(m: Machine, pfns: ArrayLike<number>): MigrateVma {
   const fn = "migrate_device_pfns";
   const n = pfns?.length;
-  if (!Number.isInteger(n) || n <= 0 || n > MAX_MIGRATE) fail("EINVAL", fn, `between 1 and ${MAX_MIGRATE} pfns are needed, got ${String(n)}`, n);
+  if (!Number.isInteger(n) || n <= 0 || n > MAX_MIGRATE) fail("EINVAL", fn, `between 1 and ${MAX_MIGRATE} pfns are needed, got ${String(n)}`, pfns);
   const limit = m.config.frames + m.config.deviceFrames;
   for (let i = 0; i < n; i++) {
     const pfn = pfns[i];

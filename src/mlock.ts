@@ -8,6 +8,7 @@ import { fail, hex, MmError } from "./errors.js";
 import { PAGE_SIZE, TASK_SIZE, VM_LOCKED, VM_IO, VM_PFNMAP } from "./constants.js";
 import { changeRange, rangeMapped, type Vma } from "./vma.js";
 import { liveProc } from "./numa/mpol.js";
+import { isU32 } from "./validate.js";
 
 export const MCL_CURRENT = 1;
 export const MCL_FUTURE = 2;
@@ -80,7 +81,7 @@ export function munlock(m: Machine, proc: Process, addr: number, len: number): v
 export function mlockall(m: Machine, proc: Process, flags: number): void {
   const fn = "mlockall";
   liveProc(m, fn, proc);
-  if (!Number.isInteger(flags) || flags === 0 || flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) || flags === MCL_ONFAULT)
+  if (!isU32(flags) || flags === 0 || flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) || flags === MCL_ONFAULT)
     fail("EINVAL", fn, `flags ${String(flags)} must be MCL_CURRENT and/or MCL_FUTURE`, flags);
   if (flags & MCL_ONFAULT) fail("EINVAL", fn, "MCL_ONFAULT (lock pages as they fault in) is not modelled", flags);
   proc.defFlags = flags & MCL_FUTURE ? VM_LOCKED : 0;

@@ -54,6 +54,7 @@ export class PageAccess {
   }
 
   testFlag(pfn: number, bit: number): boolean {
+    if (typeof bit !== "number" || !Number.isInteger(bit) || bit < 0 || bit > 31) fail("EINVAL", "test_bit", `bit ${String(bit)} is not a page flag bit (0..31)`, bit);
     return (this.flags(pfn) & (1 << bit)) !== 0;
   }
 
@@ -117,7 +118,7 @@ export class PageAccess {
 
   writeBytes(pfn: number, data: Uint8Array): void {
     this.needBytes("page.writeBytes");
-    if (!(data instanceof Uint8Array) || data.length !== 4096) fail("EINVAL", "page.writeBytes", `data must be 4096 bytes`, data?.length);
+    if (!(data instanceof Uint8Array) || data.length !== 4096) fail("EINVAL", "page.writeBytes", `data must be 4096 bytes`, data);
     const m = this.machine;
     this.inUse("page.writeBytes", pfn);
     new Uint8Array(m.core.memory.buffer, m.layout.slots[L.DATA]!, 4096).set(data);

@@ -29,6 +29,7 @@ import { VM_FAULT_OOM } from "./device/pagemap.js";
 import {
   FAULT_SIGSEGV_MAPERR, FAULT_SIGSEGV_ACCERR, FAULT_OOM, FAULT_SIGBUS, FAULT_DEVICE_PRIVATE, FAULT_DEVICE_EXCLUSIVE, FAULT_MIGRATION, FAULT_NOTIFY, FAULT_HWPOISON, FAULT_READPAGE, FAULT_DAX,
 } from "./fault.js";
+import { flagWord, isU32, safeCount } from "./validate.js";
 
 export interface SpawnOptions {
   /** NUMA node whose memory the process prefers (default 0). */
@@ -49,6 +50,8 @@ export interface RunResult {
 }
 
 const TWO32 = 2 ** 32;
+/** The most one read copies, as the kernel's MAX_RW_COUNT (INT_MAX rounded down to a page). */
+const MAX_RW_COUNT = 0x7ffff000;
 /** Pages a shmem object's page-cache tree indexes (assembly/mapping.ts). */
 const SHMEM_MAX_PAGES = 2 ** 27;
 /** The core's NONE: no file behind a VMA. */
@@ -115,6 +118,12 @@ export class Process {
   }
 
   // ---- validation -------------------------------------------------------------
+
+  /** An address the access helpers add offsets to: a number inside the user address space. */
+  private userAddr(fn: string, addr: number): void {
+    if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0 || addr >= TASK_SIZE)
+      fail("EFAULT", fn, `address ${String(addr)} is outside the user address space`, addr);
+  }
 
   private live(fn: string): void {
     if (!this.alive) fail("ESRCH", fn, `process ${this.pid} has exited`, this.pid);
@@ -278,7 +287,7 @@ export class Process {
     const fn = "msync";
     this.live(fn);
     const start = this.alignedAddr(fn, addr);
-    if (!Number.isInteger(flags) || (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0 || (flags & (MS_ASYNC | MS_SYNC)) === (MS_ASYNC | MS_SYNC))
+    if (!isU32(flags) || (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0 || (flags & (MS_ASYNC | MS_SYNC)) === (MS_ASYNC | MS_SYNC))
       fail("EINVAL", fn, `flags ${String(flags)} are not MS_ASYNC or MS_SYNC (with MS_INVALIDATE)`, flags);
     const pages = this.lengthPages(fn, length, null);
     if (pages === 0) return;
@@ -312,8 +321,8 @@ export class Process {
 
   /** mmap's checks of prot, flags and length, and where the mapping goes: its first page and length in pages. */
   private placeMapping(fn: string, addr: number, length: number, prot: number, flags: number): { start: number; pages: number } {
-    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
-    if (!Number.isInteger(flags) || (flags & ~MAP_KNOWN) !== 0) fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~MAP_KNOWN)}`, flags);
+    flagWord(fn, "prot", prot, PROT_MASK);
+    flagWord(fn, "flag", flags, MAP_KNOWN);
     const type = flags & MAP_TYPE;
     if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE)
       fail("EINVAL", fn, `flags must have exactly one of MAP_SHARED or MAP_PRIVATE`, flags);
@@ -327,7 +336,7 @@ export class Process {
       if ((flags & MAP_FIXED_NOREPLACE) && !rangeFree(this.vmas, start, start + pages))
         fail("EEXIST", fn, `range ${hex(addr)}+${hex(pages * PAGE_SIZE)} overlaps an existing mapping`, addr);
     } else {
-      if (typeof addr !== "number" || !Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative integer`, addr);
+      if (typeof addr !== "number" || !Number.isSafeInteger(addr) || addr < 0) fail("EINVAL", fn, `address hint ${String(addr)} is not a non-negative safe integer`, addr);
       const hint = Math.ceil(addr / PAGE_SIZE);
       start = addr >= MMAP_MIN_ADDR && hint + pages <= TASK_PAGES && rangeFree(this.vmas, hint, hint + pages) ? hint : this.unmappedArea(pages);
       if (start < 0) fail("ENOMEM", fn, `no free range of ${pages} pages in the address space`, length);
@@ -367,7 +376,7 @@ export class Process {
     const fn = "mprotect";
     this.live(fn);
     const start = this.alignedAddr(fn, addr);
-    if (!Number.isInteger(prot) || (prot & ~PROT_MASK) !== 0) fail("EINVAL", fn, `unknown prot bits ${hex(prot & ~PROT_MASK)}`, prot);
+    flagWord(fn, "prot", prot, PROT_MASK);
     const pages = this.lengthPages(fn, length, null);
     if (pages === 0) return;
     this.inBounds(fn, start, pages, "ENOMEM");
@@ -426,8 +435,9 @@ export class Process {
   mremap(oldAddr: number, oldLength: number, newLength: number, flags = 0, newAddr = 0): number {
     const fn = "mremap";
     this.live(fn);
-    if (!Number.isInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0)
-      fail("EINVAL", fn, `unknown flag bits ${hex(flags & ~7)}`, flags);
+    flagWord(fn, "flag", flags, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP);
+    // new_address is read only with MREMAP_FIXED, but a garbage value is refused either way.
+    safeCount(fn, "new address", newAddr);
     if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) && !(flags & MREMAP_MAYMOVE))
       fail("EINVAL", fn, `MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE`, flags);
     const keepOld = (flags & MREMAP_DONTUNMAP) !== 0;
@@ -707,7 +717,9 @@ export class Process {
 
   read(addr: number, length: number): Uint8Array {
     this.live("read");
+    this.userAddr("read", addr);
     if (!Number.isInteger(length) || length < 0) fail("EINVAL", "read", `length ${String(length)} is not a non-negative integer`, length);
+    if (length > MAX_RW_COUNT) fail("EINVAL", "read", `length ${length} is more than one read copies (MAX_RW_COUNT ${MAX_RW_COUNT})`, length);
     const out = new Uint8Array(length);
     for (let off = 0; off < length; off += 1 << 20) {
       const b = this.batch();
@@ -721,6 +733,7 @@ export class Process {
 
   write(addr: number, data: Uint8Array): void {
     this.live("write");
+    this.userAddr("write", addr);
     if (!(data instanceof Uint8Array)) fail("EINVAL", "write", "data must be a Uint8Array", data);
     for (let off = 0; off < data.length; off += 1 << 20) {
       const b = this.batch();

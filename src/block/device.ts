@@ -85,7 +85,7 @@ export class EmulatedBlockDevice implements BlockDevice {
 
   write(sectors: ArrayLike<number>, pfns: ArrayLike<number>, opts: { fua?: boolean } = {}): number {
     const n = this.validate("write", sectors, pfns);
-    if (opts === null || typeof opts !== "object") fail("EINVAL", "submit_bio", `write options must be an object like { fua: true }`, opts);
+    if (opts === null || typeof opts !== "object" || Array.isArray(opts)) fail("EINVAL", "submit_bio", `write options must be an object like { fua: true }`, opts);
     const fua = opts.fua ?? false;
     if (typeof fua !== "boolean") fail("EINVAL", "submit_bio", `fua must be a boolean, got ${String(fua)}`, fua);
     if (n === 0) return 0;

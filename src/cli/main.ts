@@ -14,6 +14,7 @@ import { buildReport, formatSummary, mergeReports, type Report } from "../stress
 import { checkReport } from "../stress/report-check.js";
 import { decodeRecord, encodeRecord, MAX_RECORD_OPS } from "../stress/record.js";
 import { renderHtml } from "../stress/html.js";
+import { parseJsonInput } from "../stress/json-input.js";
 
 const HELP: Record<string, string> = {
   main: `usage: mmemu <command> [options]
@@ -210,14 +211,8 @@ function cmdMerge(argv: string[]): number {
   if (positional.length === 0) throw new InputError("merge: needs at least one report file");
   const out = { json: outputPath("json", flags.json as string | undefined), html: outputPath("html", flags.html as string | undefined) };
   const reports = positional.map((f) => {
-    const text = new TextDecoder().decode(readInput(f, "report", 256 * 1024 * 1024));
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (e) {
-      throw new InputError(`report ${f} is not valid JSON (${(e as Error).message})`);
-    }
-    return checkReport(parsed, `report ${f}`);
+    const max = 256 * 1024 * 1024;
+    return checkReport(parseJsonInput(readInput(f, "report", max), `report ${f}`, max), `report ${f}`);
   });
   let merged: Report;
   try {

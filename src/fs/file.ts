@@ -90,7 +90,7 @@ export class OpenFile {
     const fn = "readTags";
     this.need(fn, "read");
     this.tagsMode(fn);
-    this.range(fn, n * PAGE_SIZE, index * PAGE_SIZE);
+    this.pages(fn, index, n);
     const m = this.machine;
     const out: bigint[] = [];
     for (let i = index; i < Math.min(index + n, this.inode.sizePages); i++) accessPage(m, this.inode, i, fn, false, (pfn) => out.push(frameTag(m, pfn)));
@@ -105,7 +105,7 @@ export class OpenFile {
     this.tagsMode(fn);
     if (!Array.isArray(tags) || tags.some((t) => typeof t !== "bigint" || t < 0n || t >= 1n << 64n))
       fail("EINVAL", fn, "tags must be an array of u64 bigints", tags);
-    this.range(fn, tags.length * PAGE_SIZE, index * PAGE_SIZE);
+    this.pages(fn, index, tags.length);
     if (index + tags.length > MAX_FILE_PAGES) fail("EFBIG", fn, `page ${index + tags.length - 1} is past the largest file size`, index);
     const m = this.machine;
     tags.forEach((tag, k) => {
@@ -169,7 +169,7 @@ export class OpenFile {
 
   /** @internal */
   live(fn: string): void {
-    if (this.closed) fail("EBADF", fn, `${this.inode.name} was closed`);
+    if (this.closed) fail("EBADF", fn, `${this.inode.name} was closed`, this.inode.name);
   }
 
   private need(fn: string, what: "read" | "write"): void {
@@ -178,8 +178,14 @@ export class OpenFile {
   }
 
   private range(fn: string, length: number, offset: number): void {
-    if (!Number.isInteger(offset) || offset < 0) fail("EINVAL", fn, `offset ${String(offset)} is not a non-negative integer`, offset);
-    if (!Number.isInteger(length) || length < 0) fail("EINVAL", fn, `length ${String(length)} is not a non-negative integer`, length);
+    if (!Number.isSafeInteger(offset) || offset < 0) fail("EINVAL", fn, `offset ${String(offset)} is not a non-negative safe integer`, offset);
+    if (!Number.isSafeInteger(length) || length < 0) fail("EINVAL", fn, `length ${String(length)} is not a non-negative safe integer`, length);
+  }
+
+  /** A page index and count (before they are turned into byte offsets). */
+  private pages(fn: string, index: number, n: number): void {
+    if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) fail("EINVAL", fn, `page index ${String(index)} is not a non-negative integer`, index);
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) fail("EINVAL", fn, `page count ${String(n)} is not a non-negative integer`, n);
   }
 
   private bytesMode(fn: string): void {

@@ -94,7 +94,7 @@ export class FileSystem {
     }
   }
 
-  /** The journal commit for `inode` (its data is on the device and flushed by now). */
+  /** @internal The journal commit for `inode` (its data is on the device and flushed by now). */
   commit(inode: Inode): void {
     inode.durable = { size: inode.size, blocks: new Map(inode.blocks) };
     for (const s of this.pendingFree.get(inode) ?? []) this.used[s] = 0;

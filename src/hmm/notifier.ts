@@ -1,6 +1,7 @@
 // mmu interval notifiers (include/linux/mmu_notifier.h): a driver subscribes to a
 // range of an mm; every path that changes PTEs there calls its invalidate first.
 import type { Process } from "../process.js";
+import { fail } from "../errors.js";
 
 export const MMU_NOTIFY_UNMAP = 0;
 export const MMU_NOTIFY_CLEAR = 1;
@@ -45,6 +46,7 @@ export class MmuIntervalNotifier {
 
   /** mmu_interval_set_seq: called by invalidate, under the driver lock. */
   setSeq(curSeq: number): void {
+    if (typeof curSeq !== "number" || !Number.isSafeInteger(curSeq)) fail("EINVAL", "mmu_interval_set_seq", `sequence ${String(curSeq)} is not an integer`, curSeq);
     this.invalidateSeq = curSeq;
   }
 

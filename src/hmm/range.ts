@@ -3,7 +3,7 @@
 // needs (which may call a driver's migrate_to_ram) run here, then the walk resumes.
 import type { Machine } from "../machine.js";
 import type { Process } from "../process.js";
-import type { MmuIntervalNotifier } from "./notifier.js";
+import { MmuIntervalNotifier } from "./notifier.js";
 import { fail, type MmError } from "../errors.js";
 import { MAX_MIGRATE } from "../layout.js";
 import { PAGE_SIZE } from "../constants.js";
@@ -39,6 +39,9 @@ export interface HmmRange {
   devPrivateOwner: unknown;
 }
 
+/** Faults one page of a walk may take before the walk gives up (-EBUSY). */
+export const HMM_FAULT_RETRIES = 16;
+
 const HIGH = (x: bigint): number => Number((x >> 32n) & 0xffffffffn);
 
 /** Returns 0, or -EBUSY (the notifier fired: read_begin and retry), -EFAULT, -EPERM, -ENOMEM. */
@@ -46,14 +49,14 @@ export function hmmRangeFault(m: Machine, range: HmmRange): number {
   const fn = "hmm_range_fault";
   if (typeof range !== "object" || range === null) fail("EINVAL", fn, "range must be an object", range);
   const { start, end, notifier, hmmPfns } = range;
-  if (!notifier || notifier.mm.machineOf() !== m) fail("EINVAL", fn, "range.notifier is not an interval notifier of this machine", notifier);
+  if (!(notifier instanceof MmuIntervalNotifier) || notifier.mm.machineOf() !== m) fail("EINVAL", fn, "range.notifier is not an interval notifier of this machine", notifier);
   const proc: Process = notifier.mm;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE || start < 0 || end <= start)
     fail("EINVAL", fn, `start ${String(start)} / end ${String(end)} must be page-aligned with start < end`, start);
   const npages = (end - start) / PAGE_SIZE;
   if (npages > MAX_MIGRATE) fail("EINVAL", fn, `${npages} pages is more than one call handles (${MAX_MIGRATE}); split the range`, npages);
   if (!(hmmPfns instanceof BigUint64Array) || hmmPfns.length < npages)
-    fail("EINVAL", fn, `hmmPfns must be a BigUint64Array of at least ${npages} entries`, hmmPfns?.length);
+    fail("EINVAL", fn, `hmmPfns must be a BigUint64Array of at least ${npages} entries`, hmmPfns);
   if (typeof range.defaultFlags !== "bigint" || typeof range.pfnFlagsMask !== "bigint") fail("EINVAL", fn, "defaultFlags and pfnFlagsMask must be bigints", range.defaultFlags);
   if (proc.exited) return 0; // the mm is gone
   // A driver that walks in the machine's own pfn buffer (machine.hmmPfnsBuffer) saves two copies.
@@ -63,11 +66,16 @@ export function hmmRangeFault(m: Machine, range: HmmRange): number {
   const owner = m.ownerId(range.devPrivateOwner);
   const vpn0 = start / PAGE_SIZE;
   let from = 0;
+  let stuck = 0;
   for (;;) {
     if (notifier.checkRetry(range.notifierSeq)) return -16;
     const r = m.core.hmmRangeWalk(proc.mm, vpn0, npages, from, HIGH(range.defaultFlags), HIGH(range.pfnFlagsMask), owner);
     if (r < 0) return r;
     if (r === npages) break;
+    // A page whose fault "succeeds" but never becomes walkable (a driver that keeps moving it) ends
+    // the call with -EBUSY, as a notifier retry would, instead of spinning.
+    stuck = r === from ? stuck + 1 : 0;
+    if (stuck > HMM_FAULT_RETRIES) return -16;
     const err = proc.faultPage(start + r * PAGE_SIZE, m.core.hmmLastFaultWrite() !== 0);
     if (err) return faultErrno(err);
     from = r;

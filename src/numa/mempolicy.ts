@@ -12,6 +12,7 @@ import {
   memoryNodes, maskToNodes, nodesToMask, liveProc,
 } from "./mpol.js";
 import { migrateRange, countMisplaced, type RetryOptions } from "./migrate-pages.js";
+import { isU32 } from "../validate.js";
 
 const MPOL_MF_VALID = MPOL_MF_STRICT | MPOL_MF_MOVE | MPOL_MF_MOVE_ALL;
 const MODE_FLAGS = MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING;
@@ -65,7 +66,7 @@ export function setMempolicy(m: Machine, proc: Process, mode: number, nodes: rea
 export function getMempolicy(m: Machine, proc: Process, addr = 0, flags = 0): Mempolicy {
   const fn = "get_mempolicy";
   liveProc(m, fn, proc);
-  if (!Number.isInteger(flags) || flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED)) fail("EINVAL", fn, `unknown flag bits in ${String(flags)}`, flags);
+  if (!isU32(flags) || flags & ~(MPOL_F_NODE | MPOL_F_ADDR | MPOL_F_MEMS_ALLOWED)) fail("EINVAL", fn, `unknown flag bits in ${String(flags)}`, flags);
   if (!Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address ${String(addr)} is not a non-negative integer`, addr);
   if (flags & MPOL_F_MEMS_ALLOWED) {
     if (flags & (MPOL_F_NODE | MPOL_F_ADDR)) fail("EINVAL", fn, "MPOL_F_MEMS_ALLOWED goes with no other flag", flags);
@@ -109,7 +110,7 @@ function nodeOfPage(m: Machine, proc: Process, addr: number): number {
 export function mbind(m: Machine, proc: Process, addr: number, len: number, mode: number, nodes: readonly number[] = [], flags = 0, opts: RetryOptions = {}): void {
   const fn = "mbind";
   liveProc(m, fn, proc);
-  if (!Number.isInteger(flags) || flags & ~MPOL_MF_VALID) fail("EINVAL", fn, `unknown flag bits in ${String(flags)}`, flags);
+  if (!isU32(flags) || flags & ~MPOL_MF_VALID) fail("EINVAL", fn, `unknown flag bits in ${String(flags)}`, flags);
   if (!Number.isInteger(addr) || addr < 0) fail("EINVAL", fn, `address ${String(addr)} is not a non-negative integer`, addr);
   if (addr % PAGE_SIZE) fail("EINVAL", fn, `address ${hex(addr)} is not page-aligned`, addr);
   if (!Number.isInteger(len) || len < 0) fail("EINVAL", fn, `length ${String(len)} is not a non-negative integer`, len);

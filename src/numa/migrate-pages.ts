@@ -10,6 +10,7 @@ import { PAGE_SIZE } from "../constants.js";
 import { MigrateVma } from "../migrate.js";
 import type { VmaPolicy } from "../vma.js";
 import { MPOL_BIND, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MAX_NUMNODES, memoryNodes, nodesToMask, popcount, liveProc } from "./mpol.js";
+import { isU32 } from "../validate.js";
 
 /** The kernel's bound on migrate_pages passes over pages that failed with -EAGAIN. */
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
@@ -184,7 +185,7 @@ export function migrateRange(m: Machine, proc: Process, start: number, end: numb
 export function movePages(m: Machine, proc: Process, addrs: readonly number[], nodes: readonly number[] | null, flags = 0, opts: RetryOptions = {}): MovePagesResult {
   const fn = "move_pages";
   liveProc(m, fn, proc);
-  if (!Number.isInteger(flags) || flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) fail("EINVAL", fn, `flags ${String(flags)} hold bits other than MPOL_MF_MOVE and MPOL_MF_MOVE_ALL`, flags);
+  if (!isU32(flags) || flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) fail("EINVAL", fn, `flags ${String(flags)} hold bits other than MPOL_MF_MOVE and MPOL_MF_MOVE_ALL`, flags);
   if (!Array.isArray(addrs)) fail("EINVAL", fn, "addrs must be an array of addresses", addrs);
   addrs.forEach((a, i) => {
     if (!Number.isInteger(a) || a < 0 || a >= 2 ** 64) fail("EINVAL", fn, `addrs[${i}] = ${String(a)} is not an address`, a);

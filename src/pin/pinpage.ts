@@ -147,6 +147,7 @@ export class PinpageSystem<T = unknown> {
   }
 
   /** @internal Moves the bookkeeping of pfn to newPfn. */
+  /** @internal A held page moved (askHolders): its interval entry follows it. */
   rehome(pfn: number, newPfn: number): void {
     if (this.ops.delPage) return;
     const priv = this.held.find(pfn)?.priv;
@@ -157,7 +158,7 @@ export class PinpageSystem<T = unknown> {
   private list(fn: string, pfns: ArrayLike<number>): number[] {
     if (!this.live) fail("EINVAL", fn, `${this.name} is unregistered`, this.name);
     const n = pfns?.length;
-    if (!Number.isInteger(n) || n <= 0 || n > 65536) fail("EINVAL", fn, `between 1 and 65536 pfns are needed, got ${String(n)}`, n);
+    if (!Number.isInteger(n) || n <= 0 || n > 65536) fail("EINVAL", fn, `between 1 and 65536 pfns are needed, got ${String(n)}`, pfns);
     const list = Array.from(pfns);
     const seen = new Set<number>();
     const limit = this.machine.config.frames + this.machine.config.deviceFrames;

@@ -12,7 +12,7 @@ const GUP_BAD_PFN = 1;
  * asked. `fromGup`: GUP itself gives back what it took (it may use its own buffer meanwhile).
  */
 export function releaseList(m: Machine, fn: string, pfns: ArrayLike<number>, pin: boolean, dirty: boolean, fromGup = false): void {
-  if (pfns === null || typeof pfns !== "object" || !Number.isInteger(pfns.length))
+  if (pfns === null || typeof pfns !== "object" || !Number.isInteger(pfns.length) || pfns.length < 0)
     fail("EINVAL", fn, "pages must be an array of pfns", pfns);
   const n = pfns.length;
   if (!(pfns instanceof Uint32Array)) {

@@ -111,7 +111,7 @@ export class PmemDevice implements BlockDevice {
 
   /** Copies frame pfns[i] into sector[i], durable at once (FUA changes nothing); each sector counts a write. */
   write(sectors: ArrayLike<number>, pfns: ArrayLike<number>, opts: { fua?: boolean } = {}): number {
-    if (typeof opts !== "object" || opts === null) fail("EINVAL", "pmem.write", "opts must be an object", opts);
+    if (typeof opts !== "object" || opts === null || Array.isArray(opts)) fail("EINVAL", "pmem.write", "opts must be an object", opts);
     return this.io("pmem.write", "write", sectors, pfns);
   }
 
@@ -207,7 +207,7 @@ export class PmemDevice implements BlockDevice {
   onlineAsRam(opts: { node?: number } = {}): void {
     const fn = "dax_kmem_probe";
     const m = this.machine;
-    if (typeof opts !== "object" || opts === null) fail("EINVAL", fn, "opts must be an object", opts);
+    if (typeof opts !== "object" || opts === null || Array.isArray(opts)) fail("EINVAL", fn, "opts must be an object", opts);
     if (this.mode === "ram") fail("EINVAL", fn, `${this.name} is online as RAM already`, this.name);
     const node = opts.node ?? this.node;
     if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", fn, `node ${String(node)} does not exist`, node);

@@ -86,6 +86,8 @@ export class MigrationHints {
 
   /** Whether the policy may move the page at `addr` of `proc`. */
   enabled(proc: Process, addr: number): boolean {
+    this.checkProc("enabled", proc);
+    this.checkAddr("enabled", addr);
     if (this.offProcs.has(proc)) return false;
     return !(this.offRanges.get(proc) ?? []).some((r) => addr >= r.start && addr < r.end);
   }
@@ -102,12 +104,15 @@ export class MigrationHints {
 
   /** Counters of one page (zero when never counted). */
   countersOf(proc: Process, addr: number): { cpu: number; device: number; moves: number } {
+    this.checkProc("countersOf", proc);
+    this.checkAddr("countersOf", addr);
     const s = this.pages.get(proc)?.get(Math.floor(addr / PAGE_SIZE));
     return { cpu: s?.cpu ?? 0, device: s?.device ?? 0, moves: s?.moves ?? 0 };
   }
 
   /** Drops the counters of a process (call when it exits). */
   forget(proc: Process): void {
+    if (!(proc instanceof Process) || proc.machineOf() !== this.machine) fail("EINVAL", "forget", "not a process of this machine", proc);
     this.pages.delete(proc);
     this.offProcs.delete(proc);
     this.offRanges.delete(proc);
@@ -212,7 +217,11 @@ export class MigrationHints {
 
   private checkProc(fn: string, proc: Process): void {
     if (!(proc instanceof Process) || proc.machineOf() !== this.machine || proc.exited)
-      fail("EINVAL", fn, "not a live process of this machine", (proc as Process | undefined)?.pid);
+      fail("EINVAL", fn, "not a live process of this machine", proc);
+  }
+
+  private checkAddr(fn: string, addr: number): void {
+    if (typeof addr !== "number" || !Number.isSafeInteger(addr) || addr < 0) fail("EINVAL", fn, `address ${String(addr)} is not a non-negative integer`, addr);
   }
 
   private range(fn: string, addr: number, length: number): [number, number] {

@@ -1,6 +1,7 @@
 // The machine a stress run uses: NUMA nodes and the devices its drivers register.
 // Presets by name, or a JSON file checked field by field with size limits.
 import type { MachineConfig } from "../config.js";
+import { parseJsonInput } from "./json-input.js";
 
 export type DeviceKind = "private" | "coherent";
 
@@ -142,14 +143,7 @@ export function resolveMachine(nameOrJson: string, fromFile: boolean, where = "m
     if (!p) bad(`unknown machine preset "${nameOrJson}" (presets: ${Object.keys(PRESETS).join(", ")}; or a path to a .json file)`);
     return structuredClone(p!);
   }
-  if (nameOrJson.length > LIMITS.fileBytes) bad(`${where} file is larger than ${LIMITS.fileBytes} bytes`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(nameOrJson);
-  } catch (e) {
-    bad(`${where} file is not valid JSON (${(e as Error).message})`);
-  }
-  return checkMachineSpec(parsed, where);
+  return checkMachineSpec(parseJsonInput(nameOrJson, `${where} file`, LIMITS.fileBytes), where);
 }
 
 export function machineConfig(spec: MachineSpec, build: "debug" | "release"): MachineConfig {

@@ -5,6 +5,7 @@ import { InputError, checkMachineSpec, LIMITS } from "./machine-spec.js";
 import { scenarioByName } from "./scenarios/index.js";
 import { OP_WORDS } from "./ops.js";
 import type { RecordHeader } from "./run.js";
+import { parseJsonInput } from "./json-input.js";
 
 /** The largest record a replay accepts (ops). */
 export const MAX_RECORD_OPS = 50_000_000;
@@ -31,12 +32,7 @@ function int(v: unknown, what: string, min: number, max: number): number {
 export function decodeRecord(bytes: Uint8Array): { header: RecordHeader; words: Uint32Array } {
   const nl = bytes.subarray(0, MAX_HEADER_BYTES).indexOf(10);
   if (nl < 0) bad(bytes.length === 0 ? "the file is empty" : `no header line in the first ${MAX_HEADER_BYTES} bytes (not an mmemu record?)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, nl)));
-  } catch (e) {
-    bad(`the header is not valid JSON (${(e as Error).message})`);
-  }
+  const raw = parseJsonInput(bytes.subarray(0, nl), "replay file: the header", MAX_HEADER_BYTES);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("the header must be a JSON object");
   const h = raw as Record<string, unknown>;
   const known = ["format", "version", "scenario", "seed", "machine", "checkEvery", "sampleEvery", "ops"];

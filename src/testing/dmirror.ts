@@ -273,8 +273,13 @@ export class HmmDmirror {
   cmd(command: number, c: DmirrorCmd = { addr: 0, npages: 0 }): DmirrorResult {
     const out: DmirrorResult = { ret: 0, cpages: 0, faults: 0 };
     if (this.closed) fail("EBADF", "dmirror ioctl", "the mirror is closed");
+    if (typeof c !== "object" || c === null) fail("EINVAL", "dmirror ioctl", "the command block must be an object", c);
     const { addr, npages } = c;
     if (command === HMM_DMIRROR_FLAGS) {
+      if (!Number.isInteger(npages) || npages < 0 || npages >= 2 ** 32) {
+        out.ret = EINVAL;
+        return out;
+      }
       this.flags = npages;
       return out;
     }

@@ -82,6 +82,9 @@ export class FileDevicePager {
 
   /** A device store to page `index`, reported to the file system. */
   write(index: number, data: bigint | Uint8Array): void {
+    const bytes = this.machine.config.content === "bytes";
+    if (bytes ? !(data instanceof Uint8Array && data.length === PAGE_SIZE) : typeof data !== "bigint" || data < 0n || data >= 1n << 64n)
+      fail("EINVAL", "FileDevicePager", bytes ? "data must be 4096 bytes" : "data must be a u64 bigint tag", data);
     const pfn = this.faultIn(index);
     if (typeof data === "bigint") this.machine.page.writeTag(pfn, data);
     else this.machine.page.writeBytes(pfn, data);
