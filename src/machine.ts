@@ -36,6 +36,7 @@ import { FileSystem } from "./fs/filesystem.js";
 import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
 import { registerPmem, vmfInsertPfns, PmemDevice, type PmemConfig } from "./pmem/index.js";
+import { Injector } from "./inject/injector.js";
 
 export interface ZoneInfo {
   node: number;
@@ -95,6 +96,8 @@ export class Machine {
   readonly blockDevices: readonly BlockDevice[] = [];
   /** The compaction, CMA allocation or memory offline in progress (they do not nest). */
   private busy: string | null = null;
+  /** Fault injection: allocation failures, failed copies, throwing callbacks, refusing notifiers, I/O errors, late engines. */
+  readonly inject: Injector;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -117,6 +120,7 @@ export class Machine {
     this.batchData = new Uint8Array(buf, s[L.DATA]!, s[L.DATA_SIZE]!);
     for (let id = config.maxShmem - 1; id >= 0; id--) this.freeShmem.push(id);
     this.page = new PageAccess(this);
+    this.inject = new Injector(this);
   }
 
   /** Lays out a machine. Throws MmError (EINVAL, ENOMEM) for a configuration that cannot be built. */
@@ -553,6 +557,7 @@ export class Machine {
    */
   allocDevicePage(pgmap: DevPagemap): number {
     if (!(pgmap instanceof DevPagemap) || this.pgmaps.get(pgmap.zone) !== pgmap) fail("EINVAL", "zone_device_page_init", "not a registered dev_pagemap", pgmap);
+    if (this.inject.deviceAllocFails(pgmap.zone)) return -1;
     return this.core.deviceAllocPage(pgmap.zone);
   }
 

@@ -110,6 +110,11 @@ export class HmmDmirrorDevice {
     private readonly maxChunks: number,
   ) {}
 
+  /** The device's name, "hmm_dmirror<minor>" (machine.inject's `device`). */
+  get name(): string {
+    return `hmm_dmirror${this.minor}`;
+  }
+
   /** Opens the device for a process (open("/dev/hmm_dmirrorN")). */
   open(proc: Process): HmmDmirror {
     return new HmmDmirror(this, proc);
@@ -119,6 +124,10 @@ export class HmmDmirrorDevice {
   /** @internal */
   allocPage(): number {
     const core = this.machine.core;
+    // The first chunk comes with the first request, so an injected failure always has a zone to match.
+    if (this.chunks.length === 0 && !this.tryAddChunk()) return -1;
+    // One request, one event for machine.inject, however many chunks it looks in.
+    if (this.machine.inject.deviceAllocFails(this.chunks[0]!.zone)) return -1;
     for (const c of this.chunks) {
       const pfn = core.deviceAllocPage(c.zone);
       if (pfn >= 0) {
@@ -126,23 +135,28 @@ export class HmmDmirrorDevice {
         return pfn;
       }
     }
-    if (this.chunks.length >= this.maxChunks) return -1;
-    let chunk: DevPagemap;
-    try {
-      chunk = this.addChunk();
-    } catch (e) {
-      if (e instanceof MmError && e.code === "ENOMEM") return -1;
-      throw e;
-    }
-    const pfn = core.deviceAllocPage(chunk.zone);
+    if (!this.tryAddChunk()) return -1;
+    const pfn = core.deviceAllocPage(this.chunks[this.chunks.length - 1]!.zone);
     if (pfn >= 0) this.calloc++;
     return pfn;
+  }
+
+  /** Adds a chunk; false when the device has its maximum or device memory is full. */
+  private tryAddChunk(): boolean {
+    if (this.chunks.length >= this.maxChunks) return false;
+    try {
+      this.addChunk();
+    } catch (e) {
+      if (e instanceof MmError && e.code === "ENOMEM") return false;
+      throw e;
+    }
+    return true;
   }
 
   private addChunk(): DevPagemap {
     const type = this.memoryType === HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? MEMORY_DEVICE_PRIVATE : MEMORY_DEVICE_COHERENT;
     const pg = this.machine.memremapPages({
-      type, nrPages: this.chunkPages, owner: this,
+      type, nrPages: this.chunkPages, owner: this, name: this.name,
       ops: {
         pageFree: (_pg, pfn) => {
           this.cfree++;
@@ -209,8 +223,10 @@ export function createHmmDevices(machine: Machine, opts: HmmDevicesOptions = {})
   const maxChunks = opts.maxChunks ?? 16;
   if (!Number.isInteger(chunkPages) || chunkPages <= 0) fail("EINVAL", "createHmmDevices", `chunkPages must be a positive integer`, chunkPages);
   if (!Number.isInteger(maxChunks) || maxChunks <= 0) fail("EINVAL", "createHmmDevices", `maxChunks must be a positive integer`, maxChunks);
-  return [0, 1, 2, 3].map((minor) => new HmmDmirrorDevice(
+  const devices = [0, 1, 2, 3].map((minor) => new HmmDmirrorDevice(
     machine, minor, minor < 2 ? HMM_DMIRROR_MEMORY_DEVICE_PRIVATE : HMM_DMIRROR_MEMORY_DEVICE_COHERENT, chunkPages, maxChunks));
+  for (const d of devices) machine.inject.registerDevice(d.name);
+  return devices;
 }
 
 interface PtEntry {

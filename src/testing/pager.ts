@@ -52,7 +52,7 @@ export class FileDevicePager {
   ) {
     if (!Number.isInteger(pages) || pages < 1) fail("EINVAL", "FileDevicePager", `pages must be a positive integer, got ${String(pages)}`, pages);
     this.pgmap = machine.memremapPages({
-      type: MEMORY_DEVICE_PRIVATE, nrPages: pages, owner: this,
+      type: MEMORY_DEVICE_PRIVATE, nrPages: pages, owner: this, name: "filepager",
       ops: {
         pageFree: (_pg, pfn) => {
           this.resident.delete(pfn);
