@@ -37,6 +37,7 @@ import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
 import { registerPmem, vmfInsertPfns, PmemDevice, type PmemConfig } from "./pmem/index.js";
 import { Injector } from "./inject/injector.js";
+import { oomReap, type OomReapResult } from "./oom.js";
 
 export interface ZoneInfo {
   node: number;
@@ -457,7 +458,15 @@ export class Machine {
     const pg = this.pagemapOf(pfn);
     if (pg?.ops.memoryFailure) {
       this.core.pageSetHwpoison(pfn);
-      const rc = pg.ops.memoryFailure(pg, pfn, 1, flags);
+      let rc: number;
+      try {
+        this.inject.callback(pg.name, "memory_failure");
+        rc = pg.ops.memoryFailure(pg, pfn, 1, flags);
+      } catch (e) {
+        if (!(e instanceof MmError)) throw e;
+        // The owner's handler failed: the page stays poisoned and the error is not recovered (MF_FAILED).
+        return -16;
+      }
       if (rc !== -95) return rc;
     }
     for (const p of this.processes) if (p.subscriptions) p.notify(0, TASK_SIZE, MMU_NOTIFY_CLEAR);
@@ -478,6 +487,7 @@ export class Machine {
     let ret: number;
     let cause: unknown;
     try {
+      this.inject.callback(pg.name, "migrate_to_ram");
       ret = pg.ops.migrateToRam({ proc, address: addr, page: pfn, write, pgmap: pg });
       if (!Number.isInteger(ret)) ret = VM_FAULT_SIGBUS;
     } catch (e) {
@@ -539,6 +549,8 @@ export class Machine {
       const pg = this.pagemapOf(pfn);
       try {
         pg?.ops.pageFree?.(pg, pfn);
+        // An injected fault throws once the driver has done its part: the page is free either way.
+        if (pg?.ops.pageFree) this.inject.callback(pg.name, "page_free");
       } catch (e) {
         thrown ??= e;
       }
@@ -816,6 +828,15 @@ export class Machine {
   /** @internal */
   leave(): void {
     this.busy = null;
+  }
+
+  /**
+   * The OOM killer's reaping of `proc`: its private memory is unmapped with non-blocking
+   * invalidations (a notifier may refuse; the reaper retries up to MAX_OOM_REAP_RETRIES
+   * times, then gives up), and the process exits. Says how the reaper fared.
+   */
+  oomReap(proc: Process): OomReapResult {
+    return oomReap(this, proc);
   }
 
   /** drain_all_pages: returns the per-cpu cached pages to the buddy lists. */

@@ -161,6 +161,11 @@ export class Injector {
     return this.m.core.injectAllocCheck(zone) !== 0;
   }
 
+  /** @internal Whether any copy rule is armed (allocAndCopy then looks at each page it filled). */
+  copyArmed(): boolean {
+    return this.tsRules > 0 && this.entries.some((e) => e.spec.site === "copy");
+  }
+
   /** @internal One page a driver copies for a migration on `device`: whether the copy fails. */
   copyFails(device: string | null): boolean {
     if (this.tsRules === 0) return false;

@@ -60,6 +60,13 @@ const EFAULT = -14;
 const EBUSY = -16;
 const EPERM = -1;
 const ENOMEM = -12;
+const EIO = -5;
+
+/** A driver's error as an ioctl's return: an MmError's errno; anything else is a bug and goes on up. */
+function errnoOf(e: unknown): number {
+  if (e instanceof MmError && e.errno < 0) return e.errno;
+  throw e;
+}
 
 /** Pages one hmm_range_fault pass of the mirror covers. */
 const FAULT_CHUNK = 32;
@@ -187,7 +194,8 @@ export class HmmDmirrorDevice {
     }
     if (mig.cpages > 0 && mig.allocAndCopy({ node: 0 }) === 0) {
       mig.abort();
-      return VM_FAULT_OOM;
+      // migrate_to_ram may not fail: a failed copy is SIGBUS, no memory is VM_FAULT_OOM.
+      return mig.copyFailures > 0 ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
     }
     mirror?.erase(vmf.address / PAGE_SIZE);
     mig.finalize();
@@ -472,6 +480,15 @@ export class HmmDmirror {
         flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND | (this.flags & HMM_DMIRROR_FLAG_FILE ? MIGRATE_VMA_SELECT_FILE : 0),
         pgmapOwner: this.device,
       });
+      const inject = m.inject;
+      const name = this.device.name;
+      try {
+        inject.callback(name, "alloc_and_copy");
+      } catch (e) {
+        // The driver fails before it allocates: nothing migrates.
+        mig.abort();
+        return errnoOf(e);
+      }
       // dmirror_migrate_alloc_and_copy: device pages, one-shot FAIL_ALLOC skips the first.
       for (let i = 0; i < mig.npages; i++) {
         const s = mig.src[i]!;
@@ -483,11 +500,25 @@ export class HmmDmirror {
         const d = this.device.allocPage();
         if (d < 0) continue;
         const sp = migratePfnToPage(s);
+        if (inject.copyFails(name)) {
+          // A failed DMA: the page is not migrated, the new device page goes back.
+          m.page.unlock(d);
+          m.page.put(d);
+          continue;
+        }
         if (sp >= 0) m.page.copy(d, sp);
         else m.page.clear(d);
         mig.dst[i] = (BigInt(d) << 6n) | MIGRATE_PFN_VALID | (s & MIGRATE_PFN_WRITE);
       }
       mig.pages();
+      try {
+        inject.callback(name, "finalize_and_map");
+      } catch (e) {
+        // The pages moved but the device did not map them: it faults them in when it needs them.
+        mig.finalize();
+        m.settle();
+        return errnoOf(e);
+      }
       // dmirror_migrate_finalize_and_map: the device maps what it now holds.
       for (let i = 0; i < mig.npages; i++) {
         if (!(mig.src[i]! & MIGRATE_PFN_MIGRATE)) continue;
@@ -531,14 +562,19 @@ export class HmmDmirror {
       }
       // Holes stay holes: only pages the device holds come back.
       const held = [...mig.src].filter((e) => e & MIGRATE_PFN_MIGRATE && e & MIGRATE_PFN_VALID).length;
-      if (held > 0 && mig.allocAndCopy({ node: 0 }, { holes: false }) < held) oom = true;
+      try {
+        if (held > 0 && mig.allocAndCopy({ node: 0 }, { holes: false }) < held) oom = true;
+      } catch (e) {
+        // allocAndCopy rolled the migration back.
+        return errnoOf(e);
+      }
       mig.pages();
       for (let i = 0; i < mig.npages; i++) {
         const s = mig.src[i]!;
         if (s & MIGRATE_PFN_VALID && s & MIGRATE_PFN_MIGRATE) out.cpages++;
       }
       mig.finalize();
-      return oom ? ENOMEM : 0;
+      return mig.copyFailures > 0 ? EIO : oom ? ENOMEM : 0;
     });
     return out;
   }
