@@ -134,7 +134,8 @@ export class MigrateVma {
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
       movable = target.movable !== false;
     }
-    const device = target instanceof DevPagemap ? target.name : this.deviceName();
+    // Injected faults (none armed: one check) see the migration's device by name.
+    const device = !m.inject.driverRulesArmed() ? null : target instanceof DevPagemap ? target.name : this.deviceName();
     try {
       m.inject.callback(device, "alloc_and_copy");
     } catch (e) {

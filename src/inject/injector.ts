@@ -161,6 +161,11 @@ export class Injector {
     return this.m.core.injectAllocCheck(zone) !== 0;
   }
 
+  /** @internal Whether any rule decided in TypeScript is armed (hooks cost nothing otherwise). */
+  driverRulesArmed(): boolean {
+    return this.tsRules > 0;
+  }
+
   /** @internal Whether any copy rule is armed (allocAndCopy then looks at each page it filled). */
   copyArmed(): boolean {
     return this.tsRules > 0 && this.entries.some((e) => e.spec.site === "copy");
