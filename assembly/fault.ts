@@ -3,7 +3,9 @@
 import { NONE } from "./layout";
 import { testFlag, setFlag, refOf, mapcountOf, getPage, pageIsAnon, PG_locked, PG_anon_exclusive, PG_dirty, PG_uptodate, PG_swapbacked, PG_lru, setMapping, setIndex } from "./memmap";
 import { freePages, putPage, allocLocalPcp } from "./alloc";
-import { allocUserPagePolicy, MPOL_DEFAULT } from "./mempolicy";
+import { allocUserPagePolicy, userPageNode, MPOL_DEFAULT } from "./mempolicy";
+import { allocInjectArmed, allocInjectedZone } from "./inject";
+import { zonelist } from "./alloc";
 import { mlockPage, munlockPage } from "./mlock";
 import { walkPte } from "./pagetable";
 import {
@@ -69,6 +71,8 @@ const PTE_USER_BITS: u64 = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
 // A movable user page for `mm` at `vpn` of VMA `v`, where the memory policy puts it; under
 // pressure, lazily-freed pages and then clean file pages are reclaimed first.
 export function allocUserPage(mm: u32, v: usize, vpn: u64): u32 {
+  // An injected failure fails the whole request, reclaim included (should_fail_alloc_page).
+  if (allocInjectArmed && allocInjectedZone(load<u32>(zonelist(userPageNode(mm, v, vpn), true)))) return NONE;
   // No policy anywhere: the local node's pcp list, as the default policy would pick.
   if (vmaPolicyMode(v) == MPOL_DEFAULT && mmPolicyMode(mm) == MPOL_DEFAULT) {
     const pfn = allocLocalPcp(mmNode(mm));

@@ -2,6 +2,7 @@
 // pages added locked and read in by TypeScript, dirty and writeback state with its
 // counters, the per-node inactive/active file LRU lists, and reclaim of clean file pages.
 // Block I/O itself is TypeScript's: the core hands out pfns and takes back the results.
+import { allocInjected } from "./inject";
 import { NONE, maxMms } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, mapcountOf, mappingOf, indexOf, setMapping, setIndex,
@@ -385,6 +386,7 @@ export function filemapGrabFolio(id: u32, index: f64, nid: u32): u32 {
     markPageAccessed(pfn);
     return pfn;
   }
+  if (allocInjected(nid, true)) return NONE;
   let pfn = allocPages(nid, 0, true);
   if (pfn == NONE && shrinkFileLru(32) > 0) pfn = allocPages(nid, 0, true);
   if (pfn == NONE) return NONE;
@@ -445,6 +447,7 @@ export function filemapDevicePages(id: u32, from: f64, to: f64, dirtyOnly: bool)
 // A bounce page (block/bounce.c): a system page for I/O of a page the block layer cannot
 // reach, from node `nid` (clean file pages reclaimed under pressure); NONE when there is none.
 export function bounceAlloc(nid: u32): u32 {
+  if (allocInjected(nid, false)) return NONE;
   let pfn = allocPages(nid, 0, false);
   if (pfn == NONE && shrinkFileLru(8) > 0) pfn = allocPages(nid, 0, false);
   return pfn;

@@ -24,7 +24,9 @@ import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
 import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
-import { allocPagesBulk, ascendRuns } from "./alloc";
+import { allocPagesBulk, allocPages, ascendRuns } from "./alloc";
+import { allocInjectArmed, allocInjectFail, allocInjected } from "./inject";
+export { injectAllocSet, injectAllocMask, injectAllocHits, injectAllocLive } from "./inject";
 import { dataBase, scratchBase } from "./layout";
 import { pageblocksInit } from "./pageblock";
 import { nrProblems, nrMovable, firstNotIsolated, rangeScan } from "./isolation";
@@ -202,6 +204,12 @@ export function deviceZoneRelease(z: u32): bool {
 // A free page of device zone z, with one reference and locked; -1 when none is free.
 export function deviceAllocPage(z: u32): i32 {
   return <i32>allocDevicePage(z);
+}
+
+// One page-allocation request in zone z made outside the core (a driver's allocator): whether
+// an injected failure takes it.
+export function injectAllocCheck(z: u32): bool {
+  return allocInjectArmed && allocInjectFail(z);
 }
 
 export function devicePageInit(pfn: u32): void {
@@ -457,9 +465,33 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, mova
   }
   // The first `n` entries get pages, as allocating entry by entry until the memory runs out would.
   // Device pages come locked (zone_device_page_init); system pages are locked in copyRuns.
-  const n = z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, movable, want, allocPfn);
+  const n = allocInjectArmed ? allocEach(z, node, movable, want)
+    : z >= 0 ? allocDevicePagesBulk(<u32>z, want, allocPfn) : allocPagesBulk(node, movable, want, allocPfn);
   ascendRuns(allocPfn, n);
   copyRuns(src, dst, n, z < 0);
+  return n;
+}
+
+// migrateAllocCopy's allocation while failures are injected: entry by entry, as a driver's
+// loop; an injected failure leaves its entry without a page (not migrated) and the next
+// entries go on, a real shortage ends the allocation. Keeps allocIdx to the entries served.
+function allocEach(z: i32, node: u32, movable: bool, want: u32): u32 {
+  let n: u32 = 0;
+  for (let k: u32 = 0; k < want; k++) {
+    const i = load<u32>(allocIdx + (<usize>k << 2));
+    let pfn: u32;
+    if (z >= 0) {
+      if (allocInjectFail(<u32>z)) continue;
+      pfn = allocDevicePage(<u32>z);
+    } else {
+      if (allocInjected(node, movable)) continue;
+      pfn = allocPages(node, 0, movable);
+    }
+    if (pfn == NONE) break;
+    store<u32>(allocIdx + (<usize>n << 2), i);
+    store<u32>(allocPfn + (<usize>n << 2), pfn);
+    n++;
+  }
   return n;
 }
 

@@ -67,6 +67,22 @@ export function allocPagesNodemask(node: u32, order: u32, movable: bool, mask: u
   return allocPagesPolicy(mode, nodes, mmNode(mm), mode == MPOL_INTERLEAVE ? linearIndex(v, vpn) : 0);
 }
 
+// The node a user page's allocation starts from under its policy (its preferred zone's node):
+// what an injected allocation failure matches.
+export function userPageNode(mm: u32, v: usize, vpn: u64): u32 {
+  let mode = vmaPolicyMode(v);
+  let nodes = vmaPolicyNodes(v);
+  if (mode == MPOL_DEFAULT) {
+    mode = mmPolicyMode(mm);
+    nodes = mmPolicyNodes(mm);
+  }
+  const local = mmNode(mm);
+  if (mode == MPOL_PREFERRED) return ctz<u32>(nodes);
+  if (mode == MPOL_INTERLEAVE) return interleaveNid(nodes, linearIndex(v, vpn));
+  if (mode == MPOL_BIND && (nodes & (1 << local)) == 0) return ctz<u32>(nodes);
+  return local;
+}
+
 // A policy record the core can follow: a known mode whose nodemask fits it and the machine.
 export function policyValid(mode: u32, nodes: u32, nnodes: u32): bool {
   if ((nodes >> nnodes) != 0 && nnodes < 32) return false;

@@ -1,6 +1,7 @@
 // Operations over a range of PTEs (zap_page_range, change_protection, copy_page_range,
 // move_page_tables, madvise_free, the lazyfree part of reclaim), one walker for all:
 // missing tables are skipped a whole level at a time.
+import { allocInjected } from "./inject";
 import { NONE } from "./layout";
 import { testFlag, setFlag, clearFlag, refOf, mapcountOf, getPage, pageIsAnon, folioMaybeDmaPinned, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_mlocked } from "./memmap";
 import { walkPte, freeEmptyTables, pteIndex, pteTableBase, pteTableEnd } from "./pagetable";
@@ -204,6 +205,7 @@ function pteTableOp(op: u32, mm: u32, table: usize, v: u64, stop: u64, arg: u32,
 function copyPinnedPage(child: u32, vpn: u64, src: u32, dst: usize): bool {
   const cv = findVma(child, vpn);
   if (cv == 0) return false;
+  if (allocInjected(mmNode(child), true)) return false;
   const pfn = allocPages(mmNode(child), 0, true);
   if (pfn == NONE) return false;
   copyFrame(pfn, src);

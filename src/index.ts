@@ -65,3 +65,6 @@ export {
   type PmemConfig, type DaxMmapOptions,
 } from "./pmem/index.js";
 export type { DevicePageWriteback, DevicePageStats } from "./fs/devpage.js";
+export { Injector } from "./inject/injector.js";
+export { CALLBACKS, type CallbackName, type Injection, type InjectionSpec, type Site, type When } from "./inject/spec.js";
+export { MAX_OOM_REAP_RETRIES, type OomReapResult } from "./oom.js";

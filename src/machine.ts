@@ -37,6 +37,8 @@ import type { Inode } from "./fs/inode.js";
 import { readPage } from "./fs/pagecache.js";
 import { registerPmem, vmfInsertPfns, PmemDevice, type PmemConfig } from "./pmem/index.js";
 import { flagWord, options } from "./validate.js";
+import { Injector } from "./inject/injector.js";
+import { oomReap, type OomReapResult } from "./oom.js";
 
 export interface ZoneInfo {
   node: number;
@@ -96,6 +98,8 @@ export class Machine {
   readonly blockDevices: readonly BlockDevice[] = [];
   /** The compaction, CMA allocation or memory offline in progress (they do not nest). */
   private busy: string | null = null;
+  /** Fault injection: allocation failures, failed copies, throwing callbacks, refusing notifiers, I/O errors, late engines. */
+  readonly inject: Injector;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -125,6 +129,7 @@ export class Machine {
     this.batchData = new Uint8Array(buf, s[L.DATA]!, s[L.DATA_SIZE]!);
     for (let id = config.maxShmem - 1; id >= 0; id--) this.freeShmem.push(id);
     this.page = new PageAccess(this);
+    this.inject = new Injector(this);
   }
 
   /** Lays out a machine. Throws MmError (EINVAL, ENOMEM) for a configuration that cannot be built. */
@@ -463,7 +468,15 @@ export class Machine {
     const pg = this.pagemapOf(pfn);
     if (pg?.ops.memoryFailure) {
       this.core.pageSetHwpoison(pfn);
-      const rc = pg.ops.memoryFailure(pg, pfn, 1, flags);
+      let rc: number;
+      try {
+        this.inject.callback(pg.name, "memory_failure");
+        rc = pg.ops.memoryFailure(pg, pfn, 1, flags);
+      } catch (e) {
+        if (!(e instanceof MmError)) throw e;
+        // The owner's handler failed: the page stays poisoned and the error is not recovered (MF_FAILED).
+        return -16;
+      }
       if (rc !== -95) return rc;
     }
     for (const p of this.processes) if (p.subscriptions) p.notify(0, TASK_SIZE, MMU_NOTIFY_CLEAR);
@@ -484,6 +497,7 @@ export class Machine {
     let ret: number;
     let cause: unknown;
     try {
+      this.inject.callback(pg.name, "migrate_to_ram");
       ret = pg.ops.migrateToRam({ proc, address: addr, page: pfn, write, pgmap: pg });
       if (!Number.isInteger(ret)) ret = VM_FAULT_SIGBUS;
     } catch (e) {
@@ -545,6 +559,8 @@ export class Machine {
       const pg = this.pagemapOf(pfn);
       try {
         pg?.ops.pageFree?.(pg, pfn);
+        // An injected fault throws once the driver has done its part: the page is free either way.
+        if (pg?.ops.pageFree) this.inject.callback(pg.name, "page_free");
       } catch (e) {
         thrown ??= e;
       }
@@ -563,6 +579,7 @@ export class Machine {
    */
   allocDevicePage(pgmap: DevPagemap): number {
     if (!(pgmap instanceof DevPagemap) || this.pgmaps.get(pgmap.zone) !== pgmap) fail("EINVAL", "zone_device_page_init", "not a registered dev_pagemap", pgmap);
+    if (this.inject.deviceAllocFails(pgmap.zone)) return -1;
     return this.core.deviceAllocPage(pgmap.zone);
   }
 
@@ -821,6 +838,15 @@ export class Machine {
   /** @internal */
   leave(): void {
     this.busy = null;
+  }
+
+  /**
+   * The OOM killer's reaping of `proc`: its private memory is unmapped with non-blocking
+   * invalidations (a notifier may refuse; the reaper retries up to MAX_OOM_REAP_RETRIES
+   * times, then gives up), and the process exits. Says how the reaper fared.
+   */
+  oomReap(proc: Process): OomReapResult {
+    return oomReap(this, proc);
   }
 
   /** drain_all_pages: returns the per-cpu cached pages to the buddy lists. */

@@ -138,9 +138,56 @@ export class MigrateVma {
       if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", "allocAndCopy", `node ${String(node)} does not exist`, node);
       movable = target.movable !== false;
     }
+    // Injected faults (none armed: one check) see the migration's device by name.
+    const device = !m.inject.driverRulesArmed() ? null : target instanceof DevPagemap ? target.name : this.deviceName();
+    try {
+      m.inject.callback(device, "alloc_and_copy");
+    } catch (e) {
+      // The driver's error path: nothing migrates.
+      this.abort();
+      throw e;
+    }
+    const before = m.inject.copyArmed() ? this.dstView.slice() : null;
     const n = m.core.migrateAllocCopy(this.slot, this.npages, z, node, movable ? 1 : 0, o.failFirst ? 1 : 0, o.holes === false ? 0 : 1);
     if (m.core.migrateDstFillsHoles()) this.fillsHoles = true;
-    return n;
+    return before ? n - this.failCopies(before, device) : n;
+  }
+
+  /** Pages whose copy failed (machine.inject "copy") in allocAndCopy calls: not migrated. */
+  copyFailures = 0;
+
+  /**
+   * Injected copy failures (a DMA error): each page whose copy fails is freed and its dst
+   * cleared, so it does not migrate, as a driver must do. Returns how many failed.
+   */
+  private failCopies(before: BigUint64Array, device: string | null): number {
+    const core = this.machine.core;
+    let failed = 0;
+    for (let i = 0; i < this.npages; i++) {
+      const d = this.dstView[i]!;
+      if (before[i] !== 0n || d === 0n || !this.machine.inject.copyFails(device)) continue;
+      const pfn = migratePfnToPage(d);
+      this.dstView[i] = 0n;
+      core.pageUnlock(pfn);
+      core.pagePut(pfn);
+      failed++;
+    }
+    this.copyFailures += failed;
+    return failed;
+  }
+
+  /**
+   * The device of this migration, for machine.inject: the dev_pagemap of a device source
+   * page, else the one its pgmap_owner owns; null for a migration between system pages.
+   */
+  private deviceName(): string | null {
+    const m = this.machine;
+    for (let i = 0; i < this.npages; i++) {
+      const pfn = migratePfnToPage(this.src[i]!);
+      if (pfn >= m.config.frames) return m.pagemapOf(pfn)?.name ?? null;
+    }
+    if (this.owner !== null && this.owner !== undefined) for (const pg of m.pgmaps.values()) if (pg.owner === this.owner) return pg.name;
+    return null;
   }
 
   /** migrate_vma_pages. A dst entry that is not a locked, fresh page aborts the migration (EINVAL). */

@@ -101,7 +101,10 @@ export class Process {
 
   /** @internal mmu_notifier_invalidate_range_start/end around a PTE change in [start, end). */
   notify(start: number, end: number, event: number, owner: unknown = null): void {
-    this.subscriptions?.invalidate({ mm: this, start, end, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, event, owner });
+    const subs = this.subscriptions;
+    if (!subs || subs.invalidate({ mm: this, start, end, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, event, owner })) return;
+    // The kernel WARNs and goes on; a driver that refuses a blockable range has a bug, so we stop.
+    fail("EFAULT", "mmu_notifier_invalidate_range_start", `an interval notifier's invalidate returned false for a blockable range ${hex(start)}-${hex(end)}: only non-blockable invalidations may be refused`, start);
   }
 
   /** A copy of the VMA list, with byte addresses. */

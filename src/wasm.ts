@@ -57,6 +57,11 @@ export interface CoreExports {
   deviceZoneInit(z: number): void;
   deviceZoneRelease(z: number): number;
   deviceAllocPage(z: number): number;
+  injectAllocSet(slot: number, maskLo: number, maskHi: number, mode: number, skip: number, left: number, p: number, seed: number): void;
+  injectAllocMask(slot: number, maskLo: number, maskHi: number): void;
+  injectAllocHits(slot: number): number;
+  injectAllocLive(slot: number): number;
+  injectAllocCheck(z: number): number;
   devicePageInit(pfn: number): void;
   deviceTakeFreed(): number;
   pageRefcount(pfn: number): number;

@@ -8,6 +8,7 @@ import {
 } from "../src/index.js";
 import { errorOf } from "./drivers.js";
 import { type Mode, type Op, type AccSpec, type RunConfig, runSequence, newTotals } from "./shadow.js";
+import type { InjectionSpec } from "../src/index.js";
 
 // ---- generators -------------------------------------------------------------------
 
@@ -105,6 +106,28 @@ describe("property: random VM operations against a shadow model", () => {
   }
 });
 
+// Seeded random allocation failures (machine.inject) on a roomy machine: every ENOMEM comes
+// from an injected fault, and the shadow still holds every byte.
+const injectArb: fc.Arbitrary<InjectionSpec[]> = fc.array(fc.oneof(
+  fc.record({ site: fc.constant("alloc" as const), probability: fc.double({ min: 0, max: 0.3, noNaN: true }), seed: fc.nat(), times: fc.integer({ min: 1, max: 40 }) }),
+  fc.record({ site: fc.constant("alloc" as const), nth: fc.integer({ min: 1, max: 60 }), times: fc.integer({ min: 1, max: 5 }) }),
+), { minLength: 1, maxLength: 3 });
+
+describe("property: random VM operations with injected allocation failures", () => {
+  for (const mode of ["tags", "bytes"] as const) {
+    it(`${mode}: contents survive every ENOMEM, check() holds`, () => {
+      const totals = newTotals();
+      const cfg: RunConfig = { mode, small: true, window: 64, machine: { nodes: [{ normal: 4096 }] } };
+      fc.assert(
+        fc.property(fc.array(opArb(mode, false), { minLength: 1, maxLength: 40, size: "max" }), injectArb,
+          (ops, inject) => runSequence(ops, { ...cfg, inject }, totals)),
+        { seed: 0x1a7ec7 + mode.length, numRuns: Math.max(1, Math.round(30 * SCALE)), interruptAfterTimeLimit: SCALE > 1 ? 600_000 : 20_000 },
+      );
+      expect(totals.enomem).toBeGreaterThan(0);
+      expect(totals.accesses).toBeGreaterThan(0);
+    });
+  }
+});
 
 // Minimal sequences of bugs the properties (or reading the code while writing them) found.
 describe("property regressions", () => {

@@ -7,7 +7,7 @@ import {
   PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC,
   MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
   MREMAP_MAYMOVE, MREMAP_FIXED, MADV_DONTNEED, MADV_FREE,
-  type AccessBatch, type MachineConfig,
+  type AccessBatch, type MachineConfig, type InjectionSpec,
 } from "../src/index.js";
 
 export type Mode = "bytes" | "tags";
@@ -631,6 +631,8 @@ export interface RunConfig {
   small: boolean;
   window: number;
   machine: MachineConfig;
+  /** Faults armed before the first operation (machine.inject); they need `small` (ENOMEM allowed). */
+  inject?: InjectionSpec[];
 }
 
 function resolve(sh: Shadow, sp: ShadowProc, s: Sel, window: number): number {
@@ -778,6 +780,7 @@ export function runSequence(ops: Op[], cfg: RunConfig, totals?: Totals): void {
   const m = Machine.create({ ...cfg.machine, content: cfg.mode });
   m.check();
   const start = m.counters();
+  for (const spec of cfg.inject ?? []) m.inject.add(spec);
   const sh = new Shadow(m, cfg.mode, { small: cfg.small });
   sh.spawn();
   sh.spawn();

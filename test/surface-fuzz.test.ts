@@ -227,6 +227,9 @@ const table: Entry[] = [
   { name: "Machine.onlinePages", call: (w, [s, n]) => w.m.onlinePages(s as never, n as never), args: [arg("pfn", () => 512), arg("count", () => 512)] },
   { name: "Machine.addBlockDevice", call: (w, [n, o]) => w.m.addBlockDevice(n as never, o as never), args: [arg("str", () => "vdc"), arg("obj", () => ({ sectors: 8 }))] },
   { name: "Machine.check", call: (w, [o]) => w.m.check(o as never), args: [arg("obj", () => ({}), OPT)] },
+  { name: "Machine.oomReap", call: (w, [p]) => w.m.oomReap(p as never), args: [arg("proc", (w) => w.p)] },
+  { name: "Injector.add", call: (w, [s]) => w.m.inject.add(s as never), args: [arg("obj", () => ({ site: "alloc", nth: 1 }))] },
+  { name: "Injector.remove", call: (w, [i]) => w.m.inject.remove(i as never), args: [arg("obj", () => ({}))] },
   // Process
   { name: "Process.vmaAt", call: (w, [a]) => w.p.vmaAt(a as never), refusedBy: (r) => r === undefined, args: [arg("int", (w) => w.a)] },
   { name: "Process.mmap", call: (w, [a, l, pr, f, fi, o]) => w.p.mmap(a as never, l as never, pr as never, f as never, fi as never, o as never), args: [arg("int", () => 0, ["2^32"]), arg("len", () => PAGE_SIZE), arg("flags", () => RW), arg("flags", () => MAP_SHARED), arg("file", (w) => w.f), arg("int", () => 0, ["undefined", "2^32"])] },
@@ -484,6 +487,7 @@ describe("the public surface refuses hostile arguments with an MmError and chang
       ["FileSystem", "fs/filesystem.ts"], ["OpenFile", "fs/file.ts"], ["EmulatedBlockDevice", "block/device.ts"], ["PmemDevice", "pmem/device.ts"],
       ["PinpageSystem", "pin/pinpage.ts"], ["MmuIntervalNotifier", "hmm/notifier.ts"], ["MigrationHints", "policy/hints.ts"],
       ["HmmDmirrorDevice", "testing/dmirror.ts"], ["HmmDmirror", "testing/dmirror.ts"], ["FileDevicePager", "testing/pager.ts"],
+      ["Injector", "inject/injector.ts"],
     ];
     const covered = new Set(table.map((e) => e.name));
     const missing: string[] = [];

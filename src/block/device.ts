@@ -28,7 +28,8 @@ export class EmulatedBlockDevice implements BlockDevice {
   private readonly media: Media;
   /** Sectors written but not yet durable, with their content. */
   private readonly cache = new Map<number, Uint32Array>();
-  private readonly rules = new ErrorRules();
+  /** @internal Also holds machine.inject's blockio rules. */
+  readonly rules = new ErrorRules();
   private readonly st: IoStats = { reads: 0, writes: 0, flushes: 0, sectorsRead: 0, sectorsWritten: 0, busyNs: 0, errors: 0 };
   /** u32 words per sector in the machine's content mode, and where frame 0's words start. */
   private readonly words: number;

@@ -7,12 +7,15 @@ import type { InjectedError } from "./types.js";
 export type BlockOp = "read" | "write" | "flush";
 
 interface Rule {
-  op: BlockOp;
+  /** null: every kind of request (machine.inject rules without an op). */
+  op: BlockOp | null;
   start: number;
   end: number;
   left: number;
   /** No sector given: every request of the kind matches (a flush with nothing cached too). */
   whole: boolean;
+  /** machine.inject's rules: asked, request by request, whether a matching one fails. */
+  gate?: () => boolean;
 }
 
 export class ErrorRules {
@@ -43,8 +46,18 @@ export class ErrorRules {
     this.rules.push({ op: e.op, start: e.sector, end: e.sector + count, left: times, whole: false });
   }
 
+  /** Clears injectError's rules (machine.inject's stay until it removes them). */
   clear(): void {
-    this.rules = [];
+    this.rules = this.rules.filter((r) => r.gate);
+  }
+
+  /** @internal A machine.inject rule: requests of `op` (null: all) fail when `gate` says so. Returns its removal. */
+  addGate(op: BlockOp | null, gate: () => boolean): () => void {
+    const rule: Rule = { op, start: 0, end: Infinity, left: Infinity, whole: true, gate };
+    this.rules.push(rule);
+    return () => {
+      this.rules = this.rules.filter((r) => r !== rule);
+    };
   }
 
   get size(): number {
@@ -61,8 +74,8 @@ export class ErrorRules {
     if (this.rules.length === 0) return false;
     const hit: Rule[] = [];
     for (const r of this.rules) {
-      if (r.op !== op) continue;
-      if (r.whole || touches(r.start, r.end)) hit.push(r);
+      if (r.op !== null && r.op !== op) continue;
+      if (r.gate ? r.gate() : r.whole || touches(r.start, r.end)) hit.push(r);
     }
     if (hit.length === 0) return false;
     for (const r of hit) r.left--;

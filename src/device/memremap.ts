@@ -16,6 +16,7 @@ export function memremapPages(m: Machine, cfg: DevPagemapConfig): DevPagemap {
   if (!Number.isInteger(n) || n <= 0) fail("EINVAL", fn, `nrPages must be a positive integer, got ${String(n)}`, n);
   const node = cfg.node ?? 0;
   if (!Number.isInteger(node) || node < 0 || node >= m.config.nodes.length) fail("EINVAL", fn, `node ${String(node)} does not exist`, node);
+  if (cfg.name !== undefined && (typeof cfg.name !== "string" || cfg.name === "")) fail("EINVAL", fn, `name must be a non-empty string`, cfg.name);
   if (cfg.ops !== undefined && (typeof cfg.ops !== "object" || cfg.ops === null)) fail("EINVAL", fn, "ops must be an object", cfg.ops);
   if (cfg.type === MEMORY_DEVICE_PRIVATE && typeof cfg.ops?.migrateToRam !== "function")
     fail("EINVAL", fn, "MEMORY_DEVICE_PRIVATE needs ops.migrateToRam", cfg.ops);
@@ -32,8 +33,9 @@ export function memremapPages(m: Machine, cfg: DevPagemapConfig): DevPagemap {
   m.u32[w + 11] = cfg.type;
   m.u32[w + 12] = ownerId;
   m.core.deviceZoneInit(zone);
-  const pg = new DevPagemap(cfg.type, cfg.owner, cfg.ops ?? {}, start, start + n, node, zone, ownerId);
+  const pg = new DevPagemap(cfg.type, cfg.owner, cfg.ops ?? {}, start, start + n, node, zone, ownerId, cfg.name);
   m.pgmaps.set(zone, pg);
+  m.inject.zonesChanged();
   return pg;
 }
 
@@ -73,4 +75,5 @@ export function memunmapPages(m: Machine, pg: DevPagemap): void {
   m.u32.fill(0, w, w + ZONE_RECORD / 4);
   m.pgmaps.delete(pg.zone);
   pg.live = false;
+  m.inject.zonesChanged();
 }

@@ -42,6 +42,8 @@ export interface DevPagemapConfig {
   ops?: DevPagemapOps;
   /** NUMA node the memory sits near (default 0). */
   node?: number;
+  /** The device's name, for machine.inject's `device` (default "pgmap<first pfn>"); ranges of one device share it. */
+  name?: string;
 }
 
 export class DevPagemap {
@@ -59,6 +61,8 @@ export class DevPagemap {
     readonly node: number,
     /** @internal */ readonly zone: number,
     /** @internal */ readonly ownerId: number,
+    /** The device's name (machine.inject matches it). */
+    readonly name: string = `pgmap${start}`,
   ) {}
 
   get nrPages(): number {

@@ -105,7 +105,15 @@ export class MmuSubscriptions {
     const cur = this.invalidateSeq;
     let ok = true;
     try {
-      for (const s of hit) if (!s.ops.invalidate(s, range, cur)) ok = false;
+      const blockable = (range.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0;
+      for (const s of hit) {
+        // An injected fault: the driver's trylock fails, so its invalidate returns false untouched.
+        if (!blockable && range.mm.machineOf().inject.notifierRefuses(s)) {
+          ok = false;
+          continue;
+        }
+        if (!s.ops.invalidate(s, range, cur)) ok = false;
+      }
     } finally {
       this.active--;
       if (this.active === 0) {

@@ -36,7 +36,8 @@ export class PmemDevice implements BlockDevice {
   readonly volatileCache = false;
   readonly stats: IoStats = newStats();
   private clock = 0;
-  private readonly errors = new ErrorRules();
+  /** @internal Also holds machine.inject's blockio rules. */
+  readonly errors = new ErrorRules();
   /** @internal The zone slot while online as RAM, else -1. */
   zoneId = -1;
 

@@ -96,7 +96,9 @@ export class Scheduler {
   engine(name: string, bytesPerNs: number): CopyEngine {
     if (typeof bytesPerNs !== "number" || !Number.isFinite(bytesPerNs) || bytesPerNs <= 0)
       fail("EINVAL", "engine", `bytesPerNs must be a positive number, got ${String(bytesPerNs)}`, bytesPerNs);
-    const e = new CopyEngine(String(name), bytesPerNs, (ns, run) => this.queue.post(this.clock + ns, run));
+    const inject = this.machine.inject;
+    inject.registerEngine(String(name));
+    const e = new CopyEngine(String(name), bytesPerNs, (ns, run) => this.queue.post(this.clock + ns, run), () => inject.engineDelay(String(name)));
     this.engines.push(e);
     return e;
   }

@@ -55,6 +55,7 @@ export class Gpu {
       type: kind === "private" ? MEMORY_DEVICE_PRIVATE : MEMORY_DEVICE_COHERENT,
       nrPages: pages,
       owner: this,
+      name: this.name,
       ops: {
         pageFree: (_pg, pfn) => {
           this.resident.delete(pfn);

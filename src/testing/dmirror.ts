@@ -60,6 +60,13 @@ const EFAULT = -14;
 const EBUSY = -16;
 const EPERM = -1;
 const ENOMEM = -12;
+const EIO = -5;
+
+/** A driver's error as an ioctl's return: an MmError's errno; anything else is a bug and goes on up. */
+function errnoOf(e: unknown): number {
+  if (e instanceof MmError && e.errno < 0) return e.errno;
+  throw e;
+}
 
 /** Pages one hmm_range_fault pass of the mirror covers. */
 const FAULT_CHUNK = 32;
@@ -110,6 +117,11 @@ export class HmmDmirrorDevice {
     private readonly maxChunks: number,
   ) {}
 
+  /** The device's name, "hmm_dmirror<minor>" (machine.inject's `device`). */
+  get name(): string {
+    return `hmm_dmirror${this.minor}`;
+  }
+
   /** Opens the device for a process (open("/dev/hmm_dmirrorN")). */
   open(proc: Process): HmmDmirror {
     return new HmmDmirror(this, proc);
@@ -119,6 +131,10 @@ export class HmmDmirrorDevice {
   /** @internal */
   allocPage(): number {
     const core = this.machine.core;
+    // The first chunk comes with the first request, so an injected failure always has a zone to match.
+    if (this.chunks.length === 0 && !this.tryAddChunk()) return -1;
+    // One request, one event for machine.inject, however many chunks it looks in.
+    if (this.machine.inject.deviceAllocFails(this.chunks[0]!.zone)) return -1;
     for (const c of this.chunks) {
       const pfn = core.deviceAllocPage(c.zone);
       if (pfn >= 0) {
@@ -126,23 +142,28 @@ export class HmmDmirrorDevice {
         return pfn;
       }
     }
-    if (this.chunks.length >= this.maxChunks) return -1;
-    let chunk: DevPagemap;
-    try {
-      chunk = this.addChunk();
-    } catch (e) {
-      if (e instanceof MmError && e.code === "ENOMEM") return -1;
-      throw e;
-    }
-    const pfn = core.deviceAllocPage(chunk.zone);
+    if (!this.tryAddChunk()) return -1;
+    const pfn = core.deviceAllocPage(this.chunks[this.chunks.length - 1]!.zone);
     if (pfn >= 0) this.calloc++;
     return pfn;
+  }
+
+  /** Adds a chunk; false when the device has its maximum or device memory is full. */
+  private tryAddChunk(): boolean {
+    if (this.chunks.length >= this.maxChunks) return false;
+    try {
+      this.addChunk();
+    } catch (e) {
+      if (e instanceof MmError && e.code === "ENOMEM") return false;
+      throw e;
+    }
+    return true;
   }
 
   private addChunk(): DevPagemap {
     const type = this.memoryType === HMM_DMIRROR_MEMORY_DEVICE_PRIVATE ? MEMORY_DEVICE_PRIVATE : MEMORY_DEVICE_COHERENT;
     const pg = this.machine.memremapPages({
-      type, nrPages: this.chunkPages, owner: this,
+      type, nrPages: this.chunkPages, owner: this, name: this.name,
       ops: {
         pageFree: (_pg, pfn) => {
           this.cfree++;
@@ -173,7 +194,8 @@ export class HmmDmirrorDevice {
     }
     if (mig.cpages > 0 && mig.allocAndCopy({ node: 0 }) === 0) {
       mig.abort();
-      return VM_FAULT_OOM;
+      // migrate_to_ram may not fail: a failed copy is SIGBUS, no memory is VM_FAULT_OOM.
+      return mig.copyFailures > 0 ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
     }
     mirror?.erase(vmf.address / PAGE_SIZE);
     mig.finalize();
@@ -209,8 +231,10 @@ export function createHmmDevices(machine: Machine, opts: HmmDevicesOptions = {})
   const maxChunks = opts.maxChunks ?? 16;
   if (!Number.isInteger(chunkPages) || chunkPages <= 0) fail("EINVAL", "createHmmDevices", `chunkPages must be a positive integer`, chunkPages);
   if (!Number.isInteger(maxChunks) || maxChunks <= 0) fail("EINVAL", "createHmmDevices", `maxChunks must be a positive integer`, maxChunks);
-  return [0, 1, 2, 3].map((minor) => new HmmDmirrorDevice(
+  const devices = [0, 1, 2, 3].map((minor) => new HmmDmirrorDevice(
     machine, minor, minor < 2 ? HMM_DMIRROR_MEMORY_DEVICE_PRIVATE : HMM_DMIRROR_MEMORY_DEVICE_COHERENT, chunkPages, maxChunks));
+  for (const d of devices) machine.inject.registerDevice(d.name);
+  return devices;
 }
 
 interface PtEntry {
@@ -461,6 +485,15 @@ export class HmmDmirror {
         flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND | (this.flags & HMM_DMIRROR_FLAG_FILE ? MIGRATE_VMA_SELECT_FILE : 0),
         pgmapOwner: this.device,
       });
+      const inject = m.inject;
+      const name = this.device.name;
+      try {
+        inject.callback(name, "alloc_and_copy");
+      } catch (e) {
+        // The driver fails before it allocates: nothing migrates.
+        mig.abort();
+        return errnoOf(e);
+      }
       // dmirror_migrate_alloc_and_copy: device pages, one-shot FAIL_ALLOC skips the first.
       for (let i = 0; i < mig.npages; i++) {
         const s = mig.src[i]!;
@@ -472,11 +505,25 @@ export class HmmDmirror {
         const d = this.device.allocPage();
         if (d < 0) continue;
         const sp = migratePfnToPage(s);
+        if (inject.copyFails(name)) {
+          // A failed DMA: the page is not migrated, the new device page goes back.
+          m.page.unlock(d);
+          m.page.put(d);
+          continue;
+        }
         if (sp >= 0) m.page.copy(d, sp);
         else m.page.clear(d);
         mig.dst[i] = (BigInt(d) << 6n) | MIGRATE_PFN_VALID | (s & MIGRATE_PFN_WRITE);
       }
       mig.pages();
+      try {
+        inject.callback(name, "finalize_and_map");
+      } catch (e) {
+        // The pages moved but the device did not map them: it faults them in when it needs them.
+        mig.finalize();
+        m.settle();
+        return errnoOf(e);
+      }
       // dmirror_migrate_finalize_and_map: the device maps what it now holds.
       for (let i = 0; i < mig.npages; i++) {
         if (!(mig.src[i]! & MIGRATE_PFN_MIGRATE)) continue;
@@ -520,14 +567,19 @@ export class HmmDmirror {
       }
       // Holes stay holes: only pages the device holds come back.
       const held = [...mig.src].filter((e) => e & MIGRATE_PFN_MIGRATE && e & MIGRATE_PFN_VALID).length;
-      if (held > 0 && mig.allocAndCopy({ node: 0 }, { holes: false }) < held) oom = true;
+      try {
+        if (held > 0 && mig.allocAndCopy({ node: 0 }, { holes: false }) < held) oom = true;
+      } catch (e) {
+        // allocAndCopy rolled the migration back.
+        return errnoOf(e);
+      }
       mig.pages();
       for (let i = 0; i < mig.npages; i++) {
         const s = mig.src[i]!;
         if (s & MIGRATE_PFN_VALID && s & MIGRATE_PFN_MIGRATE) out.cpages++;
       }
       mig.finalize();
-      return oom ? ENOMEM : 0;
+      return mig.copyFailures > 0 ? EIO : oom ? ENOMEM : 0;
     });
     return out;
   }

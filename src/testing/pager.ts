@@ -10,7 +10,7 @@
 import type { Machine } from "../machine.js";
 import type { Process } from "../process.js";
 import type { OpenFile } from "../fs/file.js";
-import { DevPagemap, MEMORY_DEVICE_PRIVATE, VM_FAULT_OOM, type VmFault } from "../device/pagemap.js";
+import { DevPagemap, MEMORY_DEVICE_PRIVATE, VM_FAULT_OOM, VM_FAULT_SIGBUS, type VmFault } from "../device/pagemap.js";
 import { MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_FILE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnToPage } from "../migrate.js";
 import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_VALID, hmmPfnToPfn } from "../hmm/range.js";
 import type { MmuIntervalNotifier } from "../hmm/notifier.js";
@@ -52,7 +52,7 @@ export class FileDevicePager {
   ) {
     if (!Number.isInteger(pages) || pages < 1) fail("EINVAL", "FileDevicePager", `pages must be a positive integer, got ${String(pages)}`, pages);
     this.pgmap = machine.memremapPages({
-      type: MEMORY_DEVICE_PRIVATE, nrPages: pages, owner: this,
+      type: MEMORY_DEVICE_PRIVATE, nrPages: pages, owner: this, name: "filepager",
       ops: {
         pageFree: (_pg, pfn) => {
           this.resident.delete(pfn);
@@ -155,7 +155,7 @@ export class FileDevicePager {
     });
     const n = mig.cpages > 0 ? mig.allocAndCopy({ node: 0 }) : 0;
     mig.finalize();
-    return n < mig.cpages ? VM_FAULT_OOM : 0;
+    return n >= mig.cpages ? 0 : mig.copyFailures > 0 ? VM_FAULT_SIGBUS : VM_FAULT_OOM;
   }
 
   /** Every page back to RAM and the notifier gone. */
