@@ -51,8 +51,6 @@ export interface ExecOptions {
    * that ran madvise makes CPU accesses. Shows the shrinker at work.
    */
   plantedBug?: boolean;
-  /** mlock file-backed regions too (off by default: the known bug of test/fuzz-replays/mlock-file-lru.json). */
-  mlockFilePages?: boolean;
 }
 
 export interface ExecResult {
@@ -367,9 +365,7 @@ class Executor {
 
   private mlock(pid: number, rid: number, lock: boolean): void | typeof SKIP {
     const x = this.region(pid, rid);
-    // Known bug (test/fuzz-replays/mlock-file-lru.json): an mlocked file page's mlock_count
-    // overwrites its file LRU link. Until it is fixed, only anonymous regions are mlocked.
-    if (x === SKIP || (lock && !this.opts.mlockFilePages && (x[1].kind === "fshared" || x[1].kind === "fpriv"))) return SKIP;
+    if (x === SKIP) return SKIP;
     const [ps, r] = x;
     this.call(() => (lock ? this.m.mlock(ps.p, r.addr, r.pages * PAGE_SIZE) : this.m.munlock(ps.p, r.addr, r.pages * PAGE_SIZE)));
   }
