@@ -1,7 +1,7 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nnodes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy, PG_lru } from "./memmap";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy, PG_lru, PG_unevictable, PG_active } from "./memmap";
 import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import {
   PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, PB_ISOLATE, PB_OFFLINE, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_CMA, blockClass, pageblockFlags, pageblockSavedType,
@@ -387,8 +387,10 @@ function visitCached(slot: usize, pfn: u32, index: u64): void {
     cacheBadUptodate = true;
     return;
   }
-  if (!isZoneDevicePage(pfn)) fileOnLru++;
-  else if ((f & (1 << PG_lru)) != 0 && !cacheDeviceBad) {
+  // On a file LRU list unless in device memory or mlocked (on the unevictable list).
+  if (!isZoneDevicePage(pfn)) {
+    if ((f & (1 << PG_unevictable)) == 0) fileOnLru++;
+  } else if ((f & (1 << PG_lru)) != 0 && !cacheDeviceBad) {
     cacheDeviceBad = true;
     cacheDevicePfn = pfn;
   }
@@ -517,6 +519,8 @@ function checkMlockCounts(): u32 {
     const c = load<u32>(scratch(pfn));
     if (f == 0 && c == 0) continue;
     if (f != MLOCK_FLAGS || c != mlockCountOf(pfn)) return fail(CHECK_MLOCK_COUNT, pfn, c, f == MLOCK_FLAGS ? <f64>mlockCountOf(pfn) : -1);
+    // An unevictable page is never active (munlock puts it back on the inactive list).
+    if (testFlag(pfn, PG_active)) return fail(CHECK_MLOCK_COUNT, pfn, c, -2);
     mlocked++;
   }
   if (mlocked != statGet(NR_MLOCK)) return fail(CHECK_STAT, NR_MLOCK, <f64>mlocked, <f64>statGet(NR_MLOCK));

@@ -7,7 +7,7 @@ import { NONE, maxMms } from "./layout";
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, mapcountOf, mappingOf, indexOf, setMapping, setIndex,
   lruNext, lruPrev, setLruNext, setLruPrev, zoneOf,
-  PG_locked, PG_lru, PG_dirty, PG_writeback, PG_uptodate, PG_referenced, PG_active, PG_mlocked,
+  PG_locked, PG_lru, PG_dirty, PG_writeback, PG_uptodate, PG_referenced, PG_active, PG_mlocked, PG_unevictable, PAGE_MAPPING_ANON,
 } from "./memmap";
 import { zoneNode, putPage, allocPages, freePages } from "./alloc";
 import { isZoneDevicePage, isDevicePrivatePage } from "./device";
@@ -25,8 +25,10 @@ import {
 // ---- the file LRU lists ---------------------------------------------------------------
 // One inactive and one active list per node, linked through page->lru (free pages use the
 // same links on the free lists, and a cached page is never free). Heads hold pfn+1, 0 = empty.
-// A file's page-cache page in system RAM is on exactly one of its node's lists; isolation
-// by migration or compaction clears PG_lru, and reclaim passes such pages by.
+// A file's page-cache page in system RAM is on exactly one of its node's lists unless it is
+// mlocked: then it is PG_unevictable, on the kernel's unevictable "list", which is not kept
+// (so lru.prev can hold its mlock_count), and reclaim never meets it. Isolation by migration
+// or compaction clears PG_lru but leaves the page linked; reclaim passes such pages by.
 const MAX_NODES: u32 = 16;
 const LRUVEC: usize = memory.data(<i32>(MAX_NODES * 2 * 12));
 const L_HEAD: usize = 0;
@@ -66,10 +68,46 @@ function lruUnlink(pfn: u32, active: bool): void {
   statAdd(active ? NR_ACTIVE_FILE : NR_INACTIVE_FILE, -1);
 }
 
-// Whether a page of a file's cache lives on the LRU lists: device memory has none.
-@inline function onFileLru(pfn: u32): bool { return !isZoneDevicePage(pfn); }
+// Whether a page of a file's cache lives on the LRU lists: device memory has none, and an
+// mlocked page is on the unevictable list instead.
+@inline function onFileLru(pfn: u32): bool {
+  return !isZoneDevicePage(pfn) && (flagsOf(pfn) & (1 << PG_unevictable)) == 0;
+}
 
-// folio_migrate_mapping for a file page: the new page takes the old one's LRU place.
+// Whether `pfn` is the page its file's cache holds at its index, in system RAM. A page that
+// names a file need not be: a migration's old page keeps page->mapping after its slot moved.
+function isFileCachePage(pfn: u32): bool {
+  const m = mappingOf(pfn);
+  if (m == 0 || (m & PAGE_MAPPING_ANON) != 0 || isZoneDevicePage(pfn)) return false;
+  const id = fileMappingId(m);
+  if (!mappingIsFile(id)) return false;
+  const slot = mappingSlot(id, indexOf(pfn), false);
+  if (slot == 0) return false;
+  const e = load<u64>(slot);
+  return e != 0 && ptePfn(e) == pfn;
+}
+
+// mlock_folio's move to the unevictable list, before PG_unevictable is set: a cached file
+// page leaves its file LRU list, and PG_active (an unevictable folio is never active, so
+// munlock puts it back on the inactive list).
+export function fileLruMlock(pfn: u32): void {
+  if (!isFileCachePage(pfn)) return;
+  const f = flagsOf(pfn);
+  if ((f & (1 << PG_unevictable)) != 0) return;
+  const active = (f & (1 << PG_active)) != 0;
+  lruUnlink(pfn, active);
+  if (active) setFlagsOf(pfn, f & ~(1 << PG_active));
+}
+
+// __munlock_folio's putback, after PG_unevictable is cleared: a cached file page goes back
+// to the inactive list (a page no longer in the cache has no list to go to).
+export function fileLruMunlock(pfn: u32): void {
+  if (isFileCachePage(pfn) && onFileLru(pfn)) lruLink(pfn, false);
+}
+
+// folio_migrate_mapping for a file page: the new page takes the old one's LRU place. An
+// mlocked old page (a read-only migration keeps its mappings) is on no list; the new page
+// goes on one until remove_migration_ptes mlocks it.
 export function fileLruReplace(old: u32, d: u32): void {
   const active = testFlag(old, PG_active);
   if (onFileLru(old)) lruUnlink(old, active);
@@ -83,7 +121,8 @@ export function markPageAccessed(pfn: u32): void {
     setFlagsOf(pfn, f | (1 << PG_referenced));
     return;
   }
-  if ((f & (1 << PG_active)) != 0 || !onFileLru(pfn)) return;
+  // An unevictable page is activated by nothing (it is on no evictable list).
+  if ((f & ((1 << PG_active) | (1 << PG_unevictable))) != 0 || !onFileLru(pfn)) return;
   lruUnlink(pfn, false);
   setFlagsOf(pfn, (f | (1 << PG_active)) & ~(1 << PG_referenced));
   lruLink(pfn, true);
@@ -103,7 +142,8 @@ export function filemapAddFolio(slot: usize, id: u32, index: u64, pfn: u32): voi
 }
 
 // filemap_remove_folio: the page leaves the cache with the cache's reference. Whoever else
-// holds it (a pin) keeps a page that belongs to no file any more.
+// holds it (a pin) keeps a page that belongs to no file any more. An mlocked page (callers
+// take the mappings, and with them the mlock, first) is on no list to leave.
 export function filemapRemoveFolio(pfn: u32): void {
   const id = fileMappingId(mappingOf(pfn));
   const slot = mappingSlot(id, indexOf(pfn), false);
@@ -332,9 +372,10 @@ export function shrinkFileLru(want: u32): u32 {
 
 // ---- check ----------------------------------------------------------------------------
 
-// The file LRU lists against the caches: every page on a list is a cached file page of
-// system RAM on its node's list of its PG_active kind, and the counts add up. Returns the
-// number of pages on all lists, or -1 (with `lruBadPfn`) when a list is corrupt.
+// The file LRU lists against the caches: every page on a list is the cached page of its
+// file's index, in system RAM, not unevictable, on its node's list of its PG_active kind,
+// and the counts add up. Returns the number of pages on all lists, or -1 (with `lruBadPfn`)
+// when a list is corrupt.
 export let lruBadPfn: u32 = 0;
 export function checkFileLru(): i64 {
   let total: i64 = 0;
@@ -347,7 +388,7 @@ export function checkFileLru(): i64 {
       let n: u32 = 0;
       while (pfn != NONE) {
         const m = mappingOf(pfn);
-        if (n > load<u32>(l + L_COUNT) || lruPrev(pfn) != prev || m == 0 || (m & 1) != 0 || !mappingIsFile(fileMappingId(m)) ||
+        if (n > load<u32>(l + L_COUNT) || lruPrev(pfn) != prev || m == 0 || (m & 1) != 0 || !isFileCachePage(pfn) ||
             testFlag(pfn, PG_active) != active || pfnNode(pfn) != nid || !onFileLru(pfn)) {
           lruBadPfn = pfn;
           return -1;

@@ -6,7 +6,7 @@ import { migrateSrc, migrateDst, maxMigrate, maxMms, nframes, NONE } from "./lay
 import {
   flagsOf, setFlagsOf, testFlag, setFlag, clearFlag, refOf, setRef, mapcountOf, setMapcount, mappingOf, setMapping, indexOf, setIndex,
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
-  PG_referenced, PG_active, PG_mlocked, PG_unevictable, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy, PG_pin, pinpageHoldsOf, setPinpageHolds,
+  PG_referenced, PG_active, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy, PG_pin, pinpageHoldsOf, setPinpageHolds,
 } from "./memmap";
 import { putPage, freePages, freePage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
@@ -661,8 +661,10 @@ function insertPage(i: u32, d: u32): bool {
   return true;
 }
 
+// Not PG_mlocked nor PG_unevictable: the old page loses them with its last VM_LOCKED mapping,
+// and the new page gains them (and its mlock_count) as remove_migration_ptes maps it there.
 const MIGRATED_FLAGS: u32 = (1 << PG_dirty) | (1 << PG_uptodate) | (1 << PG_swapbacked) | (1 << PG_referenced) |
-  (1 << PG_active) | (1 << PG_workingset) | (1 << PG_mlocked) | (1 << PG_unevictable);
+  (1 << PG_active) | (1 << PG_workingset);
 
 // Pin control subsystems' holds of `from`, their references and PG_pin, go to `to`.
 function moveHolds(from: u32, to: u32): void {

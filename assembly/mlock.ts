@@ -1,10 +1,12 @@
 // mlock (mm/mlock.c): a page mapped in a VM_LOCKED VMA carries PG_mlocked and PG_unevictable
 // (resident: reclaim passes it by) and stays migratable. Its mlock_count, kept in lru.prev as
 // the kernel overlays it on the unevictable list's links, counts those mappings, so the last
-// one to go (munlock, munmap, exit, COW, migration's unmap) clears the flags. ZONE_DEVICE
-// pages are never mlocked.
-import { flagsOf, setFlagsOf, lruPrev, setLruPrev, PG_mlocked, PG_unevictable } from "./memmap";
+// one to go (munlock, munmap, exit, COW, migration's unmap) clears the flags. A cached file
+// page leaves its file LRU list first (lru.prev is its link there) and goes back to the
+// inactive list when the last mlock goes. ZONE_DEVICE pages are never mlocked.
+import { flagsOf, setFlagsOf, lruPrev, setLruPrev, PG_mlocked, PG_unevictable, PAGE_MAPPING_ANON, mappingOf } from "./memmap";
 import { isZoneDevicePage } from "./device";
+import { fileLruMlock, fileLruMunlock } from "./filemap";
 import { statAdd, NR_MLOCK, UNEVICTABLE_PGMLOCKED, UNEVICTABLE_PGMUNLOCKED } from "./stat";
 
 export const MLOCK_FLAGS: u32 = (1 << PG_mlocked) | (1 << PG_unevictable);
@@ -21,7 +23,9 @@ export function mlockPage(pfn: u32): void {
     return;
   }
   if (isZoneDevicePage(pfn)) return;
-  setFlagsOf(pfn, f | MLOCK_FLAGS);
+  const m = mappingOf(pfn);
+  if (m != 0 && (m & PAGE_MAPPING_ANON) == 0) fileLruMlock(pfn);
+  setFlagsOf(pfn, flagsOf(pfn) | MLOCK_FLAGS);
   setLruPrev(pfn, 1);
   statAdd(NR_MLOCK, 1);
   statAdd(UNEVICTABLE_PGMLOCKED, 1);
@@ -38,6 +42,8 @@ export function munlockPage(pfn: u32, countEvent: bool): void {
     return;
   }
   setFlagsOf(pfn, f & ~MLOCK_FLAGS);
+  const m = mappingOf(pfn);
+  if (m != 0 && (m & PAGE_MAPPING_ANON) == 0) fileLruMunlock(pfn);
   statAdd(NR_MLOCK, -1);
   if (countEvent) statAdd(UNEVICTABLE_PGMUNLOCKED, 1);
 }

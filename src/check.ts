@@ -38,14 +38,15 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   46: (a, b, c) => `zone ${a} has ${b} offline pages but records ${c}`,
   50: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c} in a VM_LOCKED VMA, but the page is not PG_mlocked and PG_unevictable`,
   51: (a, b, c) =>
-    c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
+    c === -2 ? `pfn ${a} is mlocked (unevictable) but PG_active`
+      : c < 0 ? `pfn ${a} has ${b} VM_LOCKED mappings but is not both PG_mlocked and PG_unevictable` : `pfn ${a} has ${b} VM_LOCKED mappings but its mlock_count is ${c}`,
   60: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c} outside every VM_PFNMAP/VM_MIXEDMAP VMA`,
   61: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} has a special PTE to pfn ${c}, which has a struct page (its references would go uncounted)`,
   62: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps pfn ${c}, which has no struct page, with a normal (not special) PTE`,
   63: (a, b, c) => `pfn ${a} has no struct page but its struct page slot is in use (flags 0x${b.toString(16)}, refcount ${c})`,
   64: (a, b, c) => `hot-plugged zone ${a}: pfn ${b} carries zone id ${c}`,
   52: (a, b, c) => (b < 0 ? `mm ${a} has an invalid task memory policy (mode ${c})` : `mm ${a} has an invalid memory policy (mode ${c}) on its VMA at vpn 0x${b.toString(16)}`),
-  53: (a, b, c) => (a === 0xffffffff ? `the file LRU lists hold ${b} pages but the file caches have ${c} pages in RAM` : `the file LRU lists are corrupt at pfn ${a}`),
+  53: (a, b, c) => (a === 0xffffffff ? `the file LRU lists hold ${b} pages but the file caches have ${c} evictable pages in RAM` : `the file LRU lists are corrupt at pfn ${a}`),
   54: (a, b, c) => `mm ${a} vpn 0x${b.toString(16)} maps file page ${c} writable but the page is not dirty (write notification lost)`,
   55: (a, b) => `file ${a} has a page at index ${b} that is neither uptodate nor locked for reading`,
   56: (a) => `${a} file pages are under writeback with no I/O in flight`,

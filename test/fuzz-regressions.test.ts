@@ -34,4 +34,30 @@ describe("fuzzer findings", () => {
     expect(() => p.readTag(a)).toThrow(MmError);
     expect(() => p.readTag(a)).toThrow(/SIGBUS|VM_FAULT_SIGBUS/);
   });
+
+  it("mlock of a cached file page leaves the file LRU lists intact (mlock-file-lru.json)", () => {
+    const { m, f, p } = fileMachine();
+    const a = p.mmap(0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+    f.writeTags(0, [5n, 6n]);
+    m.mlock(p, a, 2 * PAGE_SIZE);
+    m.check();
+    const c = m.counters();
+    expect([c.nr_mlock, c.nr_inactive_file + c.nr_active_file]).toEqual([2, 0]);
+    expect([p.readTag(a), p.readTag(a + PAGE_SIZE)]).toEqual([5n, 6n]);
+    f.writeTags(0, [9n]);
+    expect(p.readTag(a)).toBe(9n);
+    m.munlock(p, a, 2 * PAGE_SIZE);
+    expect(m.counters().nr_inactive_file).toBe(2);
+    m.check();
+  });
+
+  it("mlock of a writable private file mapping breaks COW: later file writes are not seen there (mlock-fpriv-cow.json)", () => {
+    const { m, f, p } = fileMachine();
+    f.writeTags(0, [1n]);
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, f, 0);
+    m.mlock(p, a, PAGE_SIZE);
+    f.writeTags(0, [2n]);
+    expect(p.readTag(a)).toBe(1n);
+    m.check();
+  });
 });

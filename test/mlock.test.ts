@@ -1,11 +1,12 @@
 // mlock: VM_LOCKED VMAs, populated pages with PG_mlocked and PG_unevictable, mlock_count
 // across several locked mappings, munlock/munmap/exit/COW clearing it, fork not inheriting it,
-// mlockall and MAP_LOCKED, reclaim passing mlocked pages by, migration keeping them mlocked.
+// mlockall and MAP_LOCKED, reclaim passing mlocked pages by, migration keeping them mlocked,
+// file pages leaving the file LRU lists while mlocked.
 import { describe, it, expect } from "vitest";
 import {
   Machine, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_LOCKED, MAP_FIXED, MADV_DONTNEED, MADV_FREE, MREMAP_MAYMOVE,
   MREMAP_DONTUNMAP, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_LOCKED, MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT,
-  type Process,
+  O_RDWR, O_CREAT, MIGRATE_VMA_SELECT_SYSTEM, type Process,
 } from "../src/index.js";
 import { PG_mlocked, PG_unevictable } from "../src/page.js";
 import { L } from "../src/layout.js";
@@ -263,6 +264,171 @@ describe("mlocked pages under reclaim and migration", () => {
     lru[pfn] = 2;
     expect(errorOf(() => m.check()).message).toMatch(/mlock_count is 2/);
     lru[pfn] = 1;
+    m.check();
+  });
+});
+
+// A cached file page leaves its file LRU list while mlocked (the unevictable "list", whose
+// links hold mlock_count) and goes back to the inactive list with its last mlock.
+describe("mlocked file pages and the file LRU lists", () => {
+  const PG_active = 8;
+  const onLru = (m: Machine): number => m.counters().nr_inactive_file + m.counters().nr_active_file;
+
+  function fileSetup(frames = 2048, nodes = 1) {
+    const m = Machine.create({ nodes: Array.from({ length: nodes }, () => ({ normal: frames })), content: "tags" });
+    const fs = m.mount(m.addBlockDevice("vda", { sectors: 8192 }));
+    const f = fs.open("a", O_RDWR | O_CREAT);
+    f.ftruncate(4 * PAGE_SIZE);
+    return { m, f, p: m.spawn() };
+  }
+
+  it("mlock takes a shared file mapping's pages off the LRU (active ones too); munlock puts them back inactive", () => {
+    const { m, f, p } = fileSetup();
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.touch(a, 4, true, 7n);
+    // Two more references make page 0 active (folio_mark_accessed).
+    f.readTags(0, 1);
+    f.readTags(0, 1);
+    const pfn0 = pfnOf(p, a);
+    expect(m.page.flags(pfn0) & (1 << PG_active)).not.toBe(0);
+    expect([onLru(m), m.counters().nr_active_file]).toEqual([4, 1]);
+    m.mlock(p, a, 4 * PAGE_SIZE);
+    for (let i = 0; i < 4; i++) expect(mlocked(m, pfnOf(p, a + i * PAGE_SIZE))).toBe(true);
+    expect(m.page.flags(pfn0) & (1 << PG_active)).toBe(0);
+    expect([onLru(m), m.counters().nr_mlock, m.counters().nr_file_pages]).toEqual([0, 4, 4]);
+    m.check();
+    // Accesses while mlocked activate nothing.
+    f.readTags(0, 1);
+    f.readTags(0, 1);
+    expect(m.page.flags(pfn0) & (1 << PG_active)).toBe(0);
+    m.check();
+    m.munlock(p, a, 2 * PAGE_SIZE);
+    expect([m.counters().nr_inactive_file, m.counters().nr_active_file, m.counters().nr_mlock]).toEqual([2, 0, 2]);
+    m.check();
+    p.munmap(a, 4 * PAGE_SIZE);
+    expect([m.counters().nr_inactive_file, m.counters().nr_mlock]).toEqual([4, 0]);
+    m.check();
+    expect(f.readTags(0, 4)).toEqual([7n, 8n, 9n, 10n]);
+  });
+
+  it("a page two processes lock stays off the LRU until the last lock goes (exit), then goes back once", () => {
+    const { m, f, p } = fileSetup();
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_LOCKED, f, 0);
+    const q = m.spawn();
+    const b = q.mmap(0, PAGE_SIZE, RW, MAP_SHARED | MAP_LOCKED, f, 0);
+    const pfn = pfnOf(p, a);
+    expect(pfnOf(q, b)).toBe(pfn);
+    expect([onLru(m), m.counters().nr_mlock]).toEqual([0, 1]);
+    m.check();
+    q.exit();
+    expect(mlocked(m, pfn)).toBe(true);
+    expect(onLru(m)).toBe(0);
+    m.check();
+    p.exit();
+    expect(mlocked(m, pfn)).toBe(false);
+    expect([m.counters().nr_inactive_file, m.counters().nr_mlock]).toEqual([1, 0]);
+    m.check();
+  });
+
+  it("reclaim never meets mlocked file pages: under pressure only the others go", () => {
+    const { m, f, p } = fileSetup(512);
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.touch(a, 4, true, 50n);
+    f.fsync();
+    m.mlock(p, a, 4 * PAGE_SIZE);
+    const pfns = [0, 1, 2, 3].map((i) => pfnOf(p, a + i * PAGE_SIZE));
+    const g = f.inode.fs.open("big", O_RDWR | O_CREAT);
+    g.ftruncate(1024 * PAGE_SIZE);
+    const b = p.mmap(0, 1024 * PAGE_SIZE, PROT_READ, MAP_SHARED, g, 0);
+    for (let i = 0; i < 1024; i++) p.readTag(b + i * PAGE_SIZE);
+    expect(m.counters().pgsteal_file).toBeGreaterThan(0);
+    for (let i = 0; i < 4; i++) {
+      expect(pfnOf(p, a + i * PAGE_SIZE)).toBe(pfns[i]);
+      expect(mlocked(m, pfns[i]!)).toBe(true);
+      expect(p.readTag(a + i * PAGE_SIZE)).toBe(50n + BigInt(i));
+    }
+    m.check();
+  });
+
+  it("truncating a locked mapping's file munlocks and drops the pages with the counters right", () => {
+    const { m, f, p } = fileSetup();
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_LOCKED, f, 0);
+    const q = p.fork();
+    m.mlock(q, a, 4 * PAGE_SIZE);
+    expect(m.counters().nr_mlock).toBe(4);
+    f.ftruncate(PAGE_SIZE);
+    const c = m.counters();
+    expect([c.nr_mlock, c.nr_file_pages, onLru(m)]).toEqual([1, 1, 0]);
+    m.check();
+    expect(errorOf(() => p.readTag(a + PAGE_SIZE)).code).toBe("SIGBUS");
+    f.ftruncate(0);
+    expect([m.counters().nr_mlock, m.counters().nr_file_pages, onLru(m)]).toEqual([0, 0, 0]);
+    m.check();
+  });
+
+  it("migrate_pages moves mlocked file pages: the new pages are mlocked and off the LRU, mlock_count rebuilt", () => {
+    const { m, f, p } = fileSetup(2048, 2);
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_LOCKED, f, 0);
+    p.touch(a, 4, true, 30n);
+    const q = p.fork();
+    m.mlock(q, a, 2 * PAGE_SIZE);
+    expect(m.migratePages(p, [0], [1])).toBe(0);
+    for (let i = 0; i < 4; i++) {
+      const pfn = pfnOf(p, a + i * PAGE_SIZE);
+      expect(m.pfnToNid(pfn)).toBe(1);
+      expect(mlocked(m, pfn)).toBe(true);
+    }
+    expect([m.counters().nr_mlock, onLru(m)]).toEqual([4, 0]);
+    m.check();
+    // Pages 0 and 1 carry two locks: one munlock leaves them locked.
+    m.munlock(p, a, 4 * PAGE_SIZE);
+    expect([m.counters().nr_mlock, m.counters().nr_inactive_file]).toEqual([2, 2]);
+    m.check();
+    for (let i = 0; i < 4; i++) expect(q.readTag(a + i * PAGE_SIZE)).toBe(30n + BigInt(i));
+  });
+
+  it("a read-only migration of an mlocked file page keeps its mappings locked; the new page ends mlocked", () => {
+    const { m, f, p } = fileSetup(2048, 2);
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED | MAP_LOCKED, f, 0);
+    p.touch(a, 2, true, 60n);
+    const q = m.spawn();
+    const b = q.mmap(0, 2 * PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_LOCKED, f, 0);
+    const old = pfnOf(p, a);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, readOnlyEntries: true });
+    expect(mig.cpages).toBe(2);
+    mig.allocAndCopy({ node: 1 });
+    mig.pages();
+    m.check({ allowInFlight: true });
+    mig.finalize();
+    const pfn = pfnOf(p, a);
+    expect(pfn).not.toBe(old);
+    expect(pfnOf(q, b)).toBe(pfn);
+    expect(m.pfnToNid(pfn)).toBe(1);
+    expect(mlocked(m, pfn)).toBe(true);
+    expect([m.counters().nr_mlock, onLru(m)]).toEqual([2, 0]);
+    m.check();
+    q.exit();
+    expect(mlocked(m, pfn)).toBe(true);
+    m.munlock(p, a, 2 * PAGE_SIZE);
+    expect([m.counters().nr_mlock, m.counters().nr_inactive_file]).toEqual([0, 2]);
+    m.check();
+  });
+
+  it("check() catches an mlocked file page left active, and an unevictable page left on a list", () => {
+    const { m, f, p } = fileSetup();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.touch(a, 2, true, 1n);
+    m.mlock(p, a, PAGE_SIZE);
+    const [pfn, other] = [pfnOf(p, a), pfnOf(p, a + PAGE_SIZE)];
+    const flags = new Uint32Array(m.core.memory.buffer, m.layout.slots[L.PAGE_FLAGS]!, m.config.frames);
+    flags[pfn] = flags[pfn]! | (1 << PG_active);
+    expect(errorOf(() => m.check()).message).toMatch(/mlocked \(unevictable\) but PG_active/);
+    flags[pfn] = flags[pfn]! & ~(1 << PG_active);
+    m.check();
+    // PG_unevictable on a page still linked on the inactive list (the bug this guards against).
+    flags[other] = flags[other]! | (1 << PG_unevictable);
+    expect(errorOf(() => m.check()).message).toMatch(new RegExp(`file LRU lists are corrupt at pfn ${other}`));
+    flags[other] = flags[other]! & ~(1 << PG_unevictable);
     m.check();
   });
 });

@@ -51,8 +51,6 @@ export interface ExecOptions {
    * that ran madvise makes CPU accesses. Shows the shrinker at work.
    */
   plantedBug?: boolean;
-  /** mlock file-backed regions too (off by default: the known bug of test/fuzz-replays/mlock-file-lru.json). */
-  mlockFilePages?: boolean;
 }
 
 export interface ExecResult {
@@ -339,6 +337,8 @@ class Executor {
     const [ps, r] = x;
     const ok = this.call(() => (ps.p.mprotect(r.addr, r.pages * PAGE_SIZE, PROT_READ | (writable ? PROT_WRITE : 0)), true));
     if (ok) r.writable = writable;
+    // A locked private mapping made writable has its COW broken at once (mprotect_fixup).
+    if (writable) this.noteCowBreaks(ps, r);
   }
 
   private madvise(pid: number, rid: number, page: number, n: number): void | typeof SKIP {
@@ -367,11 +367,43 @@ class Executor {
 
   private mlock(pid: number, rid: number, lock: boolean): void | typeof SKIP {
     const x = this.region(pid, rid);
-    // Known bug (test/fuzz-replays/mlock-file-lru.json): an mlocked file page's mlock_count
-    // overwrites its file LRU link. Until it is fixed, only anonymous regions are mlocked.
-    if (x === SKIP || (lock && !this.opts.mlockFilePages && (x[1].kind === "fshared" || x[1].kind === "fpriv"))) return SKIP;
+    if (x === SKIP) return SKIP;
     const [ps, r] = x;
     this.call(() => (lock ? this.m.mlock(ps.p, r.addr, r.pages * PAGE_SIZE) : this.m.munlock(ps.p, r.addr, r.pages * PAGE_SIZE)));
+    // mlock populates a writable private mapping with write faults, breaking COW (up to
+    // where it stopped, when it failed).
+    if (lock) this.noteCowBreaks(ps, r);
+  }
+
+  /**
+   * The pages of a private file region that stopped mapping the file's cached page since the
+   * shadow last looked (a populate's write faults copied them): each copy holds the file's
+   * content of that moment, which a read shows when the shadow knows several.
+   */
+  private noteCowBreaks(ps: ProcShadow, r: Region): void {
+    if (r.kind !== "fpriv") return;
+    const f = r.file!;
+    for (let page = 0; page < Math.min(r.pages, f.size); page++) {
+      if (r.cow!.has(page)) continue;
+      const addr = r.addr + page * PAGE_SIZE;
+      const pte = ps.p.pte(addr);
+      if ((pte & 1n) === 0n || this.m.cachedPageOwner(Number((pte >> 12n) & 0xffffffffffn))) continue;
+      const want = f.allowed(page);
+      let tag = want[0]!;
+      if (want.length > 1) {
+        let hi: number;
+        if (this.bytes) {
+          const got = this.call(() => ps.p.read(addr, 8), "strict")!;
+          const dv = new DataView(got.buffer, got.byteOffset, 8);
+          [tag, hi] = [dv.getUint32(0, true), dv.getUint32(4, true)];
+        } else {
+          const t = this.call(() => ps.p.readTag(addr), "strict")!;
+          [tag, hi] = [Number(t & 0xffffffffn), Number(t >> 32n)];
+        }
+        this.compare(r, page, tag, hi, "read of a page mlock copied");
+      }
+      r.cow!.set(page, tag);
+    }
   }
 
   /** Whether a VMA of the region is VM_LOCKED (an mlock that failed to populate still locked it). */

@@ -9,7 +9,7 @@ import { runProgram } from "./exec.js";
 import { decodeReplay, MAX_REPLAY_BYTES, ReplayError } from "./replay.js";
 
 const USAGE = `usage: npm run fuzz -- [--seconds N] [--seed S] [--ops N] [--max-operations N] [--out DIR] [--build debug|release]
-       npm run fuzz -- --replay FILE [--build debug|release] [--mlock-file-pages]`;
+       npm run fuzz -- --replay FILE [--build debug|release]`;
 
 function bad(msg: string): never {
   process.stderr.write(`fuzz: ${msg}\n${USAGE}\n`);
@@ -29,7 +29,7 @@ function main(): void {
     args = parseArgs({
       options: {
         seconds: { type: "string" }, seed: { type: "string" }, ops: { type: "string" }, "max-operations": { type: "string" },
-        replay: { type: "string" }, "mlock-file-pages": { type: "boolean" }, out: { type: "string" }, build: { type: "string" }, help: { type: "boolean" },
+        replay: { type: "string" }, out: { type: "string" }, build: { type: "string" }, help: { type: "boolean" },
       },
       strict: true,
     }).values;
@@ -42,7 +42,7 @@ function main(): void {
   }
   const build = args.build ?? "release";
   if (build !== "release" && build !== "debug") bad(`--build must be release or debug, got ${build}`);
-  if (args.replay !== undefined) return replay(args.replay, build, args["mlock-file-pages"] === true);
+  if (args.replay !== undefined) return replay(args.replay, build);
   const report = runCampaign({
     seed: num("seed", args.seed, 1, 0, 0xffffffff),
     seconds: num("seconds", args.seconds, 10, 1, 7 * 24 * 3600),
@@ -66,7 +66,7 @@ function main(): void {
   process.exitCode = report.failures.length > 0 ? 1 : 0;
 }
 
-function replay(file: string, build: "debug" | "release", mlockFilePages: boolean): void {
+function replay(file: string, build: "debug" | "release"): void {
   let text: string;
   try {
     if (statSync(file).size > MAX_REPLAY_BYTES) bad(`${file} is larger than ${MAX_REPLAY_BYTES} bytes`);
@@ -81,7 +81,7 @@ function replay(file: string, build: "debug" | "release", mlockFilePages: boolea
     if (e instanceof ReplayError) bad(e.message);
     throw e;
   }
-  const r = runProgram(prog, { build, mlockFilePages });
+  const r = runProgram(prog, { build });
   process.stdout.write(`replay ${file}: ${prog.ops.length} ops, ${r.operations} operations, ${r.skipped} skipped: ` +
     `${r.failure ? `FAILS: ${r.failure.message}` : "passes"}\n`);
   process.exitCode = r.failure ? 1 : 0;
