@@ -16,6 +16,8 @@ export const OP_READ_BYTES: u32 = 5;
 export const OP_WRITE_BYTES: u32 = 6;
 export const OP_TOUCH_READ: u32 = 7;
 export const OP_TOUCH_WRITE: u32 = 8;
+// A touch op's pages already done when it faulted (TypeScript clears it when the fault ends the run).
+export const OP_TOUCH_DONE: usize = 28;
 
 // Op record (8 × u32): kind, addr lo, addr hi, len (bytes, or pages for TOUCH),
 // value lo, value hi, data offset, spare. Reads return their value in place.
@@ -134,13 +136,19 @@ export function accessBatch(mm: u32, from: u32, n: u32): u32 {
     const len = load<u32>(op + 12);
     const write = kind == OP_WRITE_U32 || kind == OP_WRITE_TAG || kind == OP_WRITE_BYTES || kind == OP_TOUCH_WRITE;
     if (kind == OP_TOUCH_READ || kind == OP_TOUCH_WRITE) {
+      // A retried touch resumes at the page that faulted, as a CPU restarts only the faulting
+      // access: restarting the range could loop for ever once it is larger than the memory
+      // (reclaim takes back its first pages while the last ones are read in).
+      const done = load<u32>(op + OP_TOUCH_DONE);
       const base = (<u64>load<u32>(op + 20) << 32) | <u64>load<u32>(op + 16);
-      const vpn = addr >> 12;
-      const k = touchRange(mm, vpn, len, write, base);
-      if (k != len) {
+      const vpn = (addr >> 12) + <u64>done;
+      const k = touchRange(mm, vpn, len - done, write, base + <u64>done);
+      if (k != len - done) {
+        store<u32>(op + OP_TOUCH_DONE, done + k);
         recordFault(i, (vpn + <u64>k) << 12, write);
         return i;
       }
+      store<u32>(op + OP_TOUCH_DONE, 0);
       continue;
     }
     if (kind == OP_READ_TAG || kind == OP_WRITE_TAG) {

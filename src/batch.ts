@@ -47,7 +47,13 @@ export class AccessBatch {
     this.ops[w + 4] = lo;
     this.ops[w + 5] = hi;
     this.ops[w + 6] = dataOff;
+    this.ops[w + 7] = 0;
     return i;
+  }
+
+  /** @internal A fault ended the run at op `i`: a touch starts from its first page again next time. */
+  restartOp(i: number): void {
+    this.ops[i * WORDS + 7] = 0;
   }
 
   private op(fn: string, i: number): void {

@@ -654,6 +654,7 @@ export class Process {
       const pfn = r.getUint32(20, true);
       const err = retries < 16 ? this.resolveFault(code, addr, write, pfn) : stuckFault(addr, write);
       if (err) {
+        batch.restartOp(done);
         this.machine.settle();
         return code === FAULT_MIGRATION ? { completed: done, fault: err, waitPfn: pfn } : { completed: done, fault: err };
       }

@@ -5,7 +5,7 @@
 import { describe, it, expect } from "vitest";
 import {
   Machine, MmError, PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MREMAP_MAYMOVE,
-  MREMAP_FIXED, MPOL_BIND, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, HMM_PFN_REQ_FAULT, O_RDWR, O_CREAT, type Process,
+  MREMAP_FIXED, MADV_DONTNEED, MPOL_BIND, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, HMM_PFN_REQ_FAULT, O_RDWR, O_CREAT, type Process,
 } from "../src/index.js";
 import { refused, writtenProcess, migrateToDevice, errorOf } from "./drivers.js";
 
@@ -99,6 +99,32 @@ describe("retry loops are bounded", () => {
     const hmmPfns = new BigUint64Array([HMM_PFN_REQ_FAULT]);
     const r = m.hmmRangeFault({ notifier: sub, notifierSeq: sub.readBegin(), start: a, end: a + PAGE_SIZE, hmmPfns, defaultFlags: HMM_PFN_REQ_FAULT, pfnFlagsMask: 0n, devPrivateOwner: null });
     expect(r).toBe(-16);
+  });
+
+  it("a touch of a file mapping twice the size of memory ends: a retried touch resumes at the page that faulted", () => {
+    const m = Machine.create({ nodes: [{ normal: 512 }], content: "tags" });
+    const f = m.mount(m.addBlockDevice("vda", { sectors: 4096 })).open("big", O_RDWR | O_CREAT);
+    f.ftruncate(1024 * PAGE_SIZE);
+    f.writeTags(1000, [7n]);
+    f.fsync();
+    const p = m.spawn();
+    const b = p.mmap(0, 1024 * PAGE_SIZE, PROT_READ, MAP_SHARED, f, 0);
+    p.touch(b, 1024, false); // restarting the range at page 0 after every read-in never finished
+    expect(p.readTag(b + 1000 * PAGE_SIZE)).toBe(7n);
+    m.check();
+  });
+
+  it("a touch the fault ends starts from its first page when the batch runs again", () => {
+    const { m, p, a } = writtenProcess({});
+    p.mprotect(a + 4 * PAGE_SIZE, PAGE_SIZE, PROT_READ);
+    const batch = p.batch();
+    batch.touch(a, 8, true, 100n);
+    expect(p.run(batch).fault?.code).toBe("SIGSEGV");
+    p.mprotect(a, 8 * PAGE_SIZE, RW);
+    p.madvise(a, 4 * PAGE_SIZE, MADV_DONTNEED); // pages 0-3 read zero unless the touch runs them again
+    expect(p.run(batch).fault).toBeUndefined();
+    for (let k = 0; k < 8; k++) expect(p.readTag(a + k * PAGE_SIZE)).toBe(100n + BigInt(k));
+    m.check();
   });
 
   it("read's length is capped at MAX_RW_COUNT before any buffer is allocated", () => {
