@@ -83,6 +83,8 @@ export const CHECK_HOTPLUG_ZONE: u32 = 64;
 // File pages in device memory (57..58): off the LRU lists, and none outside its file's cache.
 export const CHECK_FILE_DEVICE_LRU: u32 = 57;
 export const CHECK_FILE_DEVICE_STALE: u32 = 58;
+// A mapped page that names a file is that file's cached page (59).
+export const CHECK_FILE_MAPPED_STALE: u32 = 59;
 
 const SCRATCH_FREE: u32 = 1 << 31;
 const SCRATCH_CACHED: u32 = 1 << 30;
@@ -488,6 +490,10 @@ export function checkMachine(): u32 {
     if (maps > 0 && pageIsAnon(pfn)) anon++;
     // A device page that names a file is that file's cached page: truncation and power
     // failure leave no device copy of file data reachable.
+    if (cached == 0 && !migrating && maps > 0 && !isZoneDevicePage(pfn)) {
+      const mv = mappingOf(pfn);
+      if (mv != 0 && (mv & 1) == 0 && mappingIsFile(fileMappingId(mv))) return fail(CHECK_FILE_MAPPED_STALE, pfn, refOf(pfn), maps);
+    }
     if (cached == 0 && !migrating && isZoneDevicePage(pfn) && refOf(pfn) > 0) {
       const mv = mappingOf(pfn);
       if (mv != 0 && (mv & 1) == 0 && mappingIsFile(fileMappingId(mv))) return fail(CHECK_FILE_DEVICE_STALE, pfn, refOf(pfn), maps);

@@ -702,6 +702,19 @@ function migrateMapping(s: u32, d: u32): bool {
   return true;
 }
 
+// An abort after the pages step: the page cache slot migrateMapping gave the new page `d`
+// goes back to the old page `s`, with its reference, so the file and the restored PTEs agree.
+function unmigrateMapping(d: u32, s: u32): void {
+  const mapping = mappingOf(d);
+  if (mapping == 0 || pageIsAnon(d)) return;
+  const slot = mappingSlot(fileMappingId(mapping), <u64>indexOf(d), false);
+  if (slot == 0 || ptePfn(load<u64>(slot)) != d) return;
+  store<u64>(slot, pfnPte(s, _PAGE_PRESENT));
+  setRef(s, refOf(s) + 1);
+  setRef(d, refOf(d) - 1);
+  if (mappingIsFile(fileMappingId(mapping))) fileLruReplace(d, s);
+}
+
 // migrate_vma_pages / migrate_device_pages for entry i.
 @inline function pagesOne(i: u32): void {
   const e = srcAt(i);
@@ -808,6 +821,7 @@ let finRssShmem: i32 = 0;
     if (d != NONE) {
       // An abort after the pages step: the holds it moved go back with the page.
       if (migPinpage && pinpageHoldsOf(d) != 0) moveHolds(d, s);
+      unmigrateMapping(d, s);
       unlockPage(d);
       putPage(d);
     }

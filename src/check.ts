@@ -52,6 +52,7 @@ const MESSAGES: Record<number, (a: number, b: number, c: number) => string> = {
   56: (a) => `${a} file pages are under writeback with no I/O in flight`,
   57: (a) => `file page at device pfn ${a} is marked PG_lru; device memory has no LRU lists`,
   58: (a, b, c) => `device pfn ${a} (refcount ${b}, ${c} mappings) names a file but is not in its page cache: stale file data in device memory`,
+  59: (a, b, c) => `pfn ${a} (refcount ${b}, ${c} mappings) is mapped and names a file but is not in its page cache: the mapping and the file disagree`,
 };
 
 export function describeCheckFailure(code: number, a: number, b: number, c: number): string {

@@ -4,7 +4,7 @@
 import { describe, it, expect } from "vitest";
 import {
   Machine, MmError, O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_TRUNC, MAP_SHARED, MAP_PRIVATE, MS_SYNC,
-  PROT_READ, PROT_WRITE, PAGE_SIZE, type Process, type OpenFile, type FileSystem,
+  PROT_READ, PROT_WRITE, PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, type Process, type OpenFile, type FileSystem,
 } from "../src/index.js";
 import { PG_dirty, PG_writeback, PG_locked } from "../src/page.js";
 import { errorOf } from "./drivers.js";
@@ -348,5 +348,29 @@ describe("DAX: files on pmem without a page cache", () => {
   it("dax needs a pmem device in storage mode", () => {
     const { m } = daxSetup();
     expect(errorOf(() => m.mount(m.addBlockDevice("vdb", { sectors: 16 }), { dax: true }))?.code).toBe("EINVAL");
+  });
+});
+
+describe("a driver that gives up after migrate_vma_pages", () => {
+  it("abort() past pages() restores the old pages: the page cache slots go back too, nothing is lost", () => {
+    const { m, fs, p } = setup();
+    const f = syncedFile(fs, 2 * PAGE_SIZE, 3);
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f, 0);
+    p.write(a, pattern(PAGE_SIZE, 9)); // a dirty cached page
+    expect(p.read(a + PAGE_SIZE, 8)).toEqual(pattern(2 * PAGE_SIZE, 3).slice(PAGE_SIZE, PAGE_SIZE + 8));
+    const old = pfnOf(p, a);
+    const mig = m.migrateVmaSetup({ proc: p, start: a, end: a + 2 * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM });
+    expect(mig.cpages).toBe(2);
+    mig.allocAndCopy({ node: 0 });
+    mig.pages(); // the cache slots point at the new pages now
+    mig.abort();
+    m.check();
+    expect(pfnOf(p, a)).toBe(old);
+    expect(m.cachedPageOwner(old)?.index).toBe(0);
+    expect(m.counters().pgmigrate_fail).toBe(2);
+    expect(p.read(a, PAGE_SIZE)).toEqual(pattern(PAGE_SIZE, 9));
+    f.fsync();
+    expect(f.pread(PAGE_SIZE, 0)).toEqual(pattern(PAGE_SIZE, 9));
+    expect(f.pread(PAGE_SIZE, PAGE_SIZE)).toEqual(pattern(2 * PAGE_SIZE, 3).slice(PAGE_SIZE));
   });
 });
