@@ -1,7 +1,7 @@
 // The Wasm surface. Addresses cross the boundary as page numbers in f64 (exact to
 // 2^53), never as i64; results that do not fit a return value go to the result block.
 import { LAYOUT, readLayout, nzones, maxMms, nframes, resultBase, NONE } from "./layout";
-import { setFlag, setRef, PG_reserved } from "./memmap";
+import { setFlag, setRef, setMapping, PG_reserved } from "./memmap";
 import { zoneInit, buildZonelists, drainZone, zoneExists, zoneIsDevice, MAX_ZONES } from "./alloc";
 import { tablesInit, allocPageTable, freePageTable, tablesFree, walkPte } from "./pagetable";
 import { mmInit, mmReset, mmAlive, setMmNvmas, mmPgd, mmRssAnon, mmRssShmem, vmaAddr, setMmPolicy } from "./mm";
@@ -162,6 +162,10 @@ export function shmemOpen(id: u32, sizePages: u32): void {
 let truncId: u32 = 0;
 function dropCached(slot: usize, pfn: u32, index: u64): void {
   mappingErase(slot, truncId);
+  // The page leaves the cache: whoever still holds it (a GUP reference) keeps a page of no
+  // object. Its id goes back to the free list, and a stale page->mapping would let migration
+  // put the page into the next object that takes the id.
+  setMapping(pfn, 0);
   statAdd(NR_SHMEM, -1);
   statAdd(NR_FILE_PAGES, -1);
   putPage(pfn);

@@ -2,6 +2,7 @@
 import { describe, it, expect } from "vitest";
 import {
   Machine, O_RDWR, O_CREAT, MAP_SHARED, MAP_PRIVATE, MAP_POPULATE, PROT_READ, PROT_WRITE, PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, MmError,
+  MAP_ANONYMOUS, FOLL_LONGTERM, FOLL_WRITE,
 } from "../src/index.js";
 
 function fileMachine() {
@@ -21,6 +22,29 @@ describe("fuzzer findings", () => {
     m.check();
     expect(p.readTag(a + PAGE_SIZE)).toBe(8n);
     expect(p.walk(a, 2 * PAGE_SIZE).present).toBe(2);
+  });
+
+  it("a shmem page a GUP reference outlives its object belongs to no object: compaction leaves it out of the next one", () => {
+    // test/fuzz-replays/shmem-orphan-page-migrated.json. The object's id is reused by the next
+    // shared mapping; a stale page->mapping let compaction migrate the page into its cache.
+    // The fuzzer's machine: there compaction reaches the orphan page.
+    const m = Machine.create({ content: "tags", nodes: [{ normal: 3072, movable: 1024 }, { normal: 1024 }], cma: [{ node: 0, pages: 512 }] });
+    const p = m.spawn();
+    const a = p.mmap(0, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    const pins = m.pinUserPages(p, a, 2, FOLL_LONGTERM | FOLL_WRITE);
+    const held = m.getUserPages(p, a, 3, 0);
+    p.munmap(a, 3 * PAGE_SIZE);
+    m.unpinUserPages(pins);
+    const b = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    p.writeTag(b, 5n);
+    m.compactMemory();
+    m.check();
+    expect(p.readTag(b)).toBe(5n);
+    expect(p.rss().shmem).toBe(1);
+    m.releasePages(held);
+    p.munmap(b, PAGE_SIZE);
+    m.check();
+    expect(m.zones().reduce((s, z) => s + z.managed - z.free, 0)).toBe(0);
   });
 
   it("migrate_vma collects no hole of a private file mapping: past EOF stays SIGBUS", () => {

@@ -4,6 +4,7 @@ import { runProgram, type ExecOptions } from "./exec.js";
 import { generateProgram } from "./generate.js";
 import { shrinkProgram } from "./shrink.js";
 import { encodeReplay } from "./replay.js";
+import type { SiteCount } from "./faults.js";
 
 export interface CampaignOptions extends ExecOptions {
   /** The first program's seed; program i uses seed + i. */
@@ -40,7 +41,11 @@ export interface CampaignReport {
   programs: number;
   operations: number;
   faultsInjected: number;
-  faultsUnsupported: number;
+  faultsRefused: number;
+  faultsHeldBack: number;
+  /** Rules armed and faults injected, by site. */
+  faultsBySite: Record<string, SiteCount>;
+  oomGaveUp: number;
   expectedErrors: number;
   checks: number;
   verifiedPages: number;
@@ -54,10 +59,10 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
   const deadline = t0 + (opts.seconds ?? 10) * 1000;
   const maxOps = opts.maxOperations ?? Infinity;
   const report: CampaignReport = {
-    seed: opts.seed, build: opts.build ?? "release", programs: 0, operations: 0, faultsInjected: 0, faultsUnsupported: 0, expectedErrors: 0,
+    seed: opts.seed, build: opts.build ?? "release", programs: 0, operations: 0, faultsInjected: 0, faultsRefused: 0, faultsHeldBack: 0, faultsBySite: {}, oomGaveUp: 0, expectedErrors: 0,
     checks: 0, verifiedPages: 0, failures: [], elapsedMs: 0, opsPerSec: 0,
   };
-  const exec: ExecOptions = { build: opts.build, checkEvery: opts.checkEvery, plantedBug: opts.plantedBug };
+  const exec: ExecOptions = { build: opts.build, checkEvery: opts.checkEvery, plantedBug: opts.plantedBug, pageFreeFaults: opts.pageFreeFaults };
   for (let i = 0; Date.now() < deadline && report.operations < maxOps && report.failures.length < (opts.maxFailures ?? 5); i++) {
     const seed = (opts.seed + i) >>> 0;
     const prog = generateProgram(seed, { ops: opts.ops });
@@ -65,7 +70,14 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
     report.programs++;
     report.operations += r.operations;
     report.faultsInjected += r.faultsInjected;
-    report.faultsUnsupported += r.faultsUnsupported;
+    report.faultsRefused += r.faultsRefused;
+    report.faultsHeldBack += r.faultsHeldBack;
+    report.oomGaveUp += r.oomGaveUp;
+    for (const [k, c] of Object.entries(r.faultsBySite)) {
+      const t = (report.faultsBySite[k] ??= { armed: 0, hits: 0 });
+      t.armed += c.armed;
+      t.hits += c.hits;
+    }
     report.expectedErrors += r.expectedErrors;
     report.checks += r.checks;
     report.verifiedPages += r.verifiedPages;
@@ -87,6 +99,13 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
 
 /** The one-line summary the command prints. */
 export function summaryLine(r: CampaignReport): string {
-  return `fuzz: seed ${r.seed}, ${r.build}: ${r.programs} programs, ${r.operations} operations, ${r.faultsInjected} faults injected ` +
-    `(${r.faultsUnsupported} not injectable yet), ${r.failures.length} failures, ${r.opsPerSec} ops/s (${(r.elapsedMs / 1000).toFixed(1)} s)`;
+  const hits = Object.values(r.faultsBySite).reduce((s, c) => s + c.hits, 0);
+  return `fuzz: seed ${r.seed}, ${r.build}: ${r.programs} programs, ${r.operations} operations, ${r.faultsInjected} fault rules armed ` +
+    `(${r.faultsRefused} refused, ${r.faultsHeldBack} page_free held back), ${hits} faults injected, ${r.failures.length} failures, ${r.opsPerSec} ops/s (${(r.elapsedMs / 1000).toFixed(1)} s)`;
+}
+
+/** Fault rules armed and faults injected by site, one line. */
+export function sitesLine(r: CampaignReport): string {
+  return "faults by site: " + Object.entries(r.faultsBySite).sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, c]) => `${k} ${c.armed}/${c.hits}`).join(", ") + ` (rules/faults); oomReap gave up ${r.oomGaveUp} times`;
 }

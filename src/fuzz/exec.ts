@@ -18,13 +18,14 @@ import type { BlockDevice } from "../block/types.js";
 import { FOLL_LONGTERM, FOLL_WRITE } from "../pin/flags.js";
 import { MPOL_BIND, MPOL_MF_MOVE } from "../numa/mpol.js";
 import { MIGRATE_VMA_SELECT_SYSTEM } from "../migrate.js";
+import { MAX_OOM_REAP_RETRIES } from "../oom.js";
 import { Scheduler } from "../sched/scheduler.js";
 import type { Action, ThreadApi } from "../sched/thread.js";
 import {
   createHmmDevices, HmmDmirror, HmmDmirrorDevice, HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FILE, HMM_DMIRROR_READ, HMM_DMIRROR_WRITE,
   HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_EXCLUSIVE,
 } from "../testing/dmirror.js";
-import { FaultInjector, faultRule } from "./faults.js";
+import { FaultInjector, faultRule, type FaultWorld, type SiteCount } from "./faults.js";
 import { FileShadow, REGION_KINDS, expected, forkRegion, observed, store, type ProcShadow, type Region } from "./shadow.js";
 import { MAX_FID, type Op, type OpName, type Program } from "./ops.js";
 
@@ -44,6 +45,12 @@ export class FuzzFailure extends Error {
 
 export interface ExecOptions {
   build?: "debug" | "release";
+  /**
+   * Arm page_free callback faults too (off by default: the known bug of
+   * test/fuzz-replays/page-free-midway.json, an injected page_free error thrown from deep
+   * inside a longer operation stops it half done).
+   */
+  pageFreeFaults?: boolean;
   /** machine.check() after the op that brings the operations since the last check to this many (default 256). */
   checkEvery?: number;
   /**
@@ -58,9 +65,16 @@ export interface ExecResult {
   operations: number;
   /** Program ops skipped (they named nothing live). */
   skipped: number;
+  /** Fault rules armed with machine.inject. */
   faultsInjected: number;
-  /** Fault ops whose site this machine cannot inject yet (they wait for machine.inject). */
-  faultsUnsupported: number;
+  /** Fault rules machine.inject refused (all 8 allocation slots live). */
+  faultsRefused: number;
+  /** page_free fault ops not armed (without ExecOptions.pageFreeFaults). */
+  faultsHeldBack: number;
+  /** Rules armed and faults they injected, by site. */
+  faultsBySite: Record<string, SiteCount>;
+  /** oomreap ops whose reaper gave up (a notifier refused every attempt). */
+  oomGaveUp: number;
   /** Calls that ended in an expected error. */
   expectedErrors: number;
   checks: number;
@@ -83,7 +97,10 @@ export function fuzzMachineConfig(content: "bytes" | "tags", build: "debug" | "r
 
 const SECTORS = 256;
 const EXPECTED_ALWAYS = ["ENOMEM", "EBUSY", "EAGAIN"];
+/** Once a block-device fault was armed: write-back errors stay with the file (AS_EIO) after the rule is gone. */
 const EXPECTED_FAULTED = ["EIO", "ENOSPC", "SIGBUS", "EFAULT"];
+/** The simulated threads' copy engine (machine.inject's engine site names it). */
+const ENGINE = "copy";
 const DEV_CMDS = [HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_EXCLUSIVE];
 const ERRNO_NAME: Record<number, string> = { [-1]: "EPERM", [-2]: "ENOENT", [-5]: "EIO", [-12]: "ENOMEM", [-13]: "EACCES", [-14]: "EFAULT", [-16]: "EBUSY", [-22]: "EINVAL", [-95]: "EOPNOTSUPP", [-11]: "EAGAIN" };
 /** Skip: the op named nothing live. */
@@ -114,6 +131,9 @@ class Executor {
   private expectedErrors = 0;
   private verified = 0;
   private blockFaultsEver = false;
+  private oomGaveUp = 0;
+  private heldBack = 0;
+  private readonly world: FaultWorld;
   private opIndex = -1;
   private opName = "setup";
   /** Planted bug: processes that ran madvise, and children forked from them. */
@@ -128,11 +148,13 @@ class Executor {
     this.fs = this.m.mount(this.dev);
     for (let i = 0; i <= MAX_FID; i++) this.files.push(new FileShadow(this.fs.open(`f${i}`, O_RDWR | O_CREAT)));
     this.devices = createHmmDevices(this.m, { chunkPages: 64, maxChunks: 2 });
-    this.faults = new FaultInjector({
-      blockDevices: () => [this.dev],
-      mirrors: (d) => [...this.mirrors.entries()].filter(([k]) => k.startsWith(`${d}:`)).map(([, v]) => v),
-      mirrorFlags: (d) => this.mirrorFlags(d),
-    });
+    this.faults = new FaultInjector(this.m);
+    // The engine's name must be known before a rule names it: a scheduler registers it.
+    new Scheduler(this.m).engine(ENGINE, 16);
+    this.world = {
+      zones: this.m.zones().length, nodes: 2, devices: this.devices.map((d) => d.name), blockDevice: this.dev.name, engine: ENGINE,
+      process: (pid) => this.procs.get(pid)?.p,
+    };
   }
 
   run(): ExecResult {
@@ -151,7 +173,8 @@ class Executor {
       failure = e instanceof FuzzFailure ? e : this.crash(e);
     }
     return {
-      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, faultsUnsupported: this.faults.unsupported, expectedErrors: this.expectedErrors,
+      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, faultsRefused: this.faults.refused, faultsHeldBack: this.heldBack,
+      faultsBySite: this.faults.bySite(), oomGaveUp: this.oomGaveUp, expectedErrors: this.expectedErrors,
       checks: this.m.checksRun, verifiedPages: this.verified, failure,
     };
   }
@@ -167,25 +190,27 @@ class Executor {
     return new FuzzFailure("crash", this.opIndex, this.opName, `${(e as Error)?.name ?? "exception"}: ${(e as Error)?.message ?? String(e)}`);
   }
 
-  /** The errnos an op may end in now: always ENOMEM/EBUSY/EAGAIN, injected ones while faults may fire, and `more`. */
+  /** The errnos an op may end in now: always ENOMEM/EBUSY/EAGAIN, those of the armed faults' sites, and `more`. */
   private allowed(more: readonly string[] = []): string[] {
-    const a = [...EXPECTED_ALWAYS, ...more];
-    if (this.faults.armed || this.blockFaultsEver) a.push(...EXPECTED_FAULTED);
+    const a = [...EXPECTED_ALWAYS, ...more, ...this.faults.expectedErrnos()];
+    if (this.blockFaultsEver) a.push(...EXPECTED_FAULTED);
     return a;
   }
 
   /**
    * One public call: counted; an error in `allowed(more)` returns undefined, any other is a
-   * failure. "strict": every error is a failure (calls that cannot fail at that point).
+   * failure. "strict": every error is a failure (calls that cannot fail at that point);
+   * { only }: just those errors are expected.
    */
-  private call<T>(fn: () => T, more: readonly string[] | "strict" = []): T | undefined {
+  private call<T>(fn: () => T, more: readonly string[] | "strict" | { only: readonly string[] } = []): T | undefined {
     this.ops++;
     this.sinceCheck++;
     try {
       return fn();
     } catch (e) {
       if (e instanceof FuzzFailure) throw e;
-      if (e instanceof MmError && more !== "strict" && this.allowed(more).includes(e.code)) {
+      const ok = more === "strict" ? [] : "only" in more ? more.only : this.allowed(more);
+      if (e instanceof MmError && ok.includes(e.code)) {
         this.expectedErrors++;
         return undefined;
       }
@@ -278,6 +303,7 @@ class Executor {
       case "powerfail": return this.powerFail();
       case "threads": return this.threads(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!);
       case "fault": return this.fault(a[0]!, a[1]!, a[2]!);
+      case "oomreap": return this.oomReap(a[0]!);
     }
   }
 
@@ -302,9 +328,41 @@ class Executor {
     const ps = this.proc(pid);
     if (ps === SKIP) return SKIP;
     this.closeMirrors(pid);
-    this.call(() => ps.p.exit(), "strict");
+    this.call(() => ps.p.exit(), { only: this.pageFreeErrnos() });
     if (!ps.p.exited) this.fail("errno", `process ${pid} did not exit`);
     this.procs.delete(pid);
+  }
+
+  /**
+   * The OOM killer picks `pid`: the reaper frees its private memory with non-blocking
+   * invalidations (a notifier may refuse, machine.inject's notifier site), then it exits.
+   */
+  private oomReap(pid: number): void | typeof SKIP {
+    const ps = this.proc(pid);
+    if (ps === SKIP) return SKIP;
+    const p = ps.p;
+    const locked = p.maps().some((v) => (v.flags & VM_LOCKED) !== 0);
+    const before = p.rss().anon;
+    const refusals = this.faults.armedWhere((s) => s.site === "notifier");
+    const res = this.call(() => this.m.oomReap(p), { only: this.pageFreeErrnos() });
+    if (!p.exited) this.fail("errno", `the OOM victim ${pid} did not exit`);
+    this.procs.delete(pid);
+    this.closeMirrors(pid);
+    if (!res) return;
+    const what = `oomReap of ${pid} (${before} anonymous pages resident${locked ? ", some mlocked" : ""}): ${JSON.stringify(res)}`;
+    if (res.attempts < 1 || res.attempts > MAX_OOM_REAP_RETRIES) this.fail("errno", `${what}: attempts out of [1, ${MAX_OOM_REAP_RETRIES}]`);
+    if (res.reaped !== (res.skippedVmas === 0)) this.fail("errno", `${what}: reaped disagrees with skippedVmas`);
+    if (!res.reaped && res.attempts !== MAX_OOM_REAP_RETRIES) this.fail("errno", `${what}: gave up before MAX_OOM_REAP_RETRIES attempts`);
+    if (!refusals && (!res.reaped || res.attempts !== 1)) this.fail("errno", `${what}: no notifier can refuse, yet it did not reap at once`);
+    if (res.freedAnon < 0 || res.freedAnon > before) this.fail("invariant", `${what}: freed more anonymous pages than were resident`);
+    // Reaped: every private anonymous page is gone (only mlocked VMAs are left to the exit).
+    if (res.reaped && !locked && res.freedAnon !== before) this.fail("invariant", `${what}: reaped, yet ${before - res.freedAnon} anonymous pages stayed`);
+    if (!res.reaped) this.oomGaveUp++;
+  }
+
+  /** A page_free callback fault throws EFAULT from whatever call freed a device page, after the call did its work. */
+  private pageFreeErrnos(): string[] {
+    return this.faults.armedWhere((s) => s.site === "callback" && s.callback === "page_free") ? ["EFAULT"] : [];
   }
 
   private mmap(pid: number, rid: number, pages: number, kindIx: number, fid: number): void | typeof SKIP {
@@ -326,7 +384,7 @@ class Executor {
     const x = this.region(pid, rid);
     if (x === SKIP) return SKIP;
     const [ps, r] = x;
-    this.call(() => ps.p.munmap(r.addr, r.pages * PAGE_SIZE), "strict");
+    this.call(() => ps.p.munmap(r.addr, r.pages * PAGE_SIZE), { only: this.pageFreeErrnos() });
     if (ps.p.vmaAt(r.addr)) this.fail("errno", `munmap left a mapping at ${r.addr}`);
     ps.regions.delete(rid);
   }
@@ -609,7 +667,7 @@ class Executor {
     const a = this.cma.get(slot);
     if (!a) return SKIP;
     this.cma.delete(slot);
-    this.call(() => this.m.cmaRelease(0, a.pfn, a.count), "strict");
+    this.call(() => this.m.cmaRelease(0, a.pfn, a.count), { only: this.pageFreeErrnos() });
   }
 
   // ---- pins -------------------------------------------------------------------------
@@ -637,7 +695,7 @@ class Executor {
     const h = this.holds.get(hold);
     if (!h) return SKIP;
     this.holds.delete(hold);
-    this.call(() => (h.pin ? this.m.unpinUserPages(h.pfns) : this.m.releasePages(h.pfns)), "strict");
+    this.call(() => (h.pin ? this.m.unpinUserPages(h.pfns) : this.m.releasePages(h.pfns)), { only: this.pageFreeErrnos() });
   }
 
   // ---- files ------------------------------------------------------------------------
@@ -748,8 +806,7 @@ class Executor {
     const [ps, r] = x;
     const n = Math.min(nArg + 1, r.pages);
     const s = new Scheduler(this.m);
-    const engine = s.engine("copy", 16);
-    const fail = this.faults.takeEngineFault();
+    const engine = s.engine(ENGINE, 16);
     const proc = ps.p;
     const self = this;
     const okErr = (e: unknown): void => {
@@ -790,7 +847,7 @@ class Executor {
       self.ops++;
       self.sinceCheck++;
       try {
-        yield* api.migrate({ proc, start: r.addr, end: r.addr + r.pages * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, target: { node }, engine, fail });
+        yield* api.migrate({ proc, start: r.addr, end: r.addr + r.pages * PAGE_SIZE, flags: MIGRATE_VMA_SELECT_SYSTEM, target: { node }, engine });
       } catch (e) {
         okErr(e);
       }
@@ -805,10 +862,14 @@ class Executor {
   }
 
   private fault(site: number, arg: number, times: number): void | typeof SKIP {
-    const rule = faultRule(site, arg, times);
+    const rule = faultRule(site, arg, times, this.world);
     if (rule === "clear") return void this.faults.clear();
-    if (rule.site === "blockio") this.blockFaultsEver = true;
+    if (!this.opts.pageFreeFaults && rule.spec.site === "callback" && rule.spec.callback === "page_free") {
+      this.heldBack++;
+      return SKIP;
+    }
     if (!this.faults.add(rule)) return SKIP;
+    if (rule.spec.site === "blockio") this.blockFaultsEver = true;
   }
 
   // ---- the end ------------------------------------------------------------------------

@@ -1,100 +1,182 @@
-// Every fault the fuzzer injects goes through this module. Today it reaches the machine
-// through what exists: block-device injected errors (BlockDevice.injectError), dmirror's
-// one-shot HMM_DMIRROR_FLAG_FAIL_ALLOC, and the scheduler's migration failure (a copy
-// engine whose next migration fails its allocation or aborts). Page-allocation faults in
-// a zone (site "alloc") wait for machine.inject: add() says it could not arm them.
-import type { BlockDevice } from "../block/types.js";
-import { HMM_DMIRROR_FLAGS, HMM_DMIRROR_FLAG_FAIL_ALLOC, type HmmDmirror } from "../testing/dmirror.js";
+// Every fault the fuzzer injects goes through this module, and every one is armed with
+// machine.inject (src/inject): page allocations (any, or by zone, node or dmirror device),
+// dmirror copies and driver callbacks, interval-notifier refusals (for the oomreap op),
+// block-device I/O and late copy engines. The `fault` op's three small integers decode to
+// one injection spec here, so a replay file names its faults as data.
+import type { Machine } from "../machine.js";
+import type { Process } from "../process.js";
+import type { CallbackName, Injection, InjectionSpec } from "../inject/spec.js";
+import { MmError } from "../errors.js";
 
-export type FaultRule =
-  /** The next `times` block requests of kind `op` on the device fail with EIO. */
-  | { site: "blockio"; op: "read" | "write" | "flush"; times: number }
-  /** The next page a dmirror device allocates for a migration to it is refused. */
-  | { site: "devalloc"; device: number }
-  /** The next simulated migration's engine fails: its allocation ("alloc") or its copy ("abort"). */
-  | { site: "engine"; mode: "alloc" | "abort" }
-  /** The nth page allocation from now fails, `times` times. */
-  | { site: "alloc"; nth: number; times: number };
+/** The `fault` op's sites (its first argument). Sites 0-6 keep the meaning they had before machine.inject. */
+export const FAULT_SITES = [
+  "blockio-write", "blockio-read", "blockio-flush", "devalloc", "engine", "alloc", "clear",
+  "alloc-filtered", "copy", "callback", "notifier", "blockio",
+] as const;
+export const MAX_FAULT_SITE = FAULT_SITES.length - 1;
+/** The `fault` op's second argument: sites 7 and up read a target (bits 0-3), a level (4-6) and a mode (bit 7). */
+export const MAX_FAULT_ARG = 255;
+export const MAX_FAULT_TIMES = 3;
 
-/** The fuzzer's `fault` op: site index → rule (arg and times are the op's other arguments). */
-export function faultRule(site: number, arg: number, times: number): FaultRule | "clear" {
+/** The callbacks the fuzzer reaches through dmirror (memory_failure has no path in its programs). */
+const FUZZ_CALLBACKS: readonly CallbackName[] = ["migrate_to_ram", "alloc_and_copy", "finalize_and_map", "page_free"];
+/** `times` of sites 7 and up: the count of failures (nth mode) or their cap (probability mode). */
+const TIMES = [1, 2, 8, Infinity];
+
+/** What a fault op needs to know about the fuzzer's machine. */
+export interface FaultWorld {
+  /** System zones (index into zones()). */
+  zones: number;
+  nodes: number;
+  /** dmirror device names, by device id. */
+  devices: readonly string[];
+  /** The block device's name. */
+  blockDevice: string;
+  /** The simulated threads' copy engine (a Scheduler engine name). */
+  engine: string;
+  /** The live process with fuzzer id `pid`, if any (a notifier rule may name one as owner). */
+  process(pid: number): Process | undefined;
+}
+
+/** A decoded fault op: an injection spec and the label it is counted under, or "clear". */
+export interface FaultRule {
+  label: string;
+  spec: InjectionSpec;
+}
+
+/** The fuzzer's `fault` op: (site, arg, times) → the injection it arms. */
+export function faultRule(site: number, arg: number, times: number, w: FaultWorld): FaultRule | "clear" {
   const t = times + 1;
+  const target = arg & 15;
+  const level = (arg >> 4) & 7;
+  // Sites 7 and up: fail the nth matching event and the next ones, or each with a seeded
+  // probability. Page allocations are frequent; a device's copies and callbacks come a few per program.
+  const prob = (arg & 128) !== 0;
+  const seed = arg * 131 + times;
+  const when = prob ? { probability: (level + 1) / 32, seed, times: TIMES[times]! } : { nth: 1 + 3 * level, times: TIMES[times]! };
+  const rare = prob ? { probability: (level + 1) / 8, seed, times: TIMES[times]! } : { nth: 1 + (level & 3), times: TIMES[times]! };
+  const dev = (i: number) => w.devices[i % w.devices.length]!;
   switch (site) {
-    case 0: return { site: "blockio", op: "write", times: t };
-    case 1: return { site: "blockio", op: "read", times: t };
-    case 2: return { site: "blockio", op: "flush", times: t };
-    case 3: return { site: "devalloc", device: arg % 4 };
-    case 4: return { site: "engine", mode: arg % 2 === 0 ? "alloc" : "abort" };
-    case 5: return { site: "alloc", nth: arg + 1, times: t };
+    case 0: return { label: "blockio", spec: { site: "blockio", device: w.blockDevice, op: "write", nth: 1, times: t } };
+    case 1: return { label: "blockio", spec: { site: "blockio", device: w.blockDevice, op: "read", nth: 1, times: t } };
+    case 2: return { label: "blockio", spec: { site: "blockio", device: w.blockDevice, op: "flush", nth: 1, times: t } };
+    // Was dmirror's one-shot FAIL_ALLOC: the device's next page allocations fail.
+    case 3: return { label: "alloc:device", spec: { site: "alloc", device: dev(arg), nth: 1, times: t } };
+    // Was the scheduler's failed migration (now alloc and copy sites); a late engine instead.
+    case 4: return { label: "engine", spec: { site: "engine", device: w.engine, delayNs: (arg + 1) * 2000, nth: 1, times: t } };
+    case 5: return { label: "alloc", spec: { site: "alloc", nth: arg + 1, times: t } };
+    case 7: {
+      const f = target % (1 + w.zones + w.nodes + w.devices.length);
+      if (f === 0) return { label: "alloc", spec: { site: "alloc", ...when } };
+      if (f <= w.zones) return { label: "alloc:zone", spec: { site: "alloc", zone: f - 1, ...when } };
+      if (f <= w.zones + w.nodes) return { label: "alloc:node", spec: { site: "alloc", node: f - 1 - w.zones, ...when } };
+      return { label: "alloc:device", spec: { site: "alloc", device: dev(f - 1 - w.zones - w.nodes), ...when } };
+    }
+    case 8: {
+      // Devices 0-3, or any migration (a system-to-system one of the simulated threads too).
+      const d = target % (w.devices.length + 1);
+      return { label: "copy", spec: d < w.devices.length ? { site: "copy", device: dev(d), ...rare } : { site: "copy", ...rare } };
+    }
+    case 9: {
+      const callback = FUZZ_CALLBACKS[target & 3]!;
+      // Only the device-private devices (0 and 1) have a migrate_to_ram.
+      const d = callback === "migrate_to_ram" ? (target >> 2) & 1 : target >> 2;
+      return { label: `callback:${callback}`, spec: { site: "callback", callback, device: dev(d), ...rare } };
+    }
+    case 10: {
+      // Any notifier, or those of one process (the notifier's mm).
+      const owner = target & 8 ? w.process(target & 7) : undefined;
+      return { label: "notifier", spec: owner ? { site: "notifier", owner, ...rare } : { site: "notifier", ...rare } };
+    }
+    case 11: {
+      const op = (["read", "write", "flush", undefined] as const)[target & 3];
+      return { label: "blockio", spec: op ? { site: "blockio", device: w.blockDevice, op, ...rare } : { site: "blockio", device: w.blockDevice, ...rare } };
+    }
     default: return "clear";
   }
 }
 
-/** What the injector needs from the fuzzer's world. */
-export interface FaultTargets {
-  blockDevices(): readonly BlockDevice[];
-  /** The open mirrors of dmirror device `device`. */
-  mirrors(device: number): readonly HmmDmirror[];
-  /** The flags a mirror of `device` keeps besides FAIL_ALLOC. */
-  mirrorFlags(device: number): number;
+/** Errnos the restore paths of a site give the caller (ENOMEM, EBUSY and EAGAIN are always expected). */
+function siteErrnos(spec: InjectionSpec): readonly string[] {
+  switch (spec.site) {
+    // Write-back errors stay with the file (AS_EIO); a read error is SIGBUS on a fault, EFAULT on GUP.
+    case "blockio": return ["EIO", "ENOSPC", "SIGBUS", "EFAULT"];
+    // dmirror gives -EIO for a failed DMA; migrate_to_ram gives VM_FAULT_SIGBUS.
+    case "copy": return ["EIO", "SIGBUS"];
+    // dmirror's -EIO; migrate_to_ram → SIGBUS; page_free → EFAULT after the page is free.
+    case "callback": return ["EIO", "SIGBUS", "EFAULT"];
+    // alloc: ENOMEM (always expected); notifier: only the OOM reaper, which reports; engine: only time.
+    default: return [];
+  }
+}
+
+export interface SiteCount {
+  /** Rules armed. */
+  armed: number;
+  /** Faults they injected. */
+  hits: number;
 }
 
 export class FaultInjector {
   /** Rules armed (a rule counts once, however many times it fires). */
   injected = 0;
-  /** Rules refused because the machine cannot inject that site yet. */
-  unsupported = 0;
-  private pendingEngine: ("alloc" | "abort")[] = [];
-  private armedSince = false;
+  /** Rules machine.inject refused (EBUSY: all 8 allocation slots hold live rules). */
+  refused = 0;
+  private readonly all: { label: string; inj: Injection }[] = [];
+  private live: Injection[] = [];
+  private errnos = new Set<string>();
 
-  constructor(private readonly targets: FaultTargets) {}
+  constructor(private readonly m: Machine) {}
 
-  /** Arms a rule; false (nothing armed) when this machine cannot inject at that site. */
+  /** Arms a rule; false when machine.inject refuses it (its allocation slots are full). */
   add(rule: FaultRule): boolean {
-    switch (rule.site) {
-      case "blockio": {
-        const devs = this.targets.blockDevices();
-        if (devs.length === 0) return this.refuse();
-        for (const d of devs) d.injectError({ op: rule.op, times: rule.times });
-        break;
+    let inj: Injection;
+    try {
+      inj = this.m.inject.add(rule.spec);
+    } catch (e) {
+      if (e instanceof MmError && e.code === "EBUSY") {
+        this.refused++;
+        return false;
       }
-      case "devalloc": {
-        const mirrors = this.targets.mirrors(rule.device);
-        if (mirrors.length === 0) return this.refuse();
-        for (const mi of mirrors) mi.cmd(HMM_DMIRROR_FLAGS, { addr: 0, npages: this.targets.mirrorFlags(rule.device) | HMM_DMIRROR_FLAG_FAIL_ALLOC });
-        break;
-      }
-      case "engine":
-        this.pendingEngine.push(rule.mode);
-        break;
-      case "alloc":
-        return this.refuse();
+      throw e;
     }
+    this.all.push({ label: rule.label, inj });
+    this.live.push(inj);
+    for (const x of siteErrnos(rule.spec)) this.errnos.add(x);
     this.injected++;
-    this.armedSince = true;
     return true;
   }
 
-  /** Clears every rule: afterwards no injected fault fires. */
+  /** Clears every rule (machine.inject.clear()): afterwards no injected fault fires. */
   clear(): void {
-    for (const d of this.targets.blockDevices()) d.clearErrors();
-    for (let dev = 0; dev < 4; dev++) for (const mi of this.targets.mirrors(dev)) mi.cmd(HMM_DMIRROR_FLAGS, { addr: 0, npages: this.targets.mirrorFlags(dev) });
-    this.pendingEngine = [];
-    this.armedSince = false;
+    this.m.inject.clear();
+    this.live = [];
+    this.errnos = new Set();
   }
 
-  /** Whether a fault may fire (a rule was armed since the last clear): then injected errnos are expected. */
+  /** Whether a rule was armed since the last clear. */
   get armed(): boolean {
-    return this.armedSince;
+    return this.live.length > 0;
   }
 
-  /** The failure the next simulated migration takes, if one is armed. */
-  takeEngineFault(): "alloc" | "abort" | undefined {
-    return this.pendingEngine.shift();
+  /** The errnos the armed rules' sites may give (empty when none is armed). */
+  expectedErrnos(): ReadonlySet<string> {
+    return this.errnos;
   }
 
-  private refuse(): false {
-    this.unsupported++;
-    return false;
+  /** Whether a rule of this spec shape is armed. */
+  armedWhere(pred: (s: InjectionSpec) => boolean): boolean {
+    return this.live.some((i) => pred(i.spec));
+  }
+
+  /** Rules armed and faults injected, by label. */
+  bySite(): Record<string, SiteCount> {
+    const out: Record<string, SiteCount> = {};
+    for (const { label, inj } of this.all) {
+      const c = (out[label] ??= { armed: 0, hits: 0 });
+      c.armed++;
+      c.hits += inj.hits;
+    }
+    return out;
   }
 }

@@ -6,6 +6,7 @@ import {
   MAX_CMA_SLOT, MAX_CPU_ACCESSES, MAX_DEV, MAX_FID, MAX_FILE_PAGES, MAX_HOLD, MAX_NODE, MAX_PID, MAX_REGION_PAGES, MAX_RID,
   type Op, type OpName, type Program,
 } from "./ops.js";
+import { MAX_FAULT_ARG, MAX_FAULT_SITE, MAX_FAULT_TIMES } from "./faults.js";
 
 export interface GenerateOptions {
   /** Ops in the program (default 160). */
@@ -19,7 +20,7 @@ const WEIGHTS: [OpName, number][] = [
   ["cpu", 30], ["dev", 12], ["mmap", 6], ["munmap", 2], ["fork", 3], ["exit", 2], ["spawn", 2], ["mprotect", 3], ["madvise", 3],
   ["mremap", 2], ["mlock", 2], ["mbind", 2], ["movepages", 3], ["migratepages", 1], ["compact", 1], ["cmaalloc", 1], ["cmarelease", 1],
   ["gup", 4], ["unpin", 4], ["fwrite", 4], ["fread", 3], ["ftruncate", 2], ["fsync", 2], ["msync", 2], ["powerfail", 1],
-  ["threads", 3], ["fault", 3], ["devrelease", 1],
+  ["threads", 3], ["fault", 4], ["devrelease", 1], ["oomreap", 1],
 ];
 const TOTAL = WEIGHTS.reduce((s, [, w]) => s + w, 0);
 /** Mapped pages the generator keeps the live regions under (forks count their copies). */
@@ -189,9 +190,20 @@ export function generateProgram(seed: number, opts: GenerateOptions = {}): Progr
       case "threads":
         ops.push(["threads", ...liveRegion(), rng.int(4), 1 + rng.int(16), rng.int(0x10000), int(MAX_NODE)]);
         break;
-      case "fault":
-        ops.push(["fault", rng.int(7), rng.int(16), rng.int(4)]);
+      case "fault": {
+        // Sites 0-6 take a small argument (their meaning from before machine.inject), 7 and up a full one.
+        const site = rng.int(MAX_FAULT_SITE + 1);
+        ops.push(["fault", site, rng.int(site < 7 ? 16 : MAX_FAULT_ARG + 1), rng.int(MAX_FAULT_TIMES + 1)]);
         break;
+      }
+      case "oomreap": {
+        if (procs.size <= 1) break;
+        const pid = livePid();
+        ops.push(["oomreap", pid]);
+        mapped -= [...procs.get(pid)!.values()].reduce((s, p) => s + p, 0);
+        procs.delete(pid);
+        break;
+      }
     }
   }
   return { seed, machine: { content }, ops };

@@ -2,6 +2,7 @@
 // arguments (JSON-serialisable, replayable). Arguments name things by id (process ids,
 // region ids per process, file ids, pin holds, CMA slots); an op whose id names nothing
 // live is skipped, so dropping ops while shrinking never makes a program invalid.
+import { MAX_FAULT_ARG, MAX_FAULT_SITE, MAX_FAULT_TIMES } from "./faults.js";
 
 /** Ids each kind of thing may take (the generator and the replay schema use the same bounds). */
 export const MAX_PID = 7;
@@ -51,8 +52,10 @@ export const OP_SPECS = {
   powerfail: [],
   /** Simulated threads on one region: each stores to and loads back its own pages while one migrates the region to `node`. */
   threads: [["pid", MAX_PID], ["rid", MAX_RID], ["threads", 3], ["steps", 16], ["seed", 0xffff], ["node", MAX_NODE]],
-  /** An injected fault (src/fuzz/faults.ts FAULT_SITES), with a site argument and a count. */
-  fault: [["site", 6], ["arg", 15], ["times", 3]],
+  /** An injected fault (src/fuzz/faults.ts FAULT_SITES: machine.inject), with a site argument and a count. */
+  fault: [["site", MAX_FAULT_SITE], ["arg", MAX_FAULT_ARG], ["times", MAX_FAULT_TIMES]],
+  /** machine.oomReap: the OOM reaper frees the process's private memory, then it exits. */
+  oomreap: [["pid", MAX_PID]],
 } as const satisfies Record<string, readonly (readonly [string, number])[]>;
 
 export type OpName = keyof typeof OP_SPECS;
