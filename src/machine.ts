@@ -40,6 +40,18 @@ import { flagWord, options } from "./validate.js";
 import { Injector } from "./inject/injector.js";
 import { oomReap, type OomReapResult } from "./oom.js";
 
+/** A driver callback that threw where the kernel's returns nothing (machine.driverErrors). */
+export interface DriverError {
+  callback: "page_free";
+  /** The dev_pagemap's name. */
+  device: string;
+  pfn: number;
+  error: unknown;
+}
+
+/** driverErrors kept. */
+export const MAX_DRIVER_ERRORS = 64;
+
 export interface ZoneInfo {
   node: number;
   name: "Normal" | "Movable";
@@ -548,28 +560,32 @@ export class Machine {
     return false;
   }
 
+  /**
+   * Errors drivers' page_free callbacks threw, oldest first (the last MAX_DRIVER_ERRORS kept;
+   * `driverErrorCount` counts them all). page_free returns nothing in the kernel and the page
+   * is free either way, so the call that freed it completes and the error is kept here.
+   */
+  readonly driverErrors: DriverError[] = [];
+  driverErrorCount = 0;
+
   /** @internal Tells the owners of device pages freed since the last call (page_free). */
   settle(): void {
     const n = this.core.deviceTakeFreed();
     if (n === 0) return;
     if (!this.pageFreeWatched()) return;
     const ring = new Uint32Array(this.core.memory.buffer, this.layout.slots[L.FREED_RING]!, Math.min(n, this.layout.slots[L.FREED_RING_SIZE]!));
-    let thrown: unknown;
     for (const pfn of ring.slice()) {
       const pg = this.pagemapOf(pfn);
+      if (!pg?.ops.pageFree) continue;
       try {
-        pg?.ops.pageFree?.(pg, pfn);
-        // An injected fault throws once the driver has done its part: the page is free either way.
-        if (pg?.ops.pageFree) this.inject.callback(pg.name, "page_free");
-      } catch (e) {
-        thrown ??= e;
+        pg.ops.pageFree(pg, pfn);
+        // An injected fault throws once the driver has done its part.
+        this.inject.callback(pg.name, "page_free");
+      } catch (error) {
+        this.driverErrorCount++;
+        this.driverErrors.push({ callback: "page_free", device: pg.name, pfn, error });
+        if (this.driverErrors.length > MAX_DRIVER_ERRORS) this.driverErrors.shift();
       }
-    }
-    // Every owner heard of its pages first; the page is free either way.
-    if (thrown !== undefined) {
-      const err = new MmError("EFAULT", "page_free", `a driver's page_free callback threw: ${String(thrown)}`);
-      (err as { cause?: unknown }).cause = thrown;
-      throw err;
     }
   }
 

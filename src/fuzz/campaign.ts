@@ -42,7 +42,6 @@ export interface CampaignReport {
   operations: number;
   faultsInjected: number;
   faultsRefused: number;
-  faultsHeldBack: number;
   /** Rules armed and faults injected, by site. */
   faultsBySite: Record<string, SiteCount>;
   oomGaveUp: number;
@@ -59,10 +58,10 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
   const deadline = t0 + (opts.seconds ?? 10) * 1000;
   const maxOps = opts.maxOperations ?? Infinity;
   const report: CampaignReport = {
-    seed: opts.seed, build: opts.build ?? "release", programs: 0, operations: 0, faultsInjected: 0, faultsRefused: 0, faultsHeldBack: 0, faultsBySite: {}, oomGaveUp: 0, expectedErrors: 0,
+    seed: opts.seed, build: opts.build ?? "release", programs: 0, operations: 0, faultsInjected: 0, faultsRefused: 0, faultsBySite: {}, oomGaveUp: 0, expectedErrors: 0,
     checks: 0, verifiedPages: 0, failures: [], elapsedMs: 0, opsPerSec: 0,
   };
-  const exec: ExecOptions = { build: opts.build, checkEvery: opts.checkEvery, plantedBug: opts.plantedBug, pageFreeFaults: opts.pageFreeFaults };
+  const exec: ExecOptions = { build: opts.build, checkEvery: opts.checkEvery, plantedBug: opts.plantedBug };
   for (let i = 0; Date.now() < deadline && report.operations < maxOps && report.failures.length < (opts.maxFailures ?? 5); i++) {
     const seed = (opts.seed + i) >>> 0;
     const prog = generateProgram(seed, { ops: opts.ops });
@@ -71,7 +70,6 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
     report.operations += r.operations;
     report.faultsInjected += r.faultsInjected;
     report.faultsRefused += r.faultsRefused;
-    report.faultsHeldBack += r.faultsHeldBack;
     report.oomGaveUp += r.oomGaveUp;
     for (const [k, c] of Object.entries(r.faultsBySite)) {
       const t = (report.faultsBySite[k] ??= { armed: 0, hits: 0 });
@@ -101,7 +99,7 @@ export function runCampaign(opts: CampaignOptions): CampaignReport {
 export function summaryLine(r: CampaignReport): string {
   const hits = Object.values(r.faultsBySite).reduce((s, c) => s + c.hits, 0);
   return `fuzz: seed ${r.seed}, ${r.build}: ${r.programs} programs, ${r.operations} operations, ${r.faultsInjected} fault rules armed ` +
-    `(${r.faultsRefused} refused, ${r.faultsHeldBack} page_free held back), ${hits} faults injected, ${r.failures.length} failures, ${r.opsPerSec} ops/s (${(r.elapsedMs / 1000).toFixed(1)} s)`;
+    `(${r.faultsRefused} refused), ${hits} faults injected, ${r.failures.length} failures, ${r.opsPerSec} ops/s (${(r.elapsedMs / 1000).toFixed(1)} s)`;
 }
 
 /** Fault rules armed and faults injected by site, one line. */

@@ -45,12 +45,6 @@ export class FuzzFailure extends Error {
 
 export interface ExecOptions {
   build?: "debug" | "release";
-  /**
-   * Arm page_free callback faults too (off by default: the known bug of
-   * test/fuzz-replays/page-free-midway.json, an injected page_free error thrown from deep
-   * inside a longer operation stops it half done).
-   */
-  pageFreeFaults?: boolean;
   /** machine.check() after the op that brings the operations since the last check to this many (default 256). */
   checkEvery?: number;
   /**
@@ -69,8 +63,6 @@ export interface ExecResult {
   faultsInjected: number;
   /** Fault rules machine.inject refused (all 8 allocation slots live). */
   faultsRefused: number;
-  /** page_free fault ops not armed (without ExecOptions.pageFreeFaults). */
-  faultsHeldBack: number;
   /** Rules armed and faults they injected, by site. */
   faultsBySite: Record<string, SiteCount>;
   /** oomreap ops whose reaper gave up (a notifier refused every attempt). */
@@ -132,7 +124,6 @@ class Executor {
   private verified = 0;
   private blockFaultsEver = false;
   private oomGaveUp = 0;
-  private heldBack = 0;
   private readonly world: FaultWorld;
   private opIndex = -1;
   private opName = "setup";
@@ -173,7 +164,7 @@ class Executor {
       failure = e instanceof FuzzFailure ? e : this.crash(e);
     }
     return {
-      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, faultsRefused: this.faults.refused, faultsHeldBack: this.heldBack,
+      operations: this.ops, skipped: this.skipped, faultsInjected: this.faults.injected, faultsRefused: this.faults.refused,
       faultsBySite: this.faults.bySite(), oomGaveUp: this.oomGaveUp, expectedErrors: this.expectedErrors,
       checks: this.m.checksRun, verifiedPages: this.verified, failure,
     };
@@ -328,7 +319,7 @@ class Executor {
     const ps = this.proc(pid);
     if (ps === SKIP) return SKIP;
     this.closeMirrors(pid);
-    this.call(() => ps.p.exit(), { only: this.pageFreeErrnos() });
+    this.call(() => ps.p.exit());
     if (!ps.p.exited) this.fail("errno", `process ${pid} did not exit`);
     this.procs.delete(pid);
   }
@@ -344,7 +335,7 @@ class Executor {
     const locked = p.maps().some((v) => (v.flags & VM_LOCKED) !== 0);
     const before = p.rss().anon;
     const refusals = this.faults.armedWhere((s) => s.site === "notifier");
-    const res = this.call(() => this.m.oomReap(p), { only: this.pageFreeErrnos() });
+    const res = this.call(() => this.m.oomReap(p));
     if (!p.exited) this.fail("errno", `the OOM victim ${pid} did not exit`);
     this.procs.delete(pid);
     this.closeMirrors(pid);
@@ -358,11 +349,6 @@ class Executor {
     // Reaped: every private anonymous page is gone (only mlocked VMAs are left to the exit).
     if (res.reaped && !locked && res.freedAnon !== before) this.fail("invariant", `${what}: reaped, yet ${before - res.freedAnon} anonymous pages stayed`);
     if (!res.reaped) this.oomGaveUp++;
-  }
-
-  /** A page_free callback fault throws EFAULT from whatever call freed a device page, after the call did its work. */
-  private pageFreeErrnos(): string[] {
-    return this.faults.armedWhere((s) => s.site === "callback" && s.callback === "page_free") ? ["EFAULT"] : [];
   }
 
   private mmap(pid: number, rid: number, pages: number, kindIx: number, fid: number): void | typeof SKIP {
@@ -384,7 +370,7 @@ class Executor {
     const x = this.region(pid, rid);
     if (x === SKIP) return SKIP;
     const [ps, r] = x;
-    this.call(() => ps.p.munmap(r.addr, r.pages * PAGE_SIZE), { only: this.pageFreeErrnos() });
+    this.call(() => ps.p.munmap(r.addr, r.pages * PAGE_SIZE));
     if (ps.p.vmaAt(r.addr)) this.fail("errno", `munmap left a mapping at ${r.addr}`);
     ps.regions.delete(rid);
   }
@@ -667,7 +653,7 @@ class Executor {
     const a = this.cma.get(slot);
     if (!a) return SKIP;
     this.cma.delete(slot);
-    this.call(() => this.m.cmaRelease(0, a.pfn, a.count), { only: this.pageFreeErrnos() });
+    this.call(() => this.m.cmaRelease(0, a.pfn, a.count));
   }
 
   // ---- pins -------------------------------------------------------------------------
@@ -695,7 +681,7 @@ class Executor {
     const h = this.holds.get(hold);
     if (!h) return SKIP;
     this.holds.delete(hold);
-    this.call(() => (h.pin ? this.m.unpinUserPages(h.pfns) : this.m.releasePages(h.pfns)), { only: this.pageFreeErrnos() });
+    this.call(() => (h.pin ? this.m.unpinUserPages(h.pfns) : this.m.releasePages(h.pfns)));
   }
 
   // ---- files ------------------------------------------------------------------------
@@ -864,10 +850,6 @@ class Executor {
   private fault(site: number, arg: number, times: number): void | typeof SKIP {
     const rule = faultRule(site, arg, times, this.world);
     if (rule === "clear") return void this.faults.clear();
-    if (!this.opts.pageFreeFaults && rule.spec.site === "callback" && rule.spec.callback === "page_free") {
-      this.heldBack++;
-      return SKIP;
-    }
     if (!this.faults.add(rule)) return SKIP;
     if (rule.spec.site === "blockio") this.blockFaultsEver = true;
   }

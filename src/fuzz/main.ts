@@ -8,8 +8,8 @@ import { runCampaign, sitesLine, summaryLine } from "./campaign.js";
 import { runProgram } from "./exec.js";
 import { decodeReplay, MAX_REPLAY_BYTES, ReplayError } from "./replay.js";
 
-const USAGE = `usage: npm run fuzz -- [--seconds N] [--seed S] [--ops N] [--max-operations N] [--out DIR] [--build debug|release] [--page-free-faults]
-       npm run fuzz -- --replay FILE [--build debug|release] [--page-free-faults]`;
+const USAGE = `usage: npm run fuzz -- [--seconds N] [--seed S] [--ops N] [--max-operations N] [--out DIR] [--build debug|release]
+       npm run fuzz -- --replay FILE [--build debug|release]`;
 
 function bad(msg: string): never {
   process.stderr.write(`fuzz: ${msg}\n${USAGE}\n`);
@@ -30,7 +30,6 @@ function main(): void {
       options: {
         seconds: { type: "string" }, seed: { type: "string" }, ops: { type: "string" }, "max-operations": { type: "string" },
         replay: { type: "string" }, out: { type: "string" }, build: { type: "string" }, help: { type: "boolean" },
-        "page-free-faults": { type: "boolean" },
       },
       strict: true,
     }).values;
@@ -43,15 +42,13 @@ function main(): void {
   }
   const build = args.build ?? "release";
   if (build !== "release" && build !== "debug") bad(`--build must be release or debug, got ${build}`);
-  const pageFreeFaults = args["page-free-faults"] === true;
-  if (args.replay !== undefined) return replay(args.replay, build, pageFreeFaults);
+  if (args.replay !== undefined) return replay(args.replay, build);
   const report = runCampaign({
     seed: num("seed", args.seed, 1, 0, 0xffffffff),
     seconds: num("seconds", args.seconds, 10, 1, 7 * 24 * 3600),
     ops: num("ops", args.ops, 160, 1, 100_000),
     maxOperations: args["max-operations"] === undefined ? undefined : num("max-operations", args["max-operations"], 0, 1, Number.MAX_SAFE_INTEGER),
     build,
-    pageFreeFaults,
   });
   process.stdout.write(summaryLine(report) + "\n" + sitesLine(report) + "\n");
   for (const f of report.failures) process.stdout.write(`  seed ${f.seed}: ${f.message} (shrunk from ${f.ops} to ${f.shrunkOps} ops)\n`);
@@ -69,7 +66,7 @@ function main(): void {
   process.exitCode = report.failures.length > 0 ? 1 : 0;
 }
 
-function replay(file: string, build: "debug" | "release", pageFreeFaults = false): void {
+function replay(file: string, build: "debug" | "release"): void {
   let text: string;
   try {
     if (statSync(file).size > MAX_REPLAY_BYTES) bad(`${file} is larger than ${MAX_REPLAY_BYTES} bytes`);
@@ -84,7 +81,7 @@ function replay(file: string, build: "debug" | "release", pageFreeFaults = false
     if (e instanceof ReplayError) bad(e.message);
     throw e;
   }
-  const r = runProgram(prog, { build, pageFreeFaults });
+  const r = runProgram(prog, { build });
   process.stdout.write(`replay ${file}: ${prog.ops.length} ops, ${r.operations} operations, ${r.skipped} skipped: ` +
     `${r.failure ? `FAILS: ${r.failure.message}` : "passes"}\n`);
   process.exitCode = r.failure ? 1 : 0;
