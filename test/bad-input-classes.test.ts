@@ -35,6 +35,15 @@ describe("bad-input classes", () => {
     refused(m, [p], "EBADF", () => f.close());
   });
 
+  it("a fault-injection spec that is malformed or names nothing", () => {
+    const { m, p } = writtenProcess({});
+    for (const spec of [null, { site: "dma", nth: 1 }, { site: "alloc", nth: 0 }, { site: "alloc", probability: 2, seed: 1 }, { site: "copy", device: "gpu9", nth: 1 }]) {
+      refused(m, [p], "EINVAL", () => m.inject.add(spec as never));
+    }
+    expect(m.inject.list()).toHaveLength(0);
+    refused(m, [p], "EINVAL", () => m.inject.remove({} as never));
+  });
+
   it("a file over the size limit", () => {
     const { m, p, f } = fileSetup();
     refused(m, [p], "EFBIG", () => f.ftruncate((MAX_FILE_PAGES + 1) * PAGE_SIZE));
