@@ -679,6 +679,9 @@ function moveHolds(from: u32, to: u32): void {
 
 // folio_migrate_mapping + folio_migrate_flags: the new page takes the old one's place.
 function migrateMapping(s: u32, d: u32): bool {
+  // A page that left its object (truncated while a reference held it) has no mapping to
+  // move: the kernel's !mapping case, the references alone.
+  if (mappingOf(s) == 0) return migrateUnmapped(s, d);
   const anon = pageIsAnon(s);
   const extra: i32 = s == migFaultPage ? 1 : 0;
   const holds: i32 = migPinpage ? <i32>pinpageHoldsOf(s) : 0;
@@ -698,6 +701,16 @@ function migrateMapping(s: u32, d: u32): bool {
   if (holds != 0) moveHolds(s, d);
   setMapping(d, mappingOf(s));
   setIndex(d, indexOf(s));
+  setFlagsOf(d, flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS));
+  return true;
+}
+
+// folio_migrate_mapping for a page of no mapping: only the references must match.
+function migrateUnmapped(s: u32, d: u32): bool {
+  const extra: i32 = s == migFaultPage ? 1 : 0;
+  const holds: i32 = migPinpage ? <i32>pinpageHoldsOf(s) : 0;
+  if (refOf(s) != mapcountOf(s) + extra + holds + 1) return false;
+  if (holds != 0) moveHolds(s, d);
   setFlagsOf(d, flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS));
   return true;
 }

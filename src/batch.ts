@@ -57,7 +57,8 @@ export class AccessBatch {
   }
 
   private op(fn: string, i: number): void {
-    if (typeof i !== "number" || !Number.isInteger(i) || i < 0 || i >= this.length) fail("EINVAL", fn, `op ${String(i)} is not one of the batch's ${this.length}`, i);
+    // Cheap for hot loops: a u32 below the length (NaN, fractions and negatives fail `>>> 0`).
+    if (typeof i !== "number" || i >>> 0 !== i || i >= this.length) fail("EINVAL", fn, `op ${String(i)} is not one of the batch's ${this.length}`, i);
   }
 
   private needBytes(fn: string): void {

@@ -40,11 +40,16 @@ import { flagWord, options } from "./validate.js";
 import { Injector } from "./inject/injector.js";
 import { oomReap, type OomReapResult } from "./oom.js";
 
-/** A driver callback that threw where the kernel's returns nothing (machine.driverErrors). */
+/**
+ * A driver's error the kernel would not stop for (machine.driverErrors): a page_free callback
+ * that threw (it returns nothing in the kernel), or an interval notifier that refused a
+ * blockable invalidation (the kernel WARNs and goes on).
+ */
 export interface DriverError {
-  callback: "page_free";
-  /** The dev_pagemap's name. */
-  device: string;
+  callback: "page_free" | "invalidate_range_start";
+  /** The dev_pagemap's name (null for a notifier). */
+  device: string | null;
+  /** The page freed (-1 for a notifier). */
   pfn: number;
   error: unknown;
 }
@@ -566,7 +571,19 @@ export class Machine {
    * is free either way, so the call that freed it completes and the error is kept here.
    */
   readonly driverErrors: DriverError[] = [];
-  driverErrorCount = 0;
+  private driverErrorsSeen = 0;
+
+  /** Every driver error so far, those driverErrors no longer keeps included. */
+  get driverErrorCount(): number {
+    return this.driverErrorsSeen;
+  }
+
+  /** @internal Keeps a driver's error the call that met it goes on from. */
+  noteDriverError(callback: DriverError["callback"], device: string | null, pfn: number, error: unknown): void {
+    this.driverErrorsSeen++;
+    this.driverErrors.push({ callback, device, pfn, error });
+    if (this.driverErrors.length > MAX_DRIVER_ERRORS) this.driverErrors.shift();
+  }
 
   /** @internal Tells the owners of device pages freed since the last call (page_free). */
   settle(): void {
@@ -582,9 +599,7 @@ export class Machine {
         // An injected fault throws once the driver has done its part.
         this.inject.callback(pg.name, "page_free");
       } catch (error) {
-        this.driverErrorCount++;
-        this.driverErrors.push({ callback: "page_free", device: pg.name, pfn, error });
-        if (this.driverErrors.length > MAX_DRIVER_ERRORS) this.driverErrors.shift();
+        this.noteDriverError("page_free", pg.name, pfn, error);
       }
     }
   }

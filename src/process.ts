@@ -103,8 +103,10 @@ export class Process {
   notify(start: number, end: number, event: number, owner: unknown = null): void {
     const subs = this.subscriptions;
     if (!subs || subs.invalidate({ mm: this, start, end, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, event, owner })) return;
-    // The kernel WARNs and goes on; a driver that refuses a blockable range has a bug, so we stop.
-    fail("EFAULT", "mmu_notifier_invalidate_range_start", `an interval notifier's invalidate returned false for a blockable range ${hex(start)}-${hex(end)}: only non-blockable invalidations may be refused`, start);
+    // A driver that refuses a blockable range has a bug: the kernel WARNs and goes on (the
+    // PTEs change regardless), so the call completes and the machine keeps the report.
+    this.machine.noteDriverError("invalidate_range_start", null, -1, new MmError("EFAULT", "mmu_notifier_invalidate_range_start",
+      `an interval notifier's invalidate returned false for a blockable range ${hex(start)}-${hex(end)}: only non-blockable invalidations may be refused`, start));
   }
 
   /** A copy of the VMA list, with byte addresses. */
@@ -254,8 +256,7 @@ export class Process {
     this.zapPieces(removed, MMU_NOTIFY_UNMAP);
     this.commit(list);
     // mm_populate, whose errors mmap ignores; a locked mapping faults in as mlock does.
-    if (vmFlags & VM_LOCKED) this.populate(start, start + pages, true);
-    else if (flags & MAP_POPULATE) this.populate(start, start + pages, true);
+    if (vmFlags & VM_LOCKED || flags & MAP_POPULATE) this.populate(start, start + pages, true);
     return start * PAGE_SIZE;
   }
 
@@ -652,7 +653,13 @@ export class Process {
       const addr = r.getUint32(8, true) + r.getUint32(12, true) * TWO32;
       const write = r.getUint32(16, true) !== 0;
       const pfn = r.getUint32(20, true);
-      const err = retries < 16 ? this.resolveFault(code, addr, write, pfn) : stuckFault(addr, write);
+      let err: MmError | null;
+      try {
+        err = retries < 16 ? this.resolveFault(code, addr, write, pfn) : stuckFault(addr, write);
+      } catch (e) {
+        batch.restartOp(done);
+        throw e;
+      }
       if (err) {
         batch.restartOp(done);
         this.machine.settle();

@@ -85,7 +85,7 @@ describe("replay files", () => {
   });
 
   it.each([
-    ["not JSON", "{", /not JSON/],
+    ["not JSON", "{", /not valid JSON/],
     ["an unknown top-level field", { ...good, extra: 1 }, /unknown field "extra"/],
     ["an unknown program field", { ...good, program: { ...good.program, code: "x" } }, /unknown field "code"/],
     ["a missing field", { version: 1 }, /lacks the field "program"/],

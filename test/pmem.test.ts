@@ -8,6 +8,7 @@ import {
 } from "../src/index.js";
 import { L } from "../src/layout.js";
 import { pfnAt, refused, throwsCode, RW, ANON } from "./compact-helpers.js";
+import { errorOf } from "./drivers.js";
 
 const SHARED = MAP_SHARED;
 
@@ -256,6 +257,23 @@ describe("pmem RAM mode", () => {
     // And back as RAM on the default node, where no movable zone was configured.
     pm.onlineAsRam();
     expect(m.zones().find((x) => x.start === pm.start)!.node).toBe(0);
+    m.check();
+  });
+
+  it("allocation faults follow hot-plug: a node rule covers the onlined zone, a zone rule keeps its zone when another goes", () => {
+    const { m, pm } = machine("tags", [{ normal: 2048 }, { normal: 2048 }]);
+    const q = m.spawn({ node: 1 });
+    const byZone = m.inject.add({ site: "alloc", zone: 1, nth: 1000 }); // node 1's normal zone, far off
+    const byNode = m.inject.add({ site: "alloc", node: 1, nth: 1, times: Infinity });
+    pm.onlineAsRam({ node: 1 });
+    const a = q.mmap(0, PAGE_SIZE, RW, ANON);
+    expect(errorOf(() => q.writeTag(a, 1n)).code).toBe("ENOMEM"); // its first choice, the pmem zone, is covered
+    byNode.remove();
+    q.writeTag(a, 1n);
+    expect(pfnAt(q, a)).toBeGreaterThanOrEqual(pm.start);
+    q.exit();
+    pm.offlineRam(); // the zone list shrinks; the zone rule still names node 1's normal zone
+    expect(m.inject.list()).toEqual([byZone]);
     m.check();
   });
 

@@ -858,6 +858,9 @@ class Executor {
 
   /** Reads back every page of every region and file, then tears everything down: no page may stay in use. */
   private finish(): void {
+    // Driver errors the machine kept: only injected page_free failures may have made them.
+    const pageFree = this.faults.bySite()["callback:page_free"]?.hits ?? 0;
+    if (this.m.driverErrorCount !== pageFree) this.fail("invariant", `machine.driverErrors counted ${this.m.driverErrorCount} driver errors, ${pageFree} page_free faults were injected`);
     this.faults.clear();
     for (const h of [...this.holds.keys()]) this.unpin(h);
     for (const s of [...this.cma.keys()]) this.cmaRelease(s);

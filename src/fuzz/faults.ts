@@ -104,7 +104,7 @@ function siteErrnos(spec: InjectionSpec): readonly string[] {
     // dmirror gives -EIO for a failed DMA; migrate_to_ram gives VM_FAULT_SIGBUS.
     case "copy": return ["EIO", "SIGBUS"];
     // dmirror's -EIO; migrate_to_ram → SIGBUS; page_free → the call completes, the error goes to machine.driverErrors.
-    case "callback": return ["EIO", "SIGBUS", "EFAULT"];
+    case "callback": return ["EIO", "SIGBUS"];
     // alloc: ENOMEM (always expected); notifier: only the OOM reaper, which reports; engine: only time.
     default: return [];
   }

@@ -1,6 +1,8 @@
 // Replay files: a fuzz program as JSON. Read back with a schema check and size limits;
 // anything else (unknown fields, wrong types, values out of range, too big) is one
 // ReplayError naming what was wrong. Nothing in the file is evaluated.
+import { InputError } from "../stress/machine-spec.js";
+import { parseJsonInput } from "../stress/json-input.js";
 import { OP_SPECS, type Op, type OpName, type Program } from "./ops.js";
 
 export const REPLAY_VERSION = 1;
@@ -45,12 +47,13 @@ function int(what: string, v: unknown, max: number): number {
 /** Parses and checks a replay file's text. */
 export function decodeReplay(text: string): ReplayFile {
   if (typeof text !== "string") throw new ReplayError("the content must be text");
-  if (text.length > MAX_REPLAY_BYTES) throw new ReplayError(`it is ${text.length} bytes, more than the limit of ${MAX_REPLAY_BYTES}`);
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Bytes before parsing, then depth, prototype keys and unsafe integers, as every file from outside.
+    raw = parseJsonInput(text, "replay file", MAX_REPLAY_BYTES);
   } catch (e) {
-    throw new ReplayError(`not JSON: ${(e as Error).message}`);
+    if (e instanceof InputError) throw new ReplayError(e.message);
+    throw e;
   }
   const top = keys("the file", raw, ["version", "failure", "program"], ["version", "program"]);
   if (top.version !== REPLAY_VERSION) throw new ReplayError(`version must be ${REPLAY_VERSION}, got ${JSON.stringify(top.version)}`);

@@ -62,6 +62,8 @@ class Entry implements Injection {
   doneHits = 0;
   /** @internal Takes a blockio rule off its device. */
   undo: (() => void) | null = null;
+  /** @internal The zone id an allocation rule's `zone` (an index into zones() when added) named. */
+  zoneId = -1;
 
   constructor(
     private readonly owner: Injector,
@@ -96,6 +98,7 @@ export class Injector {
     const s = validateSpec(spec, this.known());
     const e = new Entry(this, this.nextId, s);
     if (s.site === "alloc") {
+      if (s.zone !== undefined) e.zoneId = this.m.layout.zones[s.zone]!.id;
       const slot = this.freeSlot();
       if (slot < 0) fail("EBUSY", "inject.add", `${ALLOC_SLOTS} allocation faults are armed already; remove one first`, ALLOC_SLOTS);
       this.armSlot(e, slot);
@@ -146,7 +149,7 @@ export class Injector {
   /** @internal Device ranges came or went: allocation rules' zone masks follow. */
   zonesChanged(): void {
     for (const e of this.slots) if (e) {
-      const [lo, hi] = this.zoneMask(e.spec as Extract<InjectionSpec, { site: "alloc" }>);
+      const [lo, hi] = this.zoneMask(e);
       this.m.core.injectAllocMask(e.slot, lo, hi);
     }
   }
@@ -158,7 +161,8 @@ export class Injector {
 
   /** @internal One page request of a driver's allocator in device zone `zone`: whether it fails. */
   deviceAllocFails(zone: number): boolean {
-    return this.m.core.injectAllocCheck(zone) !== 0;
+    // No rule holds a slot: no call into the core per page.
+    return this.slots.some((e) => e !== null) && this.m.core.injectAllocCheck(zone) !== 0;
   }
 
   /** @internal Whether any rule decided in TypeScript is armed (hooks cost nothing otherwise). */
@@ -252,7 +256,7 @@ export class Injector {
 
   private armSlot(e: Entry, slot: number): void {
     const s = e.spec as Extract<InjectionSpec, { site: "alloc" }> & { nth?: number; probability?: number; seed?: number; times?: number };
-    const [lo, hi] = this.zoneMask(s);
+    const [lo, hi] = this.zoneMask(e);
     const left = s.times === Infinity ? UNLIMITED : s.times ?? (s.nth !== undefined ? 1 : UNLIMITED);
     if (s.nth !== undefined) this.m.core.injectAllocSet(slot, lo, hi, 1, s.nth - 1, left, 1, 0);
     else this.m.core.injectAllocSet(slot, lo, hi, 2, 0, left, s.probability!, s.seed! >>> 0);
@@ -261,7 +265,8 @@ export class Injector {
   }
 
   /** The zone ids an allocation rule covers, as a 64-bit mask in two u32 halves. */
-  private zoneMask(s: Extract<InjectionSpec, { site: "alloc" }>): [number, number] {
+  private zoneMask(e: Entry): [number, number] {
+    const s = e.spec as Extract<InjectionSpec, { site: "alloc" }>;
     const zones: { id: number; node: number; device: string | null }[] = [
       ...this.m.layout.zones.map((z) => ({ id: z.id, node: z.node, device: null })),
       ...[...this.m.pgmaps.values()].map((p) => ({ id: p.zone, node: p.node, device: p.name })),
@@ -269,7 +274,7 @@ export class Injector {
     let lo = 0;
     let hi = 0;
     for (const z of zones) {
-      if (s.zone !== undefined && (z.device !== null || z.id !== this.m.layout.zones[s.zone]!.id)) continue;
+      if (s.zone !== undefined && (z.device !== null || z.id !== e.zoneId)) continue;
       if (s.node !== undefined && z.node !== s.node) continue;
       if (s.device !== undefined && z.device !== s.device) continue;
       if (z.id < 32) lo |= 1 << z.id;

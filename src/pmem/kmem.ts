@@ -36,6 +36,7 @@ export function onlineMovable(m: Machine, fn: string, start: number, end: number
   m.u32[w + 8] = zone.wmarkHigh;
   m.core.pmemOnline(z);
   m.layout.zones.push(zone);
+  m.inject.zonesChanged();
   return z;
 }
 
@@ -49,5 +50,6 @@ export function offlineAndRemove(m: Machine, z: number, start: number, end: numb
   m.core.pmemRemoveZone(z);
   const i = m.layout.zones.findIndex((x) => x.id === z);
   m.layout.zones.splice(i, 1);
+  m.inject.zonesChanged();
   return r;
 }

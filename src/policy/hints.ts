@@ -88,6 +88,11 @@ export class MigrationHints {
   enabled(proc: Process, addr: number): boolean {
     this.checkProc("enabled", proc);
     this.checkAddr("enabled", addr);
+    return this.isEnabled(proc, addr);
+  }
+
+  /** enabled() for arguments record() checked already. */
+  private isEnabled(proc: Process, addr: number): boolean {
     if (this.offProcs.has(proc)) return false;
     return !(this.offRanges.get(proc) ?? []).some((r) => addr >= r.start && addr < r.end);
   }
@@ -134,7 +139,7 @@ export class MigrationHints {
       const a = start + i * PAGE_SIZE;
       if (who === "cpu") this.stats.cpuAccesses++;
       else this.stats.deviceAccesses++;
-      if (!this.enabled(proc, a)) {
+      if (!this.isEnabled(proc, a)) {
         this.stats.ignored++;
         continue;
       }
