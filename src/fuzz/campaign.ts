@@ -1,10 +1,9 @@
 // A fuzz campaign: programs drawn from consecutive seeds until a time or operation budget
 // runs out. A failing program is shrunk and kept as replay text; the report sums it all.
-import { runProgram, type ExecOptions } from "./exec.js";
+import { runProgram, type ExecOptions, type ExecResult } from "./exec.js";
 import { generateProgram } from "./generate.js";
 import { shrinkProgram } from "./shrink.js";
 import { encodeReplay } from "./replay.js";
-import type { SiteCount } from "./faults.js";
 
 export interface CampaignOptions extends ExecOptions {
   /** The first program's seed; program i uses seed + i. */
@@ -35,19 +34,12 @@ export interface CampaignFailure {
   replay: string;
 }
 
-export interface CampaignReport {
+/** The programs' ExecResult counts, summed. */
+export interface CampaignReport
+  extends Pick<ExecResult, "operations" | "faultsInjected" | "faultsRefused" | "faultsBySite" | "oomGaveUp" | "expectedErrors" | "checks" | "verifiedPages"> {
   seed: number;
   build: string;
   programs: number;
-  operations: number;
-  faultsInjected: number;
-  faultsRefused: number;
-  /** Rules armed and faults injected, by site. */
-  faultsBySite: Record<string, SiteCount>;
-  oomGaveUp: number;
-  expectedErrors: number;
-  checks: number;
-  verifiedPages: number;
   failures: CampaignFailure[];
   elapsedMs: number;
   opsPerSec: number;
