@@ -94,10 +94,12 @@ export function generateProgram(seed: number, opts: GenerateOptions = {}): Progr
         mapped += pages;
         break;
       }
-      case "exit": {
+      case "exit":
+      case "oomreap": {
+        // The OOM reaper's victim exits too.
         if (procs.size <= 1) break;
         const pid = livePid();
-        ops.push(["exit", pid]);
+        ops.push([name, pid]);
         mapped -= [...procs.get(pid)!.values()].reduce((s, p) => s + p, 0);
         procs.delete(pid);
         break;
@@ -194,14 +196,6 @@ export function generateProgram(seed: number, opts: GenerateOptions = {}): Progr
         // Sites 0-6 take a small argument (their meaning from before machine.inject), 7 and up a full one.
         const site = rng.int(MAX_FAULT_SITE + 1);
         ops.push(["fault", site, rng.int(site < 7 ? 16 : MAX_FAULT_ARG + 1), rng.int(MAX_FAULT_TIMES + 1)]);
-        break;
-      }
-      case "oomreap": {
-        if (procs.size <= 1) break;
-        const pid = livePid();
-        ops.push(["oomreap", pid]);
-        mapped -= [...procs.get(pid)!.values()].reduce((s, p) => s + p, 0);
-        procs.delete(pid);
         break;
       }
     }

@@ -1,7 +1,10 @@
 // What every scenario is made of: an emitter that runs ops until the run's budget is
 // spent, and the workload pieces the scenarios share (CPU bursts with locality, a
 // device "kernel launch" that migrates a range in and works on it).
-import type { Rng } from "../../random.js";
+import { Rng } from "../../random.js";
+import { MmError } from "../../errors.js";
+import { InputError } from "../machine-spec.js";
+import { StressFailure } from "../world.js";
 import type { DeviceKind } from "../machine-spec.js";
 import type { Region, World } from "../world.js";
 import type { ContentionReport } from "../contention.js";
@@ -143,4 +146,20 @@ export function deviceKernel(e: Emitter, rng: Rng, dev: number, r: Region, max: 
 export function migrateBack(e: Emitter, rng: Rng, dev: number, r: Region, max: number): void {
   const { page, n } = subRange(rng, r, max);
   e.op(OP_MIGRATE_TO_SYS, dev, r.slot, packRange(page, n));
+}
+
+/** Ops too few for a round: CPU reads and writes of `r`'s pages, drawn from `seed`. */
+export function idleAccesses(e: Emitter, r: Region, seed: number): void {
+  const rng = new Rng(seed);
+  while (e.left > 0) e.op(rng.int(2) === 0 ? OP_CPU_WRITE : OP_CPU_READ, r.slot, rng.int(r.pages));
+}
+
+/** Runs part of a round: a finding (StressFailure, InputError) passes; any other error becomes a StressFailure of kind "error" about `what`. */
+export function guardRound(w: World, what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof StressFailure || e instanceof InputError) throw e;
+    throw new StressFailure("error", w.ops, `${what}: ${e instanceof MmError ? "" : "emulator crashed: "}${(e as Error).message}`);
+  }
 }

@@ -11,7 +11,6 @@
 // contents written. The report compares the modes. Holds and the kernel's calls are not
 // ops of the stream (so there is nothing to record); the processes' ops run through exec.
 import { Rng } from "../../random.js";
-import { MmError } from "../../errors.js";
 import { PAGE_SIZE } from "../../constants.js";
 import { FOLL_LONGTERM, FOLL_WRITE } from "../../pin/flags.js";
 import { PageFailureError } from "../../isolation.js";
@@ -24,7 +23,7 @@ import { InputError } from "../machine-spec.js";
 import { StressFailure, type Region, type World } from "../world.js";
 import { OP_CPU_READ, OP_CPU_WRITE, OP_EXIT, OP_MMAP, OP_SPAWN, MAX_REGION_PAGES } from "../ops.js";
 import { PIN_STORM_MODES, emptyMode, type PinStormMode, type PinStormModeName, type PinStormOutcome, type PinStormReport } from "../pinstorm.js";
-import type { Emitter, Generator, Scenario } from "./common.js";
+import { idleAccesses, guardRound, type Emitter, type Generator, type Scenario } from "./common.js";
 
 const HOLDERS = ["rdma", "zram", "aio"] as const;
 /** Holders hold this share of the working region together (each a third of it). */
@@ -157,19 +156,12 @@ class PinStorm implements Generator {
 
   /** Ops too few for a round: CPU reads and writes of the bystander's pages. */
   private idle(e: Emitter): void {
-    const r = this.bystander!;
-    const rng = new Rng(this.seed ^ this.world.ops);
-    while (e.left > 0) e.op(rng.int(2) === 0 ? OP_CPU_WRITE : OP_CPU_READ, r.slot, rng.int(r.pages));
+    idleAccesses(e, this.bystander!, this.seed ^ this.world.ops);
   }
 
   /** Runs a mode's part of a round: a finding is a StressFailure; any other error is one of kind "error". */
   private guard(mode: PinStormModeName, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      if (e instanceof StressFailure || e instanceof InputError) throw e;
-      throw new StressFailure("error", this.world.ops, `${mode} holders: ${e instanceof MmError ? "" : "emulator crashed: "}${(e as Error).message}`);
-    }
+    guardRound(this.world, `${mode} holders`, fn);
   }
 
   private runMode(e: Emitter, mode: PinStormModeName, tally: PinStormMode, roundSeed: number): void {

@@ -8,7 +8,6 @@
 // DAX accesses and block requests are counted ops but not ops of the stream (tally), so the
 // scenario is not recordable; RAM mode's accesses run through exec.
 import { Rng } from "../../random.js";
-import { MmError } from "../../errors.js";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS } from "../../constants.js";
 import { PageFailureError } from "../../isolation.js";
 import type { PmemDevice } from "../../pmem/index.js";
@@ -17,7 +16,7 @@ import { InputError } from "../machine-spec.js";
 import { StressFailure, type Region, type World } from "../world.js";
 import { OP_CPU_READ, OP_CPU_WRITE, OP_EXIT, OP_MMAP, OP_SPAWN } from "../ops.js";
 import { PMEM_MODES, emptyPmemMode, type PmemModeName, type PmemModeReport, type PmemReport } from "../pmemreport.js";
-import type { Emitter, Generator, Scenario } from "./common.js";
+import { idleAccesses, guardRound, type Emitter, type Generator, type Scenario } from "./common.js";
 
 /** The hot set is this share of the working set and takes HOT_SHARE of the accesses. */
 const HOT_FRACTION = 1 / 8;
@@ -113,18 +112,11 @@ class PmemScenario implements Generator {
   }
 
   private idle(e: Emitter): void {
-    const r = this.bystander!;
-    const rng = new Rng(this.seed ^ this.world.ops);
-    while (e.left > 0) e.op(rng.int(2) === 0 ? OP_CPU_WRITE : OP_CPU_READ, r.slot, rng.int(r.pages));
+    idleAccesses(e, this.bystander!, this.seed ^ this.world.ops);
   }
 
   private guard(mode: PmemModeName, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      if (e instanceof StressFailure || e instanceof InputError) throw e;
-      throw new StressFailure("error", this.world.ops, `pmem ${mode} mode: ${e instanceof MmError ? "" : "emulator crashed: "}${(e as Error).message}`);
-    }
+    guardRound(this.world, `pmem ${mode} mode`, fn);
   }
 
   private lost(mode: PmemModeName, what: string): never {
