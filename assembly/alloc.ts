@@ -27,6 +27,7 @@ const Z_PCP_HEAD = 36;
 const Z_PCP_COUNT = 40;
 const Z_PGMAP_TYPE = 44;
 const Z_PGMAP_OWNER = 48;
+const Z_PCP_TAIL = 52;
 
 // Per-cpu pagesets (one "cpu"): order-0 pages cached off the buddy lists. They still
 // count as free. Refills split one order-6 block at once; frees beyond `high` drain a batch.
@@ -57,8 +58,16 @@ const Z_NR_FREE = 112;
 @inline export function pcpHead(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_HEAD); }
 @inline export function pcpCount(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_COUNT); }
 
+// The pcp list is doubly linked (lru next/prev) with a tail: pages are freed onto and
+// allocated from its head (hot pages first), free_pcppages_bulk drains the tail (the coldest).
+@inline export function pcpTail(z: u32): u32 { return load<u32>(zoneBase(z) + Z_PCP_TAIL); }
+
 @inline export function pcpPush(z: u32, pfn: u32): void {
-  setLruNext(pfn, pcpHead(z));
+  const head = pcpHead(z);
+  setLruNext(pfn, head);
+  setLruPrev(pfn, NONE);
+  if (head != NONE) setLruPrev(head, pfn);
+  else store<u32>(zoneBase(z) + Z_PCP_TAIL, pfn);
   setOrder(pfn, 0);
   store<u32>(zoneBase(z) + Z_PCP_HEAD, pfn);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) + 1);
@@ -67,7 +76,21 @@ const Z_NR_FREE = 112;
 @inline export function pcpPop(z: u32): u32 {
   const pfn = pcpHead(z);
   if (pfn == NONE) return NONE;
-  store<u32>(zoneBase(z) + Z_PCP_HEAD, lruNext(pfn));
+  const next = lruNext(pfn);
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, next);
+  if (next != NONE) setLruPrev(next, NONE);
+  else store<u32>(zoneBase(z) + Z_PCP_TAIL, NONE);
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - 1);
+  return pfn;
+}
+
+@inline function pcpPopTail(z: u32): u32 {
+  const pfn = pcpTail(z);
+  if (pfn == NONE) return NONE;
+  const prev = lruPrev(pfn);
+  store<u32>(zoneBase(z) + Z_PCP_TAIL, prev);
+  if (prev != NONE) setLruNext(prev, NONE);
+  else store<u32>(zoneBase(z) + Z_PCP_HEAD, NONE);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - 1);
   return pfn;
 }
@@ -89,7 +112,7 @@ function pcpRefill(z: u32): void {
 
 // drain_zone_pages: every cached page back to the buddy lists.
 export function drainZone(z: u32): void {
-  for (let pfn = pcpPop(z); pfn != NONE; pfn = pcpPop(z)) freeToBuddy(z, pfn, 0);
+  for (let pfn = pcpPopTail(z); pfn != NONE; pfn = pcpPopTail(z)) freeToBuddy(z, pfn, 0);
 }
 
 @inline function setFreeAreaHead(z: u32, order: u32, pfn: u32): void {
@@ -174,6 +197,7 @@ export function zoneListsInit(z: u32): void {
   setZoneCmaFree(z, 0);
   setZoneIsolatedFree(z, 0);
   store<u32>(zoneBase(z) + Z_PCP_HEAD, NONE);
+  store<u32>(zoneBase(z) + Z_PCP_TAIL, NONE);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, 0);
 }
 
@@ -495,17 +519,17 @@ export function freePages(pfn: u32, order: u32): void {
   if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
 }
 
-// free_pcppages_bulk: the PCP_BATCH pages at the head of the pcp list go to the buddy
-// lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
+// free_pcppages_bulk: the PCP_BATCH pages at the tail of the pcp list (the coldest) go to
+// the buddy lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
 function pcpDrainBatch(z: u32): void {
   let left = PCP_BATCH;
   while (left > 0) {
-    const first = pcpPop(z);
-    const step: u32 = pcpHead(z) == first - 1 ? -1 : 1;
+    const first = pcpPopTail(z);
+    const step: u32 = pcpTail(z) == first - 1 ? -1 : 1;
     let last = first;
     let n: u32 = 1;
-    while (n < left && pcpHead(z) == last + step) {
-      last = pcpPop(z);
+    while (n < left && pcpTail(z) == last + step) {
+      last = pcpPopTail(z);
       n++;
     }
     if (step == 1) freeRunAscending(z, first, n);

@@ -1,8 +1,8 @@
 // machine.check(): the invariants of DESIGN.md §5 (our CONFIG_DEBUG_VM), over the
 // whole machine. Returns 0, or a CHECK_* code with its values in the result block.
 import { nframes, nnodes, systemFrames, maxMms, maxMappings, scratchBase, resultBase, MAX_ORDER, NONE } from "./layout";
-import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy, PG_lru, PG_unevictable, PG_active } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
+import { flagsOf, refOf, mapcountOf, pincountOf, gupRefsOf, pinpageHoldsOf, GUP_PIN_COUNTING_BIAS, PG_pin, mappingOf, indexOf, orderOf, lruNext, lruPrev, pageIsAnon, testFlag, zoneOf, PG_reserved, PG_locked, PG_uptodate, PG_dirty, PG_writeback, PG_swapbacked, PG_anon_exclusive, PG_hwpoison, PGTY_buddy, PG_lru, PG_unevictable, PG_active } from "./memmap";
+import { zoneStart, zoneEnd, zoneFree, freeListHead, freeListCount, pcpHead, pcpTail, pcpCount, zoneIsDevice, zoneExists, MAX_ZONES } from "./alloc";
 import {
   PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, PB_ISOLATE, PB_OFFLINE, FL_NORMAL, FL_CMA, FL_ISOLATE, MIGRATE_CMA, blockClass, pageblockFlags, pageblockSavedType,
   zoneCmaFree, zoneIsolatedFree, zoneSpecialBlocks, zoneOfflinePages, nrCmaAreas, cmaAreaBase, cmaAreaPages, cmaBitTest, cmaAreaOf,
@@ -167,9 +167,11 @@ function checkFreeLists(): u32 {
     if (isolated != zoneIsolatedFree(z)) return fail(CHECK_FREE_COUNT, z, isolated, zoneIsolatedFree(z));
     zoneTotal += cma;
     let pcp: u32 = 0;
+    let prev: u32 = NONE;
     for (let pfn = pcpHead(z); pfn != NONE; pfn = lruNext(pfn)) {
-      if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes)
+      if (pfn < zoneStart(z) || pfn >= zoneEnd(z) || (load<u32>(scratch(pfn)) & SCRATCH_FREE) != 0 || pcp > nframes || lruPrev(pfn) != prev)
         return fail(CHECK_FREE_LIST_CORRUPT, pfn, 0, z);
+      prev = pfn;
       if (refOf(pfn) != 0 || mapcountOf(pfn) != 0 || flagsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_IN_USE, pfn, refOf(pfn), mapcountOf(pfn));
       if (gupRefsOf(pfn) != 0 || pincountOf(pfn) != 0 || pinpageHoldsOf(pfn) != 0) return fail(CHECK_FREE_PAGE_HELD, pfn, gupRefsOf(pfn), pincountOf(pfn));
       // Device zones keep their free pages here; system zones only pages of the general class.
@@ -177,6 +179,7 @@ function checkFreeLists(): u32 {
       store<u32>(scratch(pfn), SCRATCH_FREE);
       pcp++;
     }
+    if (pcpTail(z) != prev) return fail(CHECK_FREE_LIST_CORRUPT, pcpTail(z), 1, z);
     if (pcp != pcpCount(z)) return fail(CHECK_FREE_COUNT, z, pcp, pcpCount(z));
     zoneTotal += pcp;
     if (zoneTotal != zoneFree(z)) return fail(CHECK_FREE_COUNT, z, zoneTotal, zoneFree(z));

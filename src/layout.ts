@@ -24,6 +24,8 @@ export const RESULT_SIZE = 256;
 export const STRUCT_PAGE_BYTES = 8 * 4 + 8 + 2;
 /** Per-frame scratch for machine.check(). */
 export const SCRATCH_BYTES = 4;
+/** Bytes between the struct page arrays' offsets modulo 4 KiB: five cache lines, so 12 arrays fit. */
+const ARRAY_STAGGER = 320;
 const WASM_PAGE = 65536;
 const WASM32_MAX_PAGES = 65536;
 
@@ -84,23 +86,31 @@ export function computeLayout(cfg: ResolvedConfig, heapBase: number): Layout {
     slots[slot] = at;
     at += size;
   };
+  // The struct page arrays start at distinct offsets modulo 4 KiB (ARRAY_STAGGER apart): with
+  // a round frame count they would all share one, and the CPU takes a store to one field and
+  // a load of another field of the same page for a possible overlap (4K aliasing) and stalls.
+  let staggered = 0;
+  const pageArray = (slot: number, bytesPerFrame: number): void => {
+    at = align(at, 4096) + (staggered++ * ARRAY_STAGGER) % 4096;
+    region(slot, bytesPerFrame * n);
+  };
   slots[L.NFRAMES] = n;
   slots[L.SYSTEM_FRAMES] = cfg.frames;
   slots[L.NNODES] = cfg.nodes.length;
   slots[L.CONTENT] = cfg.content === "tags" ? 1 : 0;
-  region(L.PAGE_FLAGS, 4 * n);
-  region(L.PAGE_REF, 4 * n);
-  region(L.PAGE_MAPCOUNT, 4 * n);
-  region(L.PAGE_PINCOUNT, 4 * n);
-  region(L.PAGE_MAPPING, 4 * n);
-  region(L.PAGE_INDEX, 8 * n, 8);
-  region(L.PAGE_LRU_NEXT, 4 * n);
-  region(L.PAGE_LRU_PREV, 4 * n);
-  region(L.PAGE_ZONE, n);
-  region(L.PAGE_ORDER, n);
-  region(L.PAGE_GUP_REFS, 4 * n);
-  region(L.SCRATCH, SCRATCH_BYTES * n);
-  if (cfg.content === "tags") region(L.TAGS, 8 * n, 8);
+  pageArray(L.PAGE_FLAGS, 4);
+  pageArray(L.PAGE_REF, 4);
+  pageArray(L.PAGE_MAPCOUNT, 4);
+  pageArray(L.PAGE_PINCOUNT, 4);
+  pageArray(L.PAGE_MAPPING, 4);
+  pageArray(L.PAGE_INDEX, 8);
+  pageArray(L.PAGE_LRU_NEXT, 4);
+  pageArray(L.PAGE_LRU_PREV, 4);
+  pageArray(L.PAGE_ZONE, 1);
+  pageArray(L.PAGE_ORDER, 1);
+  pageArray(L.PAGE_GUP_REFS, 4);
+  pageArray(L.SCRATCH, SCRATCH_BYTES);
+  if (cfg.content === "tags") pageArray(L.TAGS, 8);
   region(L.ZONES, ZONE_RECORD * MAX_ZONES);
   region(L.MMS, MM_RECORD * cfg.maxProcesses);
   slots[L.MAX_MMS] = cfg.maxProcesses;

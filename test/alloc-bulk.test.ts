@@ -1,6 +1,6 @@
 // The bulk page allocator paths against the page-by-page allocator they replace: a model
 // in TypeScript of the per-cpu list and the buddy lists, allocating and freeing one page at
-// a time (allocFromZone, freePages, a drain of PCP_BATCH pages to the buddy lists one by one).
+// a time (allocFromZone, freePages, a drain of the PCP_BATCH pages at the pcp list's tail to the buddy lists one by one).
 // Random migrations move pages between system RAM and device memory: allocAndCopy allocates
 // in bulk, the finalize frees the old pages (the pcp drains go to the buddy lists run by run).
 // After every migration each zone's free lists (every list in order), pcp list, free count and
@@ -109,7 +109,8 @@ class Model {
     z.pcp.unshift(pfn);
     if (z.device) return;
     this.freed++;
-    if (z.pcp.length > PCP_HIGH) for (let i = 0; i < PCP_BATCH; i++) this.freeToBuddy(z, z.pcp.shift()!, 0);
+    // free_pcppages_bulk: the coldest pages, off the tail.
+    if (z.pcp.length > PCP_HIGH) for (let i = 0; i < PCP_BATCH; i++) this.freeToBuddy(z, z.pcp.pop()!, 0);
   }
 
   /** allocPages(node 0, order 0, movable): the movable zone first, then the normal one. */
