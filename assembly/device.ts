@@ -78,7 +78,7 @@ export function zoneDevicePageInit(pfn: u32): void {
 }
 
 // free_zone_device_folio: clear the page, give it back to the range, tell the owner.
-export function freeDevicePage(z: u32, pfn: u32): void {
+@inline export function freeDevicePage(z: u32, pfn: u32): void {
   clearPageFields(pfn);
   pcpPush(z, pfn);
   setZoneFree(z, zoneFree(z) + 1);

@@ -760,6 +760,7 @@ let finFail: i64 = 0;
 
 let finRssAnon: i32 = 0;
 let finRssShmem: i32 = 0;
+let finNrAnon: i64 = 0;
 
 // The new page `d` takes migration entry `pte`'s place at `ptep` in a VMA with `vmFlags`: a
 // device-private entry or a PTE, writable only for a write entry in a VM_WRITE VMA. Returns
@@ -855,11 +856,14 @@ function finalizeBegin(): void {
   finFail = 0;
   finRssAnon = 0;
   finRssShmem = 0;
+  finNrAnon = 0;
+  ownZone = NONE;
 }
 
 function finalizeEnd(): void {
   statAdd(PGMIGRATE_SUCCESS, finSuccess);
   statAdd(PGMIGRATE_FAIL, finFail);
+  statAdd(NR_ANON_PAGES, finNrAnon);
   if (migMm != NONE) {
     addMmRss(migMm, true, finRssAnon);
     addMmRss(migMm, false, finRssShmem);
@@ -878,6 +882,20 @@ export function migrateFinalize(npages: u32): void {
   finalizeEnd();
 }
 
+// The zone facts pagesFinalizeOwn needs of a new page: consecutive pages mostly share a
+// zone, so they are looked up again only when the zone changes.
+let ownZone: u32 = NONE;
+let ownZoneDevice: bool = false;
+let ownZonePrivate: bool = false;
+
+@inline function ownZoneOf(d: u32): void {
+  const z = zoneOf(d);
+  if (z == ownZone) return;
+  ownZone = z;
+  ownZoneDevice = zoneIsDevice(z);
+  ownZonePrivate = ownZoneDevice && zonePgmapType(z) == MEMORY_DEVICE_PRIVATE;
+}
+
 // pagesOne then finalizeOne for the usual entry, in one go: an anon page that only the
 // collecting mm's own migration entry maps moves to its new page `d`. Every check comes
 // before any change; false (nothing done) for any other case.
@@ -885,13 +903,14 @@ export function migrateFinalize(npages: u32): void {
   const e = srcAt(i);
   const de = dstAt(i);
   if ((e & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) != (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID) || (de & MIGRATE_PFN_VALID) == 0) return false;
-  if (load<u8>(migShared + i) != 0 || migMm == NONE) return false;
+  if (load<u8>(migShared + i) != 0) return false;
   const s = <u32>(e >> MIGRATE_PFN_SHIFT);
   const d = <u32>(de >> MIGRATE_PFN_SHIFT);
   const mapping = mappingOf(s);
   if ((mapping & PAGE_MAPPING_ANON) == 0) return false;
   // migrateMapping's check: no references beyond the mappings, ours and the fault's.
-  if (refOf(s) != mapcountOf(s) + (s == migFaultPage ? 1 : 0) + 1) return false;
+  const ref = refOf(s);
+  if (ref != mapcountOf(s) + (s == migFaultPage ? 1 : 0) + 1) return false;
   const vpn = migStart + <u64>i;
   const ptep = knownPtep(vpn);
   if (ptep == 0) return false;
@@ -900,27 +919,29 @@ export function migrateFinalize(npages: u32): void {
   // migrateMapping: the new page takes the old one's place.
   setMapping(d, mapping);
   setIndex(d, indexOf(s));
-  // finalizeOwn: the new page is mapped where the entry was.
+  // finalizeOwn: the new page is mapped where the entry was (mapNewPage for an anon page).
   const t = swpType(pte);
   const vmFlags = knownVmaFlags(vpn);
-  const device = mapNewPage(ptep, pte, vmFlags, d);
+  const writable = t == SWP_MIGRATION_WRITE && (vmFlags & VM_WRITE) != 0;
+  ownZoneOf(d);
+  if (ownZonePrivate) store<u64>(ptep, swpEntry(writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ, d, 0));
+  else store<u64>(ptep, mkPte(d, (pte & (_PAGE_ACCESSED | _PAGE_DIRTY)) | (writable ? _PAGE_RW : 0), vmFlags));
   let f = (flagsOf(d) | (flagsOf(s) & MIGRATED_FLAGS)) & ~(1 << PG_locked);
   if (t != SWP_MIGRATION_READ) f |= 1 << PG_anon_exclusive;
-  if (!device) f |= 1 << PG_lru;
+  if (!ownZoneDevice) f |= 1 << PG_lru;
   setFlagsOf(d, f);
   if (vmFlags & VM_LOCKED) mlockPage(d);
   const m = mapcountOf(d);
   setMapcount(d, m + 1);
-  if (m == 0) statAdd(NR_ANON_PAGES, 1);
+  if (m == 0) finNrAnon++;
   finRssAnon++;
   finSuccess++;
   // The migration's reference goes; the last one frees the page, flags and all.
-  const r = refOf(s) - 1;
-  if (r == 0) {
+  if (ref == 1) {
     freePage(s);
   } else {
     if (s != migFaultPage) unlockPage(s);
-    setRef(s, r);
+    setRef(s, ref - 1);
   }
   return true;
 }
@@ -931,8 +952,9 @@ export function migrateFinalize(npages: u32): void {
 // passes' result.
 export function migratePagesFinalize(npages: u32): void {
   finalizeBegin();
+  const own = migMm != NONE;
   for (let i: u32 = 0; i < npages; i++) {
-    if (pagesFinalizeOwn(i)) continue;
+    if (own && pagesFinalizeOwn(i)) continue;
     pagesOne(i);
     finalizeOne(i);
   }
