@@ -519,6 +519,38 @@ export function freePages(pfn: u32, order: u32): void {
   if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
 }
 
+// freePage for many pages in a row (a migration's old pages): a zone's facts are looked up
+// again only when the zone changes. freePagesCachedReset() starts a row.
+let cachedFreeZone: u32 = NONE;
+let cachedFreeKind: u32 = 0;
+const FREE_KIND_PCP: u32 = 0;
+const FREE_KIND_DEVICE: u32 = 1;
+const FREE_KIND_OTHER: u32 = 2;
+
+export function freePagesCachedReset(): void {
+  cachedFreeZone = NONE;
+}
+
+@inline export function freePageCached(pfn: u32): void {
+  const z = zoneOf(pfn);
+  if (z != cachedFreeZone) {
+    cachedFreeZone = z;
+    cachedFreeKind = zoneIsDevice(z) ? FREE_KIND_DEVICE : zoneSpecialBlocks(z) != 0 ? FREE_KIND_OTHER : FREE_KIND_PCP;
+  }
+  if (cachedFreeKind == FREE_KIND_DEVICE) {
+    freeDevicePage(z, pfn);
+  } else if (cachedFreeKind == FREE_KIND_PCP && orderOf(pfn) == 0) {
+    clearPageFields(pfn);
+    statAdd(PGFREE, 1);
+    setZoneFree(z, zoneFree(z) + 1);
+    statAdd(NR_FREE_PAGES, 1);
+    pcpPush(z, pfn);
+    if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
+  } else {
+    freePages(pfn, orderOf(pfn));
+  }
+}
+
 // free_pcppages_bulk: the PCP_BATCH pages at the tail of the pcp list (the coldest) go to
 // the buddy lists, run by run: pages freed in pfn order sit there as runs of consecutive pfns.
 function pcpDrainBatch(z: u32): void {

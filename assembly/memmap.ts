@@ -154,7 +154,7 @@ export const GUP_PIN_COUNTING_BIAS: i32 = 1024;
 }
 
 // A page going back to an allocator keeps no state: new pages need only their first reference.
-export function clearPageFields(pfn: u32): void {
+@inline export function clearPageFields(pfn: u32): void {
   setRef(pfn, 0);
   setMapcount(pfn, 0);
   setPincount(pfn, 0);

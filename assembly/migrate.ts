@@ -8,7 +8,7 @@ import {
   getPage, pageIsAnon, PAGE_MAPPING_ANON, PG_locked, PG_anon_exclusive, PG_dirty, PG_lru, PG_private, PG_swapbacked, PG_uptodate,
   PG_referenced, PG_active, PG_workingset, PG_hwpoison, PG_reserved, PGTY_buddy, PG_pin, pinpageHoldsOf, setPinpageHolds,
 } from "./memmap";
-import { putPage, freePages, freePage, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
+import { putPage, freePages, freePage, freePageCached, freePagesCachedReset, zonePgmapOwner, zoneIsDevice, zonePgmapType } from "./alloc";
 import { isDevicePrivatePage, isZoneDevicePage, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_COHERENT } from "./device";
 import { walkPte, pteTableBase } from "./pagetable";
 import {
@@ -858,6 +858,7 @@ function finalizeBegin(): void {
   finRssShmem = 0;
   finNrAnon = 0;
   ownZone = NONE;
+  freePagesCachedReset();
 }
 
 function finalizeEnd(): void {
@@ -938,7 +939,7 @@ let ownZonePrivate: bool = false;
   finSuccess++;
   // The migration's reference goes; the last one frees the page, flags and all.
   if (ref == 1) {
-    freePage(s);
+    freePageCached(s);
   } else {
     if (s != migFaultPage) unlockPage(s);
     setRef(s, ref - 1);
