@@ -511,6 +511,11 @@ export function freePages(pfn: u32, order: u32): void {
     freePages(pfn, orderOf(pfn));
     return;
   }
+  freeToPcp(z, pfn);
+}
+
+// An order-0 page of a system zone of the general class onto the zone's pcp list.
+@inline function freeToPcp(z: u32, pfn: u32): void {
   clearPageFields(pfn);
   statAdd(PGFREE, 1);
   setZoneFree(z, zoneFree(z) + 1);
@@ -540,12 +545,7 @@ export function freePagesCachedReset(): void {
   if (cachedFreeKind == FREE_KIND_DEVICE) {
     freeDevicePage(z, pfn);
   } else if (cachedFreeKind == FREE_KIND_PCP && orderOf(pfn) == 0) {
-    clearPageFields(pfn);
-    statAdd(PGFREE, 1);
-    setZoneFree(z, zoneFree(z) + 1);
-    statAdd(NR_FREE_PAGES, 1);
-    pcpPush(z, pfn);
-    if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);
+    freeToPcp(z, pfn);
   } else {
     freePages(pfn, orderOf(pfn));
   }
