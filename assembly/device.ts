@@ -80,6 +80,11 @@ export function zoneDevicePageInit(pfn: u32): void {
 // free_zone_device_folio: clear the page, give it back to the range, tell the owner.
 @inline export function freeDevicePage(z: u32, pfn: u32): void {
   clearPageFields(pfn);
+  releaseDevicePage(z, pfn);
+}
+
+// freeDevicePage once the page's fields are cleared.
+@inline export function releaseDevicePage(z: u32, pfn: u32): void {
   pcpPush(z, pfn);
   setZoneFree(z, zoneFree(z) + 1);
   if (freedCount < freedRingSize) store<u32>(freedRing + (<usize>freedCount << 2), pfn);

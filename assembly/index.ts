@@ -22,7 +22,7 @@ import { pinpageHoldList, pinpageReleaseList, pinpageBadReason } from "./pinpage
 import { gupRefsOf, pincountOf, pinpageHoldsOf } from "./memmap";
 import { setMmHasNotifiers, findVma, vmaFlags, VM_WRITE } from "./mm";
 import { _PAGE_PRESENT, _PAGE_USER, _PAGE_DIRTY, _PAGE_ACCESSED, _PAGE_RW, pteSpecial, ptePfn, pfnPte, swpEntry, swpType, swpOffset, isSwapPte, SWP_DEVICE_EXCLUSIVE } from "./pte";
-import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
+import { poisonPage, migTouchedOthers, selectSlot, saveSlot, forgetOwnPtes, srcAddr, dstAddr, migrateVmaCollect, migrateDeviceRange, migratePfnList, migratePages, migrateFinalize, migratePagesFinalize, setMigrateLanes, migLaneGroups, migratePfn, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT } from "./migrate";
 import { hmmWalk, hmmFaultWrite } from "./hmm";
 import { allocPagesBulk, allocPages, ascendRuns } from "./alloc";
 import { allocInjectArmed, allocInjectFail, allocInjected } from "./inject";
@@ -372,6 +372,14 @@ export function migrateRunFinalize(slot: u32, npages: u32): void {
   selectSlot(slot);
   migrateFinalize(npages);
   saveSlot();
+}
+
+export function migrateSetLanes(on: bool): void {
+  setMigrateLanes(on);
+}
+
+export function migrateLaneGroups(): u32 {
+  return migLaneGroups;
 }
 
 export function migrateRunPagesFinalize(slot: u32, npages: u32): void {

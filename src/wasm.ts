@@ -110,6 +110,10 @@ export interface CoreExports {
   migrateClearAll(slot: number, npages: number): void;
   migrateRunFinalize(slot: number, npages: number): void;
   migrateRunPagesFinalize(slot: number, npages: number): void;
+  /** Whether migrate_vma's collect and finalize take four entries at once (1, the default) or one (0). */
+  migrateSetLanes(on: number): void;
+  /** Groups of four entries the collect and finalize loops took, since the machine started. */
+  migrateLaneGroups(): number;
   migrateAllocCopy(slot: number, npages: number, z: number, node: number, movable: number, failFirst: number, fillHoles: number): number;
   hmmRangeWalk(mm: number, vpn: number, npages: number, from: number, defaultHi: number, maskHi: number, owner: number): number;
   pageCensus(framesPerBucket: number): number;
