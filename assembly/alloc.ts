@@ -1,8 +1,8 @@
 // Zones and the buddy allocator (mm/page_alloc.c): free_area[order] lists per zone,
 // split on allocation (expand), merge with the buddy on free.
-import { zonesBase, nnodes, MAX_ORDER, NONE, pageZone } from "./layout";
+import { zonesBase, nnodes, MAX_ORDER, NONE, pageZone, pageLruNext, pageLruPrev, pageOrder } from "./layout";
 import { flagsOf, setFlagsOf, setRef, mapcountOf, pincountOf, gupRefsOf, mappingOf, indexOf, pinpageHoldsOf, clearPageFields, lruNext, lruPrev, setLruNext, setLruPrev, orderOf, setOrder, zoneOf, refOf, PGTY_buddy, PG_reserved, clearPageFields4 } from "./memmap";
-import { freeDevicePage, releaseDevicePage } from "./device";
+import { freeDevicePage, releaseDevicePages4 } from "./device";
 import { statAdd, NR_FREE_PAGES, PGALLOC_NORMAL, PGALLOC_MOVABLE, PGFREE, PGALLOC_FAIL, NR_FREE_CMA, NUMA_HIT, NUMA_MISS, NUMA_FOREIGN } from "./stat";
 import {
   blockClass, classHeadAddr, classCountAddr, zoneCmaFree, setZoneCmaFree, zoneIsolatedFree, setZoneIsolatedFree, zoneSpecialBlocks,
@@ -82,6 +82,32 @@ const Z_NR_FREE = 112;
   else store<u32>(zoneBase(z) + Z_PCP_TAIL, NONE);
   store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - 1);
   return pfn;
+}
+
+// pcpPush of pfn, pfn+1, pfn+2 and pfn+3 in that order, the links written four at a time.
+@inline export function pcpPush4(z: u32, pfn: u32): void {
+  const head = pcpHead(z);
+  const at = <usize>pfn << 2;
+  v128.store(pageLruNext + at, i32x4(head, pfn, pfn + 1, pfn + 2));
+  v128.store(pageLruPrev + at, i32x4(pfn + 1, pfn + 2, pfn + 3, NONE));
+  if (head != NONE) setLruPrev(head, pfn);
+  else store<u32>(zoneBase(z) + Z_PCP_TAIL, pfn);
+  store<u32>(pageOrder + <usize>pfn, 0);
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, pfn + 3);
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) + 4);
+}
+
+// pcpPop `n` times (at most the list's count), the pages into the u32 array at `out`.
+@inline export function pcpPopBulk(z: u32, n: u32, out: usize): void {
+  let pfn = pcpHead(z);
+  for (let k: u32 = 0; k < n; k++) {
+    store<u32>(out + (<usize>k << 2), pfn);
+    pfn = lruNext(pfn);
+  }
+  store<u32>(zoneBase(z) + Z_PCP_HEAD, pfn);
+  if (pfn != NONE) setLruPrev(pfn, NONE);
+  else store<u32>(zoneBase(z) + Z_PCP_TAIL, NONE);
+  store<u32>(zoneBase(z) + Z_PCP_COUNT, pcpCount(z) - n);
 }
 
 @inline function pcpPopTail(z: u32): u32 {
@@ -372,10 +398,12 @@ function allocBulkFromZone(z: u32, want: u32, out: usize, movable: bool): u32 {
       i += take;
       continue;
     }
-    const pfn = pcpPop(z);
-    store<u32>(out + (<usize>i << 2), pfn);
-    prepBulkPage(pfn);
-    i++;
+    // The pcp list's pages, as many as wanted, at once.
+    const take = n - i < pcpCount(z) ? n - i : pcpCount(z);
+    const at = out + (<usize>i << 2);
+    pcpPopBulk(z, take, at);
+    for (let k: u32 = 0; k < take; k++) prepBulkPage(load<u32>(at + (<usize>k << 2)));
+    i += take;
   }
   setZoneFree(z, free - i);
   statAdd(NR_FREE_PAGES, -(<i64>i));
@@ -566,12 +594,17 @@ export function freePagesCachedReset(): void {
   }
   clearPageFields4(pfn);
   if (cachedFreeKind == FREE_KIND_DEVICE) {
-    for (let k: u32 = 0; k < 4; k++) releaseDevicePage(z, pfn + k);
+    releaseDevicePages4(z, pfn);
     return;
   }
   statAdd(PGFREE, 4);
   setZoneFree(z, zoneFree(z) + 4);
   statAdd(NR_FREE_PAGES, 4);
+  // No drain falls between the four pushes unless the list reaches its high mark.
+  if (pcpCount(z) + 4 <= PCP_HIGH) {
+    pcpPush4(z, pfn);
+    return;
+  }
   for (let k: u32 = 0; k < 4; k++) {
     pcpPush(z, pfn + k);
     if (pcpCount(z) > PCP_HIGH) pcpDrainBatch(z);

@@ -3,7 +3,7 @@
 // (the pcp list fields) for the owning driver to allocate from.
 import { freedRing, freedRingSize, systemFrames, nframes, NONE } from "./layout";
 import { setFlagsOf, setRef, refOf, setOrder, clearPageFields, PG_locked, PG_reserved } from "./memmap";
-import { zoneStart, zoneEnd, zoneFree, setZoneFree, pcpPush, pcpPop, zonePgmapType, zoneIsDevice, zoneListsInit } from "./alloc";
+import { zoneStart, zoneEnd, zoneFree, setZoneFree, pcpPush, pcpPush4, pcpPop, pcpPopBulk, pcpCount, zonePgmapType, zoneIsDevice, zoneListsInit } from "./alloc";
 import { zoneOf } from "./memmap";
 
 export const MEMORY_DEVICE_PRIVATE: u32 = 1;
@@ -58,19 +58,14 @@ export function allocDevicePage(z: u32): u32 {
 
 // allocDevicePage `want` times: up to that many pages into the u32 array at `out`.
 export function allocDevicePagesBulk(z: u32, want: u32, out: usize): u32 {
-  let n: u32 = 0;
-  while (n < want) {
-    const pfn = pcpPop(z);
-    if (pfn == NONE) break;
-    store<u32>(out + (<usize>n << 2), pfn);
-    zoneDevicePageInit(pfn);
-    n++;
-  }
+  const n = min(want, pcpCount(z));
+  pcpPopBulk(z, n, out);
+  for (let k: u32 = 0; k < n; k++) zoneDevicePageInit(load<u32>(out + (<usize>k << 2)));
   setZoneFree(z, zoneFree(z) - n);
   return n;
 }
 
-export function zoneDevicePageInit(pfn: u32): void {
+@inline export function zoneDevicePageInit(pfn: u32): void {
   assert(refOf(pfn) == 0, "zone_device_page_init on a page in use");
   setRef(pfn, 1);
   setOrder(pfn, 0);
@@ -89,6 +84,16 @@ export function zoneDevicePageInit(pfn: u32): void {
   setZoneFree(z, zoneFree(z) + 1);
   if (freedCount < freedRingSize) store<u32>(freedRing + (<usize>freedCount << 2), pfn);
   freedCount++;
+}
+
+// releaseDevicePage for pfn..pfn+3, in that order.
+@inline export function releaseDevicePages4(z: u32, pfn: u32): void {
+  pcpPush4(z, pfn);
+  setZoneFree(z, zoneFree(z) + 4);
+  for (let k: u32 = 0; k < 4; k++) {
+    if (freedCount < freedRingSize) store<u32>(freedRing + (<usize>freedCount << 2), pfn + k);
+    freedCount++;
+  }
 }
 
 @inline export function isDevicePrivatePage(pfn: u32): bool {
