@@ -464,7 +464,16 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, mova
   const dst = dstAddr();
   let want: u32 = 0;
   let fail = failFirst;
+  // Entries that take a page: MIGRATE, no page in dst yet, and a source page (or fillHoles).
+  const need = fillHoles ? MIGRATE_PFN_MIGRATE : MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID;
   for (let i: u32 = 0; i < npages; i++) {
+    // Four at a time while all four take one.
+    if (!fail && i + 4 <= npages && takesPage4(src, dst, i, need)) {
+      v128.store(allocIdx + (<usize>want << 2), i32x4(i, i + 1, i + 2, i + 3));
+      want += 4;
+      i += 3;
+      continue;
+    }
     const e = load<u64>(src + (<usize>i << 3));
     if ((e & MIGRATE_PFN_MIGRATE) == 0 || load<u64>(dst + (<usize>i << 3)) != 0) continue;
     if (!fillHoles && (e & MIGRATE_PFN_VALID) == 0) continue;
@@ -482,6 +491,16 @@ export function migrateAllocCopy(slot: u32, npages: u32, z: i32, node: u32, mova
   ascendRuns(allocPfn, n);
   copyRuns(src, dst, n, z < 0);
   return n;
+}
+
+// Whether src entries i..i+3 all have the `need` bits and their dst entries are empty.
+@inline function takesPage4(src: usize, dst: usize, i: u32, need: u64): bool {
+  const at = <usize>i << 3;
+  const bits = i64x2.splat(need);
+  const s0 = v128.and(v128.load(src + at), bits);
+  const s1 = v128.and(v128.load(src + at + 16), bits);
+  if (!i64x2.all_true(i64x2.eq(s0, bits)) || !i64x2.all_true(i64x2.eq(s1, bits))) return false;
+  return !v128.any_true(v128.or(v128.load(dst + at), v128.load(dst + at + 16)));
 }
 
 // migrateAllocCopy's allocation while failures are injected: entry by entry, as a driver's
