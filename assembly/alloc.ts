@@ -564,15 +564,21 @@ export function freePagesCachedReset(): void {
   cachedFreeZone = NONE;
 }
 
-@inline export function freePageCached(pfn: u32): void {
-  const z = zoneOf(pfn);
+// How pages of zone `z` are freed, looked up again only when the zone changes.
+@inline function freeKindOf(z: u32): u32 {
   if (z != cachedFreeZone) {
     cachedFreeZone = z;
     cachedFreeKind = zoneIsDevice(z) ? FREE_KIND_DEVICE : zoneSpecialBlocks(z) != 0 ? FREE_KIND_OTHER : FREE_KIND_PCP;
   }
-  if (cachedFreeKind == FREE_KIND_DEVICE) {
+  return cachedFreeKind;
+}
+
+@inline export function freePageCached(pfn: u32): void {
+  const z = zoneOf(pfn);
+  const kind = freeKindOf(z);
+  if (kind == FREE_KIND_DEVICE) {
     freeDevicePage(z, pfn);
-  } else if (cachedFreeKind == FREE_KIND_PCP && orderOf(pfn) == 0) {
+  } else if (kind == FREE_KIND_PCP && orderOf(pfn) == 0) {
     freeToPcp(z, pfn);
   } else {
     freePages(pfn, orderOf(pfn));
@@ -581,19 +587,16 @@ export function freePagesCachedReset(): void {
 
 // freePageCached for the four consecutive order-0 pages from `pfn`, of one zone, each
 // holding nothing but its last reference, flags, mapping and index: the fields are
-// cleared four at a time, then the pages go to the pcp list one by one, as four calls would.
+// cleared four at a time, the pages leave as four calls would leave them.
 @inline export function freePagesCached4(pfn: u32): void {
   const z = zoneOf(pfn);
-  if (z != cachedFreeZone) {
-    cachedFreeZone = z;
-    cachedFreeKind = zoneIsDevice(z) ? FREE_KIND_DEVICE : zoneSpecialBlocks(z) != 0 ? FREE_KIND_OTHER : FREE_KIND_PCP;
-  }
-  if (cachedFreeKind == FREE_KIND_OTHER) {
+  const kind = freeKindOf(z);
+  if (kind == FREE_KIND_OTHER) {
     for (let k: u32 = 0; k < 4; k++) freePages(pfn + k, 0);
     return;
   }
   clearPageFields4(pfn);
-  if (cachedFreeKind == FREE_KIND_DEVICE) {
+  if (kind == FREE_KIND_DEVICE) {
     releaseDevicePages4(z, pfn);
     return;
   }
