@@ -190,8 +190,9 @@ function memcpyLimit(r: Rig, n: number): Variant {
 /**
  * A raw memory.copy of the same pages: the copies of one round trip captured from the
  * migration itself (its src→dst frames, run by run: A→D, then D→B with the B pages the
- * allocator handed out), replayed by copyWithin. The data the process maps (B) is put back
- * after the timing, so the machine's contents are as the round trip left them.
+ * allocator handed out), replayed by copyWithin with the Wasm rows' timing options. The
+ * data the process maps (B) is put back after the timing, so the machine's contents are
+ * as the round trip left them.
  */
 function samePagesLimit(r: Rig, n: number): Variant {
   const copies: CopyRun[] = [];
@@ -207,7 +208,7 @@ function samePagesLimit(r: Rig, n: number): Variant {
   const run = (): Timing => {
     const mem = new Uint8Array(r.machine.core.memory.buffer);
     const back = copies.filter((c) => c.dst < r.machine.config.frames).map((c) => ({ c, bytes: mem.slice(at(c.dst), at(c.dst) + c.pages * PAGE_SIZE) }));
-    const t = measure(`memcpy same pages ${n}`, replay, {}, { time: 100 });
+    const t = measure(`memcpy same pages ${n}`, replay, {}, timingOptions(n));
     for (const { c, bytes } of back) mem.set(bytes, at(c.dst));
     return t;
   };
