@@ -1,6 +1,6 @@
 // migrate_vma's one-pass finalize (taken when allocAndCopy alone filled dst) against the
-// step-by-step path (pages(), then finalize()), and the four-lane collect and finalize against
-// one entry at a time: two machines run the same random programs,
+// step-by-step path (pages(), then finalize(), with one entry at a time in collect too: see
+// test/migrate-lanes.test.ts for the four-lane loops): two machines run the same random programs,
 // one each way, and must end every step with the same PTEs, struct pages, contents,
 // counters and cpages, with machine.check() passing on both. The programs mix forks (shared
 // pages take the rmap walk), extra references (pinned pages are restored), holes, failed
@@ -132,58 +132,6 @@ class Side {
     return { pages, ptes: ptes(this.p), child: ptes(this.child), tags: tags(this.p), counters: this.m.counters(), rss: this.p.rss(), zones: this.m.zones() };
   }
 }
-
-/** Where two machines' Wasm memories first differ, or -1. */
-function firstDifference(a: Machine, b: Machine): number {
-  const x = Buffer.from(a.core.memory.buffer);
-  const y = Buffer.from(b.core.memory.buffer);
-  if (x.length !== y.length) return 0;
-  if (x.equals(y)) return -1;
-  return x.findIndex((v, i) => v !== y[i]);
-}
-
-describe("migrate_vma: four entries at once vs one at a time", () => {
-  // The collect and finalize loops' four-lane paths must leave every byte of the machine's
-  // memory (struct pages, page tables, free lists, counters, src/dst) as the single steps do.
-  it("the same memory, byte for byte, after random programs", () => {
-    let groups = 0;
-    fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (ops) => {
-        const lanes = new Side(false, true);
-        const single = new Side(false, false);
-        let tag = 1n;
-        for (const op of ops) {
-          expect(lanes.run(op, tag)).toEqual(single.run(op, tag));
-          tag += 64n;
-          expect(firstDifference(lanes.m, single.m)).toBe(-1);
-        }
-        lanes.run({ kind: "unpin" }, 0n);
-        single.run({ kind: "unpin" }, 0n);
-        lanes.m.check();
-        single.m.check();
-        expect(firstDifference(lanes.m, single.m)).toBe(-1);
-        expect(single.m.core.migrateLaneGroups()).toBe(0);
-        groups += lanes.m.core.migrateLaneGroups();
-      }),
-      { numRuns: 150 },
-    );
-    // The programs took the four-lane paths many times over.
-    expect(groups).toBeGreaterThan(150);
-  });
-
-  it("a written range moves both ways four entries at a time", () => {
-    const side = new Side(false);
-    side.run({ kind: "touch", first: 0, n: PAGES, write: true }, 9n);
-    const [toDevice] = side.run({ kind: "migrate", first: 0, n: DEVICE_PAGES, toDevice: true, failFirst: false, holes: true }, 0n) as [number];
-    const afterDevice = side.m.core.migrateLaneGroups();
-    const [toSystem] = side.run({ kind: "migrate", first: 0, n: DEVICE_PAGES, toDevice: false, failFirst: false, holes: true }, 0n) as [number];
-    expect([toDevice, toSystem]).toEqual([DEVICE_PAGES, DEVICE_PAGES]);
-    // Collect and finalize each way: every group of four of the DEVICE_PAGES that moved.
-    expect(afterDevice).toBeGreaterThanOrEqual(DEVICE_PAGES / 4);
-    expect(side.m.core.migrateLaneGroups() - afterDevice).toBeGreaterThanOrEqual(DEVICE_PAGES / 4);
-    side.m.check();
-  });
-});
 
 describe("migrate_vma: one-pass finalize vs pages() then finalize()", () => {
   it("same PTEs, struct pages, contents, counters and cpages after random programs", () => {

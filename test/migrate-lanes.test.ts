@@ -204,4 +204,20 @@ describe("migrate_vma lanes: the fallback cases", () => {
     );
     expect(groups).toBeGreaterThan(100);
   });
+
+  it("a written range moves both ways four entries at a time", () => {
+    const side = new Side(true);
+    side.run({ kind: "touch", first: 0, n: 64, write: true }, 9n);
+    const move = (target: number): [number, number] => {
+      const [cpages, got] = side.run({ kind: "migrate", first: 0, n: 64, target, ro: false, failFirst: false, holes: true, mid: 0, midFirst: 0, midN: 1 }, 0n) as [number, number];
+      return [cpages, got];
+    };
+    expect(move(0)).toEqual([64, 64]);
+    const afterDevice = side.m.core.migrateLaneGroups();
+    expect(move(2)).toEqual([64, 64]);
+    // Collect and finalize each way, in groups of four (the range crosses a page table).
+    expect(afterDevice).toBeGreaterThanOrEqual(2 * 14);
+    expect(side.m.core.migrateLaneGroups() - afterDevice).toBeGreaterThanOrEqual(2 * 14);
+    side.m.check();
+  });
 });
