@@ -11,6 +11,7 @@ import {
   Machine, MEMORY_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, MAP_ANONYMOUS,
   MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type DevPagemap, type MigrateVma, type Process, type VmFault,
 } from "../src/index.js";
+import { Holders, holderOpArbs, type HolderOp } from "./migrate-side.js";
 
 const BASE = 0x20000 * PAGE_SIZE;
 const PAGES = 64;
@@ -20,10 +21,7 @@ const DEVICE_PAGES = 48;
 type Op =
   | { kind: "touch"; first: number; n: number; write: boolean }
   | { kind: "migrate"; first: number; n: number; toDevice: boolean; failFirst: boolean; holes: boolean }
-  | { kind: "pin"; vpn: number }
-  | { kind: "unpin" }
-  | { kind: "fork" }
-  | { kind: "childExit" };
+  | HolderOp;
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("touch" as const), first: fc.nat(PAGES - 1), n: fc.integer({ min: 1, max: 24 }), write: fc.boolean() }) },
@@ -34,10 +32,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       toDevice: fc.boolean(), failFirst: fc.boolean(), holes: fc.boolean(),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("pin" as const), vpn: fc.nat(PAGES - 1) }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "unpin" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "fork" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "childExit" as const }) },
+  ...holderOpArbs(PAGES),
 );
 
 /** One machine of the pair: `stepwise` drivers call pages() before finalize(). */
@@ -46,8 +41,7 @@ class Side {
   readonly p: Process;
   readonly pg: DevPagemap;
   readonly owner = { name: "fused-test" };
-  child: Process | null = null;
-  pins: number[] = [];
+  readonly holders: Holders;
 
   constructor(readonly stepwise: boolean, lanes = true) {
     this.m = Machine.create({ nodes: [{ normal: FRAMES }], content: "tags", deviceMemory: DEVICE_PAGES });
@@ -67,6 +61,7 @@ class Side {
       },
     });
     this.p = this.m.spawn();
+    this.holders = new Holders(this.m, this.p, BASE);
     this.p.mmap(BASE, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
   }
 
@@ -95,26 +90,8 @@ class Side {
         this.finish(mig);
         return [mig.cpages, got, [...mig.src]];
       }
-      case "pin": {
-        const pte = this.p.pte(BASE + op.vpn * PAGE_SIZE);
-        const pfn = Number((pte >> 12n) & 0xffffffffffn);
-        if ((pte & 1n) === 0n || pfn === 0) return "none"; // not present, or the zero page
-        this.m.page.get(pfn);
-        this.pins.push(pfn);
-        return pfn;
-      }
-      case "unpin":
-        for (const pfn of this.pins) this.m.page.put(pfn);
-        this.pins = [];
-        return "ok";
-      case "fork":
-        if (this.child) return "busy";
-        this.child = this.p.fork();
-        return "ok";
-      case "childExit":
-        this.child?.exit();
-        this.child = null;
-        return "ok";
+      default:
+        return this.holders.run(op);
     }
   }
 
@@ -129,7 +106,7 @@ class Side {
         const pte = p.pte(BASE + i * PAGE_SIZE);
         return pte & 1n ? this.m.page.readTag(Number((pte >> 12n) & 0xffffffffffn)) : null;
       });
-    return { pages, ptes: ptes(this.p), child: ptes(this.child), tags: tags(this.p), counters: this.m.counters(), rss: this.p.rss(), zones: this.m.zones() };
+    return { pages, ptes: ptes(this.p), child: ptes(this.holders.child), tags: tags(this.p), counters: this.m.counters(), rss: this.p.rss(), zones: this.m.zones() };
   }
 }
 
@@ -146,7 +123,7 @@ describe("migrate_vma: one-pass finalize vs pages() then finalize()", () => {
           tag += 64n;
           expect(fused.state()).toEqual(step.state());
           // A reference the test holds itself is a leak to check() (no GUP records it yet).
-          if (fused.pins.length === 0) {
+          if (fused.holders.pins.length === 0) {
             fused.m.check();
             step.m.check();
           }

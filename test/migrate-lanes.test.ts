@@ -11,6 +11,7 @@ import {
   MIGRATE_VMA_SELECT_SYSTEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, PROT_NONE,
   type DevPagemap, type MigrateVma, type Process, type VmFault,
 } from "../src/index.js";
+import { Holders, holderOpArbs, type HolderOp } from "./migrate-side.js";
 
 const PAGES = 160;
 const BASE = (0x20000 - 50) * PAGE_SIZE;
@@ -22,10 +23,7 @@ type Op =
   | { kind: "migrate"; first: number; n: number; target: number; ro: boolean; failFirst: boolean; holes: boolean; mid: number; midFirst: number; midN: number }
   | { kind: "mprotect"; first: number; n: number; prot: number }
   | { kind: "mlock"; first: number; n: number; lock: boolean }
-  | { kind: "pin"; vpn: number }
-  | { kind: "unpin" }
-  | { kind: "fork" }
-  | { kind: "childExit" };
+  | HolderOp;
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("touch" as const), first: fc.nat(PAGES - 1), n: fc.integer({ min: 1, max: 64 }), write: fc.boolean() }) },
@@ -39,10 +37,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("mprotect" as const), first: fc.nat(PAGES - 1), n: fc.integer({ min: 1, max: 40 }), prot: fc.constantFrom(PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("mlock" as const), first: fc.nat(PAGES - 1), n: fc.integer({ min: 1, max: 40 }), lock: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("pin" as const), vpn: fc.nat(PAGES - 1) }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "unpin" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "fork" as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: "childExit" as const }) },
+  ...holderOpArbs(PAGES),
 );
 
 /** One machine of the pair. */
@@ -52,8 +47,7 @@ class Side {
   readonly priv: DevPagemap;
   readonly coh: DevPagemap;
   readonly owner = { name: "x" };
-  child: Process | null = null;
-  pins: number[] = [];
+  readonly holders: Holders;
 
   constructor(lanes: boolean) {
     this.m = Machine.create({ nodes: [{ normal: 700, movable: 300 }, { normal: 400 }], content: "tags", deviceMemory: 200 });
@@ -80,6 +74,7 @@ class Side {
     });
     this.coh = this.m.memremapPages({ type: MEMORY_DEVICE_COHERENT, nrPages: 96, owner: this.owner, ops: {} });
     this.p = this.m.spawn();
+    this.holders = new Holders(this.m, this.p, BASE);
     this.p.mmap(BASE, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
   }
 
@@ -122,8 +117,8 @@ class Side {
           if (op.mid === 1) {
             const rr = this.clip(op.midFirst, op.midN);
             if (rr) this.p.mprotect(rr[0], rr[1] - rr[0], PROT_READ);
-          } else if (op.mid === 2 && !this.child) {
-            this.child = this.p.fork();
+          } else if (op.mid === 2) {
+            this.holders.run({ kind: "fork" });
           } else if (op.mid === 3) {
             const rr = this.clip(op.midFirst, op.midN);
             if (rr) this.p.mprotect(rr[0], rr[1] - rr[0], PROT_NONE);
@@ -147,26 +142,8 @@ class Side {
         else this.m.munlock(this.p, r[0], r[1] - r[0]);
         return "ok";
       }
-      case "pin": {
-        const pte = this.p.pte(BASE + op.vpn * PAGE_SIZE);
-        const pfn = Number((pte >> 12n) & 0xffffffffffn);
-        if ((pte & 1n) === 0n || pfn === 0) return "none";
-        this.m.page.get(pfn);
-        this.pins.push(pfn);
-        return pfn;
-      }
-      case "unpin":
-        for (const pfn of this.pins) this.m.page.put(pfn);
-        this.pins = [];
-        return "ok";
-      case "fork":
-        if (this.child) return "busy";
-        this.child = this.p.fork();
-        return "ok";
-      case "childExit":
-        this.child?.exit();
-        this.child = null;
-        return "ok";
+      default:
+        return this.holders.run(op);
     }
   }
 }
