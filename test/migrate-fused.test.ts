@@ -73,12 +73,8 @@ class Side {
   /** Runs one op; returns what the op reports (cpages, allocations, fault codes). */
   run(op: Op, tag: bigint): unknown {
     switch (op.kind) {
-      case "touch": {
-        const n = Math.min(op.n, PAGES - op.first);
-        const b = this.p.batch();
-        b.touch(BASE + op.first * PAGE_SIZE, n, op.write, tag);
-        return this.p.run(b).fault?.code ?? "ok";
-      }
+      case "touch":
+        return this.holders.touch(op.first, op.n, op.write, tag, PAGES);
       case "migrate": {
         const n = Math.min(op.n, PAGES - op.first);
         const start = BASE + op.first * PAGE_SIZE;

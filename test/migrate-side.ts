@@ -1,5 +1,5 @@
-// The ops two-machine migrate_vma tests share beside their migrations: references a test
-// holds on a page (a pin without GUP), and a child process.
+// The ops two-machine migrate_vma tests share beside their migrations: CPU touches of the
+// region, references a test holds on a page (a pin without GUP), and a child process.
 import fc from "fast-check";
 import { PAGE_SIZE, type Machine, type Process } from "../src/index.js";
 
@@ -20,6 +20,13 @@ export class Holders {
   pins: number[] = [];
 
   constructor(private readonly m: Machine, private readonly p: Process, private readonly base: number) {}
+
+  /** Touches n pages from page `first` of the region (clipped to its `pages`); the fault code or "ok". */
+  touch(first: number, n: number, write: boolean, tag: bigint, pages: number): unknown {
+    const b = this.p.batch();
+    b.touch(this.base + first * PAGE_SIZE, Math.min(n, pages - first), write, tag);
+    return this.p.run(b).fault?.code ?? "ok";
+  }
 
   /** Runs one op; returns what it reports (the pinned pfn, "none", "busy" or "ok"). */
   run(op: HolderOp): unknown {
